@@ -1,0 +1,1 @@
+//! ualink-attest.

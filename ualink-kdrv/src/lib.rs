@@ -1,0 +1,3 @@
+//! ualink-kdrv: the kernel-driver core.
+#![no_std]
+extern crate alloc;

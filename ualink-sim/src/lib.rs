@@ -1,0 +1,1 @@
+//! ualink-sim: the UALink pod in software.

@@ -1,0 +1,2 @@
+//! `ualink-spdm`: probe, respond, decode.
+fn main() {}
