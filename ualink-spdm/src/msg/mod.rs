@@ -1,1 +1,253 @@
-//! (in progress)
+//! SPDM 1.2/1.3 message codecs (DSP0274), one module per message family.
+//!
+//! Every message type has
+//! * `parse(bytes, ..) -> Result<Self, Error>`: accepts exactly one message and nothing more
+//!   (trailing bytes are [`Malformed::TrailingBytes`]); reserved fields and bits must be zero
+//!   ([`Malformed::ReservedNonZero`]); undefined code points are [`Malformed::UnknownValue`];
+//!   a header code that is not this message is [`PeerMisbehaved::UnexpectedMessage`].
+//! * `encode(&self) -> Result<Vec<u8>, Error>`: the exact inverse of `parse` (fails only when a
+//!   variable-length field does not fit its length field).
+//!
+//! Messages whose layout depends on negotiation (hash size H, signature size S, DHE exchange size,
+//! whether a MeasurementSummaryHash / ResponderVerifyData / RequesterContext is present) take a
+//! [`MsgContext`]; they also check that the header carries `ctx.version`
+//! ([`PeerMisbehaved::VersionMismatch`]). Fixed-layout messages parse without a context and
+//! expose the version they carry (`.version`), so the engine can compare it with the negotiated
+//! one; the dispatchers [`SpdmRequest::parse`] / [`SpdmResponse::parse`] do that comparison for
+//! every message when given a context.
+//!
+//! Signed messages expose the exact bytes that enter the transcript before their signature:
+//! [`ChallengeAuth::signed_portion`], [`Measurements::signed_portion`],
+//! [`KeyExchangeRsp::signed_portion`] / [`KeyExchangeRsp::without_verify_data`],
+//! [`Finish::signed_portion`] / [`Finish::without_verify_data`],
+//! [`PskExchangeRsp::without_verify_data`]. They slice the received bytes (as received, never
+//! re-encoded) at offsets computed from the parsed fields.
+
+use alloc::vec::Vec;
+
+use crate::algo::SpdmVersion;
+use crate::codec::{Reader, Writer};
+use crate::error::{Error, Malformed, PeerIncompatible, PeerMisbehaved};
+
+pub mod algorithms;
+pub mod capabilities;
+pub mod error;
+pub mod header;
+pub mod version;
+
+pub use algorithms::{
+    AeadBits, AlgStruct, AlgType, Algorithms, AsymBits, DheBits, ExtAlg, HashBits, KeyScheduleBits,
+    MeasHashBits, MeasSpec, NegotiateAlgorithms, OtherParams,
+};
+pub use capabilities::{Capabilities, CapabilityFlags, GetCapabilities};
+pub use error::{ErrorCode, ErrorResponse, ExtendedErrorData, ResponseNotReady};
+pub use header::{RequestResponseCode, SpdmHeader};
+pub use version::{GetVersion, Version, VersionNumber};
+
+/// Nonce length in CHALLENGE, GET_MEASUREMENTS and their responses.
+pub const NONCE_LEN: usize = 32;
+/// Random-data length in KEY_EXCHANGE and KEY_EXCHANGE_RSP.
+pub const RANDOM_LEN: usize = 32;
+/// RequesterContext length (SPDM 1.3 CHALLENGE/GET_MEASUREMENTS and their responses).
+pub const REQUESTER_CONTEXT_LEN: usize = 8;
+
+/// Everything negotiation fixes that message layouts depend on, plus the few facts about the
+/// pending request that shape its response.
+///
+/// Build one with [`MsgContext::from_negotiation`] after ALGORITHMS, then refine it for a
+/// specific response with [`MsgContext::for_response_to`]. For messages inside an encapsulated
+/// flow (the responder acting as requester), use [`MsgContext::reversed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MsgContext {
+    /// Negotiated version; every message must carry it in its header.
+    pub version: SpdmVersion,
+    /// H: BaseHashSel digest length.
+    pub hash_len: usize,
+    /// S of the side that signs responses in this direction (BaseAsymSel for the responder).
+    pub sig_len: usize,
+    /// S of the other side (ReqBaseAsymAlg for the requester: FINISH, mutual-auth CHALLENGE_AUTH).
+    pub req_sig_len: usize,
+    /// D: DHE ExchangeData length (0 if no DHE group was selected).
+    pub dhe_len: usize,
+    /// HANDSHAKE_IN_THE_CLEAR_CAP set by both sides: KEY_EXCHANGE_RSP carries no
+    /// ResponderVerifyData and FINISH_RSP carries one.
+    pub handshake_in_clear: bool,
+    /// 1.3 MULTI_KEY_CONN for the responder's key pairs: DIGESTS carries KeyPairID,
+    /// CertificateInfo and KeyUsageMask per slot.
+    pub multi_key_conn: bool,
+    /// 1.3 MULTI_KEY_CONN for the requester's key pairs (DIGESTS in encapsulated flows).
+    pub multi_key_conn_req: bool,
+    /// The pending request (CHALLENGE Param2 / KEY_EXCHANGE Param1 / PSK_EXCHANGE Param1) asked
+    /// for a measurement summary hash, so the response carries H bytes of it.
+    pub summary_hash_requested: bool,
+    /// The pending GET_MEASUREMENTS asked for a signature (Param1 bit 0).
+    pub measurement_signature_requested: bool,
+}
+
+impl MsgContext {
+    /// A context with the given sizes and every optional field off.
+    pub const fn new(version: SpdmVersion, hash_len: usize, sig_len: usize) -> Self {
+        Self {
+            version,
+            hash_len,
+            sig_len,
+            req_sig_len: 0,
+            dhe_len: 0,
+            handshake_in_clear: false,
+            multi_key_conn: false,
+            multi_key_conn_req: false,
+            summary_hash_requested: false,
+            measurement_signature_requested: false,
+        }
+    }
+
+    /// Derives the context from the ALGORITHMS response and both sides' CAPABILITIES flags.
+    /// Sizes come from the selected wire bits, so this works for algorithms the crypto layer
+    /// does not implement (it only sizes fields); a selection that is not a single known bit
+    /// is an error.
+    pub fn from_negotiation(
+        algorithms: &Algorithms,
+        requester_flags: CapabilityFlags,
+        responder_flags: CapabilityFlags,
+    ) -> Result<Self, Error> {
+        let hash_len = algorithms.base_hash_sel.digest_len()?;
+        let sig_len = algorithms.base_asym_sel.signature_len()?;
+        let req_sig_len = match algorithms.alg_struct(AlgType::REQ_BASE_ASYM) {
+            Some(s) if s.supported != 0 => AsymBits(u32::from(s.supported)).signature_len()?,
+            _ => 0,
+        };
+        let dhe_len = match algorithms.alg_struct(AlgType::DHE) {
+            Some(s) if s.supported != 0 => DheBits(s.supported).exchange_len()?,
+            _ => 0,
+        };
+        let clear = CapabilityFlags::HANDSHAKE_IN_THE_CLEAR_CAP;
+        let multi = algorithms.version >= SpdmVersion::V13
+            && algorithms
+                .other_params_sel
+                .contains(OtherParams::MULTI_KEY_CONN);
+        // MULTI_KEY_CONN in ALGORITHMS applies to the responder's keys; for the requester's keys
+        // it is implied by the requester's MULTI_KEY_CAP (01b = only, 10b = negotiated, and the
+        // requester asked for it in NEGOTIATE_ALGORITHMS, which a conforming responder echoes).
+        let req_multi = algorithms.version >= SpdmVersion::V13
+            && match requester_flags.multi_key_cap() {
+                1 => true,
+                2 => multi,
+                _ => false,
+            };
+        Ok(Self {
+            version: algorithms.version,
+            hash_len,
+            sig_len,
+            req_sig_len,
+            dhe_len,
+            handshake_in_clear: requester_flags.contains(clear) && responder_flags.contains(clear),
+            multi_key_conn: multi,
+            multi_key_conn_req: req_multi,
+            summary_hash_requested: false,
+            measurement_signature_requested: false,
+        })
+    }
+
+    /// The context for messages of an encapsulated flow, where the responder sends requests and
+    /// the requester answers: signature sizes and multi-key settings swap roles.
+    pub fn reversed(mut self) -> Self {
+        core::mem::swap(&mut self.sig_len, &mut self.req_sig_len);
+        core::mem::swap(&mut self.multi_key_conn, &mut self.multi_key_conn_req);
+        self
+    }
+}
+
+/// Reads the header, checks the code and (when `expected` is given) the version.
+///
+/// Versions other than 1.2 and 1.3 are [`PeerIncompatible::NoCommonVersion`]; with `expected`
+/// set, any other byte is [`PeerMisbehaved::VersionMismatch`].
+pub(crate) fn begin(
+    r: &mut Reader<'_>,
+    code: RequestResponseCode,
+    expected: Option<SpdmVersion>,
+) -> Result<(SpdmVersion, u8, u8), Error> {
+    let h = SpdmHeader::read(r)?;
+    if h.code != code {
+        return Err(PeerMisbehaved::UnexpectedMessage {
+            expected: code.name().unwrap_or("?"),
+            got: h.code.0,
+        }
+        .into());
+    }
+    if let Some(v) = expected {
+        if h.version != v.byte() {
+            return Err(PeerMisbehaved::VersionMismatch {
+                negotiated: v.byte(),
+                got: h.version,
+            }
+            .into());
+        }
+    }
+    let version = SpdmVersion::from_byte(h.version).ok_or(PeerIncompatible::NoCommonVersion)?;
+    Ok((version, h.param1, h.param2))
+}
+
+/// Starts a message: the header with its version byte.
+pub(crate) fn start(version: SpdmVersion, code: RequestResponseCode, p1: u8, p2: u8) -> Writer {
+    let mut w = Writer::with_capacity(64);
+    SpdmHeader {
+        version: version.byte(),
+        code,
+        param1: p1,
+        param2: p2,
+    }
+    .write(&mut w);
+    w
+}
+
+/// Fails with [`Malformed::ReservedNonZero`] if `value` has bits outside `allowed`.
+pub(crate) fn only_bits(value: u8, allowed: u8, what: &'static str) -> Result<(), Malformed> {
+    if value & !allowed != 0 {
+        return Err(Malformed::ReservedNonZero { what });
+    }
+    Ok(())
+}
+
+/// Fails with [`Malformed::ReservedNonZero`] unless `value` is zero.
+pub(crate) fn zero(value: u8, what: &'static str) -> Result<(), Malformed> {
+    only_bits(value, 0, what)
+}
+
+/// A SPDM 1.2/1.3 slot ID (0..=7), checked.
+pub(crate) fn slot(value: u8, what: &'static str) -> Result<u8, Malformed> {
+    if value > 7 {
+        return Err(Malformed::UnknownValue {
+            what,
+            value: u32::from(value),
+        });
+    }
+    Ok(value)
+}
+
+/// Takes `len` bytes into an owned vector.
+pub(crate) fn take_vec(
+    r: &mut Reader<'_>,
+    len: usize,
+    what: &'static str,
+) -> Result<Vec<u8>, Malformed> {
+    Ok(r.take(len, what)?.to_vec())
+}
+
+/// Accepts what PCI DOE adds after a message: up to 3 zero bytes of DWORD padding.
+pub(crate) fn finish_padded(r: &Reader<'_>, what: &'static str) -> Result<(), Malformed> {
+    let rest = r.rest();
+    if rest.len() > 3 || rest.iter().any(|b| *b != 0) {
+        return Err(Malformed::TrailingBytes { what });
+    }
+    Ok(())
+}
+
+/// Slices the first `len` bytes of a received message (the part a signature or MAC covers).
+pub(crate) fn prefix<'a>(
+    raw: &'a [u8],
+    len: Option<usize>,
+    what: &'static str,
+) -> Result<&'a [u8], Error> {
+    len.and_then(|l| raw.get(..l))
+        .ok_or(Error::Malformed(Malformed::Truncated { what }))
+}
