@@ -1,1 +1,165 @@
-//! (in progress)
+//! Transport bindings: how an SPDM message or a DSP0277 secured message travels.
+//!
+//! * [`mctp`]: one MCTP message-type byte (0x05 SPDM, 0x06 secured) before the message.
+//! * [`doe`]: the 8-byte PCI DOE header, payload padded to a DWORD; DOE discovery.
+//! * `emu_socket` (`std`): DMTF spdm-emu's TCP framing around either of them.
+//!
+//! [`Transport`] is the sans-IO switch between them: it turns "SPDM message or secured
+//! message" into transport payload bytes and back, and says how wide the secured message's
+//! SequenceNumber is.
+
+use alloc::vec::Vec;
+
+use crate::error::Malformed;
+
+pub mod doe;
+#[cfg(feature = "std")]
+pub mod emu_socket;
+pub mod mctp;
+
+/// Whether a message is a plain SPDM message or a DSP0277 secured message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// A plain SPDM message.
+    Spdm,
+    /// A DSP0277 secured message (SessionID first).
+    Secured,
+}
+
+/// What arrived on a transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received<'a> {
+    /// A message of the given kind. On PCI DOE it may carry up to 3 padding bytes.
+    Message(MessageKind, &'a [u8]),
+    /// A DOE discovery object (PCI DOE only): its 4-byte payload.
+    DoeDiscovery(&'a [u8]),
+}
+
+/// Why a transport payload could not be produced or understood.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// The payload does not parse.
+    #[error("transport payload: {0}")]
+    Malformed(#[from] Malformed),
+    /// The transport cannot carry secured messages (spdm-emu's NONE).
+    #[error("transport NONE cannot carry secured messages")]
+    SecuredUnsupported,
+}
+
+/// The transport binding in use (also the spdm-emu socket TransportType).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// No binding: the payload is the SPDM message (no secured messages).
+    None,
+    /// MCTP (DSP0275).
+    Mctp,
+    /// PCI DOE (PCI-SIG CMA).
+    PciDoe,
+}
+
+impl Transport {
+    /// spdm-emu socket TransportType value.
+    pub const fn emu_code(self) -> u32 {
+        match self {
+            Self::None => 0,
+            Self::Mctp => 1,
+            Self::PciDoe => 2,
+        }
+    }
+
+    /// Parses an spdm-emu TransportType we support (TCP, 3, is not).
+    pub const fn from_emu_code(code: u32) -> Option<Self> {
+        match code {
+            0 => Some(Self::None),
+            1 => Some(Self::Mctp),
+            2 => Some(Self::PciDoe),
+            _ => None,
+        }
+    }
+
+    /// Width of the DSP0277 SequenceNumber field in secured messages on this transport.
+    pub const fn sequence_number_len(self) -> usize {
+        match self {
+            Self::None => 0,
+            Self::Mctp => mctp::SEQUENCE_NUMBER_LEN,
+            Self::PciDoe => doe::SEQUENCE_NUMBER_LEN,
+        }
+    }
+
+    /// Wraps one message of `kind` into a transport payload.
+    pub fn encode(self, kind: MessageKind, msg: &[u8]) -> Result<Vec<u8>, TransportError> {
+        match (self, kind) {
+            (Self::None, MessageKind::Spdm) => Ok(msg.to_vec()),
+            (Self::None, MessageKind::Secured) => Err(TransportError::SecuredUnsupported),
+            (Self::Mctp, k) => Ok(mctp::encapsulate(k, msg)),
+            (Self::PciDoe, MessageKind::Spdm) => Ok(doe::encode(doe::DataObjectType::Spdm, msg)?),
+            (Self::PciDoe, MessageKind::Secured) => {
+                Ok(doe::encode(doe::DataObjectType::SecuredSpdm, msg)?)
+            }
+        }
+    }
+
+    /// Unwraps one transport payload.
+    pub fn decode(self, payload: &[u8]) -> Result<Received<'_>, TransportError> {
+        match self {
+            Self::None => {
+                if payload.is_empty() {
+                    return Err(Malformed::Truncated {
+                        what: "SPDM message",
+                    }
+                    .into());
+                }
+                Ok(Received::Message(MessageKind::Spdm, payload))
+            }
+            Self::Mctp => {
+                let (k, m) = mctp::decapsulate(payload)?;
+                Ok(Received::Message(k, m))
+            }
+            Self::PciDoe => {
+                let (ty, p) = doe::decode(payload)?;
+                Ok(match ty {
+                    doe::DataObjectType::Discovery => Received::DoeDiscovery(p),
+                    doe::DataObjectType::Spdm => Received::Message(MessageKind::Spdm, p),
+                    doe::DataObjectType::SecuredSpdm => Received::Message(MessageKind::Secured, p),
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_every_transport_and_kind() {
+        let msg = [0x12, 0x81, 0x00, 0x00, 0x55];
+        for t in [Transport::None, Transport::Mctp, Transport::PciDoe] {
+            assert_eq!(Transport::from_emu_code(t.emu_code()), Some(t));
+            for k in [MessageKind::Spdm, MessageKind::Secured] {
+                let Ok(p) = t.encode(k, &msg) else {
+                    assert_eq!((t, k), (Transport::None, MessageKind::Secured));
+                    continue;
+                };
+                match t.decode(&p).unwrap() {
+                    Received::Message(k2, m) => {
+                        assert_eq!(k2, k);
+                        assert_eq!(&m[..msg.len()], &msg);
+                        assert!(m[msg.len()..].iter().all(|b| *b == 0));
+                    }
+                    Received::DoeDiscovery(_) => panic!("not discovery"),
+                }
+            }
+        }
+        assert_eq!(Transport::Mctp.sequence_number_len(), 2);
+        assert_eq!(Transport::PciDoe.sequence_number_len(), 0);
+        assert_eq!(Transport::from_emu_code(3), None);
+        assert!(Transport::None.decode(&[]).is_err());
+        let disc = doe::discovery_request(1).unwrap();
+        assert_eq!(
+            Transport::PciDoe.decode(&disc).unwrap(),
+            Received::DoeDiscovery(&[1, 0, 0, 0])
+        );
+    }
+}
