@@ -1,0 +1,1 @@
+//! ear (in progress).

@@ -1,0 +1,367 @@
+//! Certificate chains for CVM evidence: trust anchors and the one chain check that both real
+//! AMD chains (RSA-PSS/SHA-384 ARK and ASK) and the `sim` platform's chain (ECDSA P-384) go
+//! through.
+//!
+//! A chain is `leaf → intermediate → anchor`. The anchor is never taken from the evidence: it
+//! must be one of the [`TrustAnchors`] the caller built (the AMD roots built into `sev`, or a
+//! root the caller passed explicitly). Only two signature algorithms are accepted on
+//! certificates: RSASSA-PSS with SHA-384, MGF1-SHA-384 and a 48-byte salt (AMD ARK/ASK/ASVK),
+//! and ECDSA P-384 with SHA-384. Everything else fails closed.
+
+use crate::error::{Error, Result};
+use crate::UnixTime;
+use ring::signature::{self, UnparsedPublicKey};
+use x509_parser::certificate::X509Certificate;
+use x509_parser::der_parser::oid;
+use x509_parser::der_parser::Oid;
+use x509_parser::signature_algorithm::RsaSsaPssParams;
+
+const OID_RSA_PSS: Oid<'static> = oid!(1.2.840 .113549 .1 .1 .10);
+const OID_RSA_ENCRYPTION: Oid<'static> = oid!(1.2.840 .113549 .1 .1 .1);
+const OID_ECDSA_SHA384: Oid<'static> = oid!(1.2.840 .10045 .4 .3 .3);
+const OID_EC_PUBLIC_KEY: Oid<'static> = oid!(1.2.840 .10045 .2 .1);
+const OID_SECP384R1: Oid<'static> = oid!(1.3.132 .0 .34);
+const OID_SHA384: Oid<'static> = oid!(2.16.840 .1 .101 .3 .4 .2 .2);
+const OID_MGF1: Oid<'static> = oid!(1.2.840 .113549 .1 .1 .8);
+
+/// The processor generation of an AMD root built into the `sev` crate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AmdGeneration {
+    /// EPYC 7003 (Zen 3).
+    Milan,
+    /// EPYC 9004 (Zen 4).
+    Genoa,
+    /// EPYC 9005 (Zen 5).
+    Turin,
+}
+
+/// Where a trust anchor came from; reported in every verified result so that a policy can
+/// refuse a software root.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum AnchorOrigin {
+    /// An AMD ARK built into the `sev` crate.
+    AmdBuiltin(AmdGeneration),
+    /// A root the caller passed explicitly (e.g. the `sim` platform's ARK, or `--trust FILE`).
+    Explicit,
+}
+
+/// One trusted, self-signed root certificate.
+#[derive(Clone, Debug)]
+struct Anchor {
+    der: Vec<u8>,
+    origin: AnchorOrigin,
+}
+
+/// The set of roots a verifier trusts, plus intermediates known to belong to them (the AMD
+/// ASKs built into `sev`, used when the evidence does not carry its ASK).
+///
+/// Guarantee: every anchor in the set parsed as X.509, is a CA and verified its own
+/// signature when it was added.
+#[derive(Clone, Debug, Default)]
+pub struct TrustAnchors {
+    anchors: Vec<Anchor>,
+    intermediates: Vec<Vec<u8>>,
+}
+
+impl TrustAnchors {
+    /// No anchors at all: every chain fails with [`Error::UntrustedRoot`] until a root is added.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// The AMD ARKs for Milan, Genoa and Turin built into `sev`, with their ASKs as known
+    /// intermediates. Never includes any software root.
+    pub fn amd_builtin() -> Result<Self> {
+        use sev::certs::snp::builtin::{genoa, milan, turin};
+        let mut t = Self::empty();
+        for (generation, ark, ask) in [
+            (AmdGeneration::Milan, milan::ARK, milan::ASK),
+            (AmdGeneration::Genoa, genoa::ARK, genoa::ASK),
+            (AmdGeneration::Turin, turin::ARK, turin::ASK),
+        ] {
+            let ark = pem_one(ark, "built-in AMD ARK")?;
+            let ask = pem_one(ask, "built-in AMD ASK")?;
+            t.push_anchor(ark, AnchorOrigin::AmdBuiltin(generation))?;
+            t.intermediates.push(ask);
+        }
+        Ok(t)
+    }
+
+    /// Adds a root given explicitly by the caller (DER). It must be a self-signed CA whose
+    /// signature verifies; it is reported as [`AnchorOrigin::Explicit`].
+    pub fn with_explicit_root_der(mut self, der: &[u8]) -> Result<Self> {
+        self.push_anchor(der.to_vec(), AnchorOrigin::Explicit)?;
+        Ok(self)
+    }
+
+    /// Adds every certificate of a PEM bundle as an explicit root (see
+    /// [`Self::with_explicit_root_der`]).
+    pub fn with_explicit_roots_pem(mut self, pem_text: &[u8]) -> Result<Self> {
+        for der in certs_from_pem_or_der(pem_text)? {
+            self.push_anchor(der, AnchorOrigin::Explicit)?;
+        }
+        Ok(self)
+    }
+
+    /// How many roots are trusted.
+    pub fn len(&self) -> usize {
+        self.anchors.len()
+    }
+
+    /// Whether no root is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.anchors.is_empty()
+    }
+
+    fn push_anchor(&mut self, der: Vec<u8>, origin: AnchorOrigin) -> Result<()> {
+        let cert = parse_cert(&der, "trust anchor")?;
+        if !is_ca(&cert) {
+            return Err(Error::ChainInvalid {
+                cert: subject_string(&cert),
+                reason: "trust anchor is not a CA (basicConstraints cA)".into(),
+            });
+        }
+        if cert.subject().as_raw() != cert.issuer().as_raw() {
+            return Err(Error::ChainInvalid {
+                cert: subject_string(&cert),
+                reason: "trust anchor is not self-issued".into(),
+            });
+        }
+        verify_cert_signature(&cert, &cert)?;
+        self.anchors.push(Anchor { der, origin });
+        Ok(())
+    }
+}
+
+/// The outcome of a successful chain check.
+#[derive(Clone, Debug)]
+pub(crate) struct VerifiedChain {
+    /// The leaf's subject public key (SEC1 uncompressed point for EC keys).
+    pub(crate) leaf_public_key: Vec<u8>,
+    /// Where the anchor came from.
+    pub(crate) origin: AnchorOrigin,
+    /// The intermediate's subject, e.g. "CN=SEV-Milan".
+    pub(crate) intermediate_subject: String,
+}
+
+/// Checks `leaf → one of intermediates (or the anchors' known intermediates) → anchor` at time
+/// `now`. The evidence's own roots, if any are among `intermediates`, are never trusted: only
+/// a certificate byte-identical in subject and verified by a trusted anchor's key is used.
+pub(crate) fn verify_chain(
+    leaf: &X509Certificate<'_>,
+    intermediates: &[Vec<u8>],
+    anchors: &TrustAnchors,
+    now: UnixTime,
+) -> Result<VerifiedChain> {
+    check_validity(leaf, now)?;
+    let leaf_issuer = leaf.issuer().as_raw();
+    let mut last_err = None;
+    let mut found_issuer = false;
+    for der in intermediates.iter().chain(anchors.intermediates.iter()) {
+        let inter = parse_cert(der, "intermediate certificate")?;
+        if inter.subject().as_raw() != leaf_issuer {
+            continue;
+        }
+        found_issuer = true;
+        if !is_ca(&inter) {
+            last_err = Some(Error::ChainInvalid {
+                cert: subject_string(&inter),
+                reason: "issuer is not a CA (basicConstraints cA)".into(),
+            });
+            continue;
+        }
+        if let Err(e) = verify_cert_signature(&inter, leaf) {
+            last_err = Some(e);
+            continue;
+        }
+        check_validity(&inter, now)?;
+        let origin = anchor_for(&inter, anchors, now)?;
+        return Ok(VerifiedChain {
+            leaf_public_key: leaf.public_key().subject_public_key.data.to_vec(),
+            origin,
+            intermediate_subject: subject_string(&inter),
+        });
+    }
+    Err(last_err.unwrap_or_else(|| {
+        if found_issuer {
+            Error::ChainInvalid {
+                cert: subject_string(leaf),
+                reason: "no usable issuer".into(),
+            }
+        } else {
+            Error::ChainInvalid {
+                cert: subject_string(leaf),
+                reason: format!(
+                    "issuer {} not among the supplied or known intermediates",
+                    leaf.issuer()
+                ),
+            }
+        }
+    }))
+}
+
+fn anchor_for(
+    inter: &X509Certificate<'_>,
+    anchors: &TrustAnchors,
+    now: UnixTime,
+) -> Result<AnchorOrigin> {
+    let mut last_err = None;
+    for anchor in &anchors.anchors {
+        let root = parse_cert(&anchor.der, "trust anchor")?;
+        if root.subject().as_raw() != inter.issuer().as_raw() {
+            continue;
+        }
+        if let Err(e) = verify_cert_signature(&root, inter) {
+            last_err = Some(e);
+            continue;
+        }
+        check_validity(&root, now)?;
+        return Ok(anchor.origin.clone());
+    }
+    Err(match last_err {
+        // A trusted root has the right name but did not sign this intermediate: an impostor.
+        Some(Error::BadSignature { .. }) | None => Error::UntrustedRoot {
+            detail: format!(
+                "no trusted root with subject {} signed {}",
+                inter.issuer(),
+                inter.subject()
+            ),
+        },
+        Some(e) => e,
+    })
+}
+
+/// Parses exactly one DER certificate; trailing bytes are an error.
+pub(crate) fn parse_cert<'a>(der: &'a [u8], what: &'static str) -> Result<X509Certificate<'a>> {
+    let (rest, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| Error::malformed(what, format!("X.509: {e}")))?;
+    if !rest.is_empty() {
+        return Err(Error::malformed(
+            what,
+            format!("{} trailing bytes after the certificate", rest.len()),
+        ));
+    }
+    Ok(cert)
+}
+
+/// Splits a PEM bundle (or a single DER certificate) into DER certificates.
+pub fn certs_from_pem_or_der(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+    if bytes.first() == Some(&0x30) {
+        return Ok(vec![bytes.to_vec()]);
+    }
+    let items =
+        pem::parse_many(bytes).map_err(|e| Error::malformed("PEM bundle", e.to_string()))?;
+    let mut out = Vec::new();
+    for item in items {
+        if item.tag() != "CERTIFICATE" {
+            return Err(Error::malformed(
+                "PEM bundle",
+                format!("unexpected PEM block {:?}", item.tag()),
+            ));
+        }
+        out.push(item.into_contents());
+    }
+    if out.is_empty() {
+        return Err(Error::malformed("PEM bundle", "no certificate"));
+    }
+    Ok(out)
+}
+
+fn pem_one(bytes: &[u8], what: &'static str) -> Result<Vec<u8>> {
+    let mut certs = certs_from_pem_or_der(bytes)?;
+    match (certs.pop(), certs.is_empty()) {
+        (Some(c), true) => Ok(c),
+        _ => Err(Error::malformed(what, "expected exactly one certificate")),
+    }
+}
+
+fn is_ca(cert: &X509Certificate<'_>) -> bool {
+    matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca)
+}
+
+pub(crate) fn subject_string(cert: &X509Certificate<'_>) -> String {
+    cert.subject().to_string()
+}
+
+fn check_validity(cert: &X509Certificate<'_>, now: UnixTime) -> Result<()> {
+    let v = cert.validity();
+    let (nb, na) = (v.not_before.timestamp(), v.not_after.timestamp());
+    if now.secs() < nb || now.secs() > na {
+        return Err(Error::Expired {
+            cert: subject_string(cert),
+            now: now.secs(),
+            not_before: nb,
+            not_after: na,
+        });
+    }
+    Ok(())
+}
+
+/// Verifies that `issuer`'s key signed `child`'s TBS bytes as received, with one of the two
+/// allowed algorithms.
+pub(crate) fn verify_cert_signature(
+    issuer: &X509Certificate<'_>,
+    child: &X509Certificate<'_>,
+) -> Result<()> {
+    let alg = &child.signature_algorithm;
+    if *alg != child.tbs_certificate.signature {
+        return Err(Error::ChainInvalid {
+            cert: subject_string(child),
+            reason: "outer and TBS signature algorithms differ".into(),
+        });
+    }
+    let spki = issuer.public_key();
+    let key_alg = &spki.algorithm.algorithm;
+    let verification: &dyn signature::VerificationAlgorithm = if alg.algorithm == OID_RSA_PSS {
+        let params = alg
+            .parameters
+            .as_ref()
+            .ok_or_else(|| unsupported("RSASSA-PSS without parameters"))?;
+        let params = RsaSsaPssParams::try_from(params)
+            .map_err(|e| unsupported(&format!("RSASSA-PSS parameters: {e}")))?;
+        let mgf = params
+            .mask_gen_algorithm()
+            .map_err(|e| unsupported(&format!("RSASSA-PSS MGF: {e}")))?;
+        if *params.hash_algorithm_oid() != OID_SHA384
+            || mgf.mgf != OID_MGF1
+            || mgf.hash != OID_SHA384
+            || params.salt_length() != 48
+        {
+            return Err(unsupported(
+                "RSASSA-PSS other than SHA-384 / MGF1-SHA-384 / salt 48",
+            ));
+        }
+        if *key_alg != OID_RSA_ENCRYPTION && *key_alg != OID_RSA_PSS {
+            return Err(unsupported("RSASSA-PSS signature by a non-RSA key"));
+        }
+        &signature::RSA_PSS_2048_8192_SHA384
+    } else if alg.algorithm == OID_ECDSA_SHA384 {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok());
+        if *key_alg != OID_EC_PUBLIC_KEY || curve != Some(OID_SECP384R1) {
+            return Err(unsupported("ecdsa-with-SHA384 by a key that is not P-384"));
+        }
+        &signature::ECDSA_P384_SHA384_ASN1
+    } else {
+        return Err(unsupported(&format!(
+            "certificate signature algorithm {}",
+            alg.algorithm
+        )));
+    };
+    UnparsedPublicKey::new(verification, &spki.subject_public_key.data)
+        .verify(child.tbs_certificate.as_ref(), &child.signature_value.data)
+        .map_err(|_| Error::ChainInvalid {
+            cert: subject_string(child),
+            reason: format!("signature by {} does not verify", issuer.subject()),
+        })
+}
+
+fn unsupported(detail: &str) -> Error {
+    Error::UnsupportedAlgorithm {
+        what: "certificate",
+        detail: detail.to_string(),
+    }
+}

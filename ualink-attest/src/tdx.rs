@@ -1,0 +1,1 @@
+//! tdx (in progress).
