@@ -11,6 +11,9 @@
 //! Length = len(ciphertext) + 16
 //! ```
 //!
+//! With PCI DOE a received record may be followed by the zero bytes the DOE object added to
+//! reach a DWORD boundary ([`SecuredParams::alignment`]); any other trailing byte is an error.
+//!
 //! The application data is whatever the transport binding puts there (with MCTP the inner
 //! message-type byte 0x05 comes first; with PCI DOE it is the bare SPDM message).
 //!
@@ -49,6 +52,10 @@ pub struct SecuredParams {
     /// Largest random padding appended before encryption; each record draws 1..=max bytes
     /// (0 = no padding). libspdm uses 32 for MCTP and 0 for PCI DOE.
     pub max_random_padding: u8,
+    /// Transport alignment of a received record (1 = none). PCI DOE pads every object to a
+    /// DWORD and cannot tell padding from payload, so [`SecuredSession::open`] accepts exactly
+    /// the zero bytes that bring the record to a multiple of `alignment`, and nothing else.
+    pub alignment: u8,
 }
 
 impl SecuredParams {
@@ -56,11 +63,13 @@ impl SecuredParams {
     pub const MCTP: Self = Self {
         seq_num_len: 2,
         max_random_padding: 32,
+        alignment: 1,
     };
     /// PCI DOE binding: no sequence number on the wire, no padding.
     pub const PCI_DOE: Self = Self {
         seq_num_len: 0,
         max_random_padding: 0,
+        alignment: 4,
     };
 
     fn header_len(self) -> usize {
@@ -431,7 +440,18 @@ impl SecuredSession {
             .into());
         }
         let body = rd.take(length, "secured message ciphertext")?;
-        rd.finish("secured message")?;
+        let trailing = rd.rest();
+        let align = usize::from(self.params.alignment.max(1));
+        let record_len = rd.consumed();
+        let transport_pad = (align - record_len % align) % align;
+        if !trailing.is_empty()
+            && (trailing.len() != transport_pad || trailing.iter().any(|&b| b != 0))
+        {
+            return Err(Malformed::TrailingBytes {
+                what: "secured message",
+            }
+            .into());
+        }
         let header = record.get(..hdr_len).ok_or(Malformed::Truncated {
             what: "secured message header",
         })?;
