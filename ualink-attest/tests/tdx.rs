@@ -1,0 +1,151 @@
+//! TDX quote verification (v4, and v5 for the outdated vector) with real quotes and collateral (see tests/data/tdx/ORIGIN.md).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use ualink_attest::tdx::{trim_zero_padding, verify_quote, TdxCollateral};
+use ualink_attest::{Error, ExpectedReportData, UnixTime};
+
+/// tcbInfo issueDate of tdx_quote_collateral.json (2025-06-19T10:16:03Z) plus one hour.
+const NOW: UnixTime = UnixTime::from_secs(1_750_331_763);
+/// tcbInfo issueDate of tdx_quote_outdated_collateral.json (2026-02-18T10:58:51Z) plus one hour.
+const NOW_OUTDATED: UnixTime = UnixTime::from_secs(1_771_415_931);
+
+fn raw(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/data/tdx/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
+
+/// The sample quote files are 5006-byte buffers: the quote followed by zero padding.
+fn data(name: &str) -> Vec<u8> {
+    let buf = raw(name);
+    if name.ends_with(".json") {
+        return buf;
+    }
+    trim_zero_padding(&buf).unwrap().to_vec()
+}
+
+fn collateral() -> TdxCollateral {
+    TdxCollateral::from_json(&data("tdx_quote_collateral.json")).unwrap()
+}
+
+fn verify(
+    quote: &[u8],
+    expected: &ExpectedReportData,
+) -> Result<ualink_attest::tdx::VerifiedTdxQuote, Error> {
+    verify_quote(quote, &collateral(), expected, NOW)
+}
+
+#[test]
+fn real_quote_verifies_up_to_date_and_binds_report_data() {
+    let quote = data("tdx_quote");
+    let v = verify(&quote, &ExpectedReportData::NotProvided).unwrap();
+    assert_eq!(v.tcb_status, "UpToDate");
+    assert!(!v.report_data_checked);
+    // REPORTDATA sits at 0x238..0x278 of the quote.
+    assert_eq!(&v.td.report_data[..], &quote[0x238..0x278]);
+    let v = verify(&quote, &ExpectedReportData::Expected(v.td.report_data)).unwrap();
+    assert!(v.report_data_checked);
+}
+
+#[test]
+fn wrong_report_data_is_binding_mismatch() {
+    let e = verify(&data("tdx_quote"), &ExpectedReportData::Expected([7u8; 64])).unwrap_err();
+    assert_eq!(
+        e,
+        Error::BindingMismatch {
+            field: "report_data"
+        }
+    );
+}
+
+#[test]
+fn zero_padding_is_refused_unless_trimmed_explicitly() {
+    let padded = raw("tdx_quote");
+    assert_eq!(padded.len() - data("tdx_quote").len(), 70);
+    let e = verify(&padded, &ExpectedReportData::NotProvided).unwrap_err();
+    assert!(
+        matches!(&e, Error::Malformed { reason, .. } if reason.contains("70 trailing")),
+        "{e}"
+    );
+    let mut dirty = padded.clone();
+    *dirty.last_mut().unwrap() = 1;
+    assert!(matches!(
+        trim_zero_padding(&dirty),
+        Err(Error::Malformed { .. })
+    ));
+}
+
+#[test]
+fn outdated_quote_is_refused() {
+    let c = TdxCollateral::from_json(&data("tdx_quote_outdated_collateral.json")).unwrap();
+    let e = verify_quote(
+        &data("tdx_quote_outdated"),
+        &c,
+        &ExpectedReportData::NotProvided,
+        NOW_OUTDATED,
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::QuoteRejected { .. }), "{e}");
+    assert!(e.to_string().to_lowercase().contains("tcb"), "{e}");
+}
+
+#[test]
+fn altered_bytes_are_refused() {
+    let quote = data("tdx_quote");
+    // One bit in the TD report (MRTD), one in REPORTDATA, one in the quote signature.
+    for off in [0x30 + 136, 0x238, 0x27C + 10] {
+        let mut q = quote.clone();
+        q[off] ^= 1;
+        let e = verify(&q, &ExpectedReportData::NotProvided).unwrap_err();
+        assert!(
+            matches!(e, Error::QuoteRejected { .. }),
+            "offset {off:#x}: {e}"
+        );
+    }
+}
+
+#[test]
+fn unknown_versions_fail_closed() {
+    for v in [3u16, 6, 0xFFFF] {
+        let mut q = data("tdx_quote");
+        q[..2].copy_from_slice(&v.to_le_bytes());
+        let e = verify(&q, &ExpectedReportData::NotProvided).unwrap_err();
+        assert_eq!(
+            e,
+            Error::UnsupportedVersion {
+                what: "TDX quote",
+                version: u32::from(v)
+            }
+        );
+    }
+}
+
+#[test]
+fn truncated_and_trailing_bytes_are_malformed() {
+    let quote = data("tdx_quote");
+    for cut in [0, 47, 0x278, quote.len() - 1] {
+        let e = verify(&quote[..cut], &ExpectedReportData::NotProvided).unwrap_err();
+        assert!(matches!(e, Error::Malformed { .. }), "cut {cut}: {e}");
+    }
+    let mut long = quote.clone();
+    long.push(0);
+    let e = verify(&long, &ExpectedReportData::NotProvided).unwrap_err();
+    assert!(
+        matches!(&e, Error::Malformed { reason, .. } if reason.contains("trailing")),
+        "{e}"
+    );
+}
+
+#[test]
+fn expired_collateral_is_refused() {
+    let e = verify_quote(
+        &data("tdx_quote"),
+        &collateral(),
+        &ExpectedReportData::NotProvided,
+        UnixTime::from_secs(NOW.secs() + 400 * 86_400),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::QuoteRejected { .. }), "{e}");
+}
