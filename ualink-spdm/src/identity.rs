@@ -291,6 +291,9 @@ impl DeviceIdentity {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
         let mut f = opts.open(dir.join(KEY_FILE))?;
+        // An existing file keeps its mode on open: tighten it before writing the key.
+        #[cfg(unix)]
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
         f.write_all(key.as_bytes())?;
         Ok(())
     }
