@@ -205,29 +205,31 @@ fn anchor_for(
     anchors: &TrustAnchors,
     now: UnixTime,
 ) -> Result<AnchorOrigin> {
-    let mut last_err = None;
+    let mut name_matched = false;
     for anchor in &anchors.anchors {
         let root = parse_cert(&anchor.der, "trust anchor")?;
         if root.subject().as_raw() != inter.issuer().as_raw() {
             continue;
         }
-        if let Err(e) = verify_cert_signature(&root, inter) {
-            last_err = Some(e);
+        name_matched = true;
+        // A trusted root with the right name whose key did not sign this intermediate is
+        // not its root (an impostor chain or a different platform with the same names).
+        if verify_cert_signature(&root, inter).is_err() {
             continue;
         }
         check_validity(&root, now)?;
         return Ok(anchor.origin.clone());
     }
-    Err(match last_err {
-        // A trusted root has the right name but did not sign this intermediate: an impostor.
-        Some(Error::BadSignature { .. }) | None => Error::UntrustedRoot {
-            detail: format!(
-                "no trusted root with subject {} signed {}",
+    Err(Error::UntrustedRoot {
+        detail: if name_matched {
+            format!(
+                "no trusted root named {} signed {}",
                 inter.issuer(),
                 inter.subject()
-            ),
+            )
+        } else {
+            format!("no trusted root named {}", inter.issuer())
         },
-        Some(e) => e,
     })
 }
 

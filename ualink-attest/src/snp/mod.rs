@@ -27,7 +27,7 @@ use ring::signature::{UnparsedPublicKey, ECDSA_P384_SHA384_FIXED};
 use x509_parser::certificate::X509Certificate;
 
 /// OID arc of AMD's VCEK/VLEK extensions, 1.3.6.1.4.1.3704.1.
-const AMD_ARC: [u64; 8] = [1, 3, 6, 1, 4, 1, 3704, 1];
+pub(crate) const AMD_ARC: [u64; 8] = [1, 3, 6, 1, 4, 1, 3704, 1];
 
 /// The certificates that come with a report: the signing leaf and any intermediates (ASK or
 /// ASVK; a root among them is ignored, roots come only from [`TrustAnchors`]).
@@ -163,17 +163,17 @@ fn leaf_binding(report: &SnpReport, leaf: &X509Certificate<'_>) -> Result<(Signi
 
 /// The AMD extensions of a VCEK/VLEK that bind it to a TCB and a chip.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-struct AmdExtensions {
-    bl: Option<u8>,
-    tee: Option<u8>,
-    snp: Option<u8>,
-    ucode: Option<u8>,
-    fmc: Option<u8>,
-    hw_id: Option<Vec<u8>>,
+pub(crate) struct AmdExtensions {
+    pub(crate) bl: Option<u8>,
+    pub(crate) tee: Option<u8>,
+    pub(crate) snp: Option<u8>,
+    pub(crate) ucode: Option<u8>,
+    pub(crate) fmc: Option<u8>,
+    pub(crate) hw_id: Option<Vec<u8>>,
 }
 
 impl AmdExtensions {
-    fn from_cert(cert: &X509Certificate<'_>) -> Result<Self> {
+    pub(crate) fn from_cert(cert: &X509Certificate<'_>) -> Result<Self> {
         let mut out = Self::default();
         for ext in cert.extensions() {
             let arcs: Option<Vec<u64>> = ext.oid.iter().map(|i| i.collect());
