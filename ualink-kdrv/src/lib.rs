@@ -19,11 +19,24 @@
 
 extern crate alloc;
 
+pub mod audit;
+mod cbor;
+pub mod crypto;
+pub mod driver;
 pub mod errno;
+pub mod error;
+pub mod grant;
 pub mod ids;
 pub mod ops;
+mod slab;
 
+pub use audit::{AuditEvent, AuditSink, InvalidateSink, RevokeCause, RevokeScope};
+pub use crypto::{CryptoBackend, KeyId, TsmPublicKey};
+pub use driver::{
+    AttachRequest, BufferState, Config, Driver, FileCtx, MappingView, Role, TdiState,
+};
 pub use errno::Errno;
+pub use error::{ApiMisuse, Denial, Error, Malformed};
 pub use ids::{
     AcceleratorId, AttachmentId, BufferHandle, FabricTime, GrantId, MappingId, OsInstanceId,
     PortId, Rights, SwitchId, TenantId, VpodId, WindowId,
