@@ -31,17 +31,54 @@ use crate::error::{Error, Malformed, PeerIncompatible, PeerMisbehaved};
 
 pub mod algorithms;
 pub mod capabilities;
+pub mod certificate;
+pub mod challenge;
+pub mod digests;
+pub mod encapsulated;
+pub mod end_session;
 pub mod error;
+pub mod finish;
 pub mod header;
+pub mod heartbeat;
+pub mod key_exchange;
+pub mod key_update;
+pub mod measurements;
+pub mod opaque;
+pub mod psk;
+pub mod respond_if_ready;
+pub mod vendor;
 pub mod version;
+
+mod dispatch;
 
 pub use algorithms::{
     AeadBits, AlgStruct, AlgType, Algorithms, AsymBits, DheBits, ExtAlg, HashBits, KeyScheduleBits,
     MeasHashBits, MeasSpec, NegotiateAlgorithms, OtherParams,
 };
 pub use capabilities::{Capabilities, CapabilityFlags, GetCapabilities};
+pub use certificate::{Certificate, GetCertificate};
+pub use challenge::{Challenge, ChallengeAuth, MeasurementSummaryType};
+pub use digests::{Digests, GetDigests, KeyPairInfo};
+pub use dispatch::{SpdmRequest, SpdmResponse};
+pub use encapsulated::{
+    AckPayload, DeliverEncapsulatedResponse, EncapsulatedRequest, EncapsulatedResponseAck,
+    GetEncapsulatedRequest,
+};
+pub use end_session::{EndSession, EndSessionAck};
 pub use error::{ErrorCode, ErrorResponse, ExtendedErrorData, ResponseNotReady};
+pub use finish::{Finish, FinishRsp};
 pub use header::{RequestResponseCode, SpdmHeader};
+pub use heartbeat::{Heartbeat, HeartbeatAck};
+pub use key_exchange::{KeyExchange, KeyExchangeRsp, MutAuthRequested};
+pub use key_update::{KeyUpdate, KeyUpdateAck, KeyUpdateOp};
+pub use measurements::{
+    ContentChanged, DmtfValueType, GetMeasurements, MeasurementBlock, MeasurementOperation,
+    Measurements,
+};
+pub use opaque::{OpaqueData, OpaqueElement, SecuredMessageVersionData};
+pub use psk::{PskExchange, PskExchangeRsp, PskFinish, PskFinishRsp};
+pub use respond_if_ready::RespondIfReady;
+pub use vendor::{PciSigProtocol, VendorDefinedRequest, VendorDefinedResponse};
 pub use version::{GetVersion, Version, VersionNumber};
 
 /// Nonce length in CHALLENGE, GET_MEASUREMENTS and their responses.
@@ -148,6 +185,23 @@ impl MsgContext {
         })
     }
 
+    /// The context for parsing the response to `request`: sets
+    /// [`summary_hash_requested`](Self::summary_hash_requested) and
+    /// [`measurement_signature_requested`](Self::measurement_signature_requested) from it.
+    pub fn for_response_to(mut self, request: &SpdmRequest) -> Self {
+        self.summary_hash_requested = match request {
+            SpdmRequest::Challenge(c) => c.summary_type != MeasurementSummaryType::None,
+            SpdmRequest::KeyExchange(k) => k.summary_type != MeasurementSummaryType::None,
+            SpdmRequest::PskExchange(p) => p.summary_type != MeasurementSummaryType::None,
+            _ => false,
+        };
+        self.measurement_signature_requested = match request {
+            SpdmRequest::GetMeasurements(m) => m.signature_requested(),
+            _ => false,
+        };
+        self
+    }
+
     /// The context for messages of an encapsulated flow, where the responder sends requests and
     /// the requester answers: signature sizes and multi-key settings swap roles.
     pub fn reversed(mut self) -> Self {
@@ -251,3 +305,50 @@ pub(crate) fn prefix<'a>(
     len.and_then(|l| raw.get(..l))
         .ok_or(Error::Malformed(Malformed::Truncated { what }))
 }
+
+/// Defines a message that is only a header with both params reserved.
+macro_rules! header_only {
+    ($(#[$doc:meta])* $name:ident, $code:ident, $label:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name {
+            /// Header version.
+            pub version: $crate::algo::SpdmVersion,
+        }
+
+        impl $name {
+            /// Parses exactly one message.
+            pub fn parse(bytes: &[u8]) -> Result<Self, $crate::error::Error> {
+                let mut r = $crate::codec::Reader::new(bytes);
+                let m = Self::read(&mut r)?;
+                r.finish($label)?;
+                Ok(m)
+            }
+
+            pub(crate) fn read(
+                r: &mut $crate::codec::Reader<'_>,
+            ) -> Result<Self, $crate::error::Error> {
+                let (version, p1, p2) = $crate::msg::begin(
+                    r,
+                    $crate::msg::RequestResponseCode::$code,
+                    None,
+                )?;
+                $crate::msg::zero(p1, concat!($label, " Param1"))?;
+                $crate::msg::zero(p2, concat!($label, " Param2"))?;
+                Ok(Self { version })
+            }
+
+            /// Encodes the message.
+            pub fn encode(&self) -> Result<alloc::vec::Vec<u8>, $crate::error::Error> {
+                Ok($crate::msg::start(
+                    self.version,
+                    $crate::msg::RequestResponseCode::$code,
+                    0,
+                    0,
+                )
+                .into_vec())
+            }
+        }
+    };
+}
+pub(crate) use header_only;
