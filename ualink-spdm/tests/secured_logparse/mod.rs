@@ -24,6 +24,12 @@ pub(crate) enum Event {
     CreateUpdate { sid: u32, requester: bool },
     /// A derived value: `name (0xLEN) - hex`.
     Value { name: String, bytes: Vec<u8> },
+    /// A transcript hash libspdm signed or verified: `th_curr hash`, `m1m2 hash`, `l1l2 hash`.
+    Hash { name: String, bytes: Vec<u8> },
+    /// `signature - ...` or a `signature (0xLEN):` dump (a signature libspdm verifies or made).
+    Signature(Vec<u8>),
+    /// `!!! NAME - PASS !!!`.
+    Pass(String),
     /// An SPDM message: `libspdm_send_spdm_request[SID]` (send = true) or receive, with the hex
     /// dump lines that follow. SID 0 means outside a session.
     Message {
@@ -74,8 +80,11 @@ pub(crate) fn parse(name: &str) -> Vec<Event> {
         if in_message {
             if let Some((off, rest)) = t.split_once(": ") {
                 if off.len() == 4 && off.chars().all(|c| c.is_ascii_hexdigit()) {
-                    if let Some(Event::Message { bytes, .. }) = out.last_mut() {
-                        bytes.extend(hex_after(rest));
+                    match out.last_mut() {
+                        Some(Event::Message { bytes, .. }) | Some(Event::Signature(bytes)) => {
+                            bytes.extend(hex_after(rest))
+                        }
+                        _ => {}
                     }
                     continue;
                 }
@@ -99,6 +108,25 @@ pub(crate) fn parse(name: &str) -> Vec<Event> {
             out.push(Event::CreateUpdate {
                 sid: bracket_sid(t),
                 requester: t.ends_with("Requester"),
+            });
+        } else if t.starts_with("signature (0x") && t.ends_with("):") {
+            // A hex dump of the signature follows.
+            out.push(Event::Signature(Vec::new()));
+            in_message = true;
+        } else if let Some(rest) = t.strip_prefix("signature - ") {
+            out.push(Event::Signature(hex_after(rest)));
+        } else if let Some(name) = t
+            .strip_prefix("!!! ")
+            .and_then(|r| r.strip_suffix(" - PASS !!!"))
+        {
+            out.push(Event::Pass(name.to_string()));
+        } else if let Some((name, rest)) = ["th_curr hash - ", "m1m2 hash - ", "l1l2 hash - "]
+            .iter()
+            .find_map(|p| t.strip_prefix(p).map(|r| (p.trim_end_matches(" - "), r)))
+        {
+            out.push(Event::Hash {
+                name: name.to_string(),
+                bytes: hex_after(rest),
             });
         } else if let Some(rest) = t.strip_prefix("th1 hash - ") {
             out.push(Event::Th1(hex_after(rest)));
