@@ -1,0 +1,298 @@
+//! Known answers for IDE_KM from the spdm-emu capture `tsm_like_v12_p256_pcidoe` (every
+//! message parses and re-encodes identically), and the UALinkSec layout pinned to bytes
+//! written out by hand from the module documentation.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use ualink_spdm::keyprog::{
+    AccelId, Direction, IdeKmMessage, KeyProgStatus, KeySubStream, KeyTarget, MasterKey, Slot,
+    SubStream, UalinkKeyMessage, UalinkKeyProg, UalinkQueryResp,
+};
+
+const FILE: &str = "tsm_like_v12_p256_pcidoe.vdm_plaintext.txt";
+const PREFIX: usize = 11;
+
+fn ide_records() -> Vec<(String, Vec<u8>)> {
+    let recs: Vec<_> = common::transcript(FILE)
+        .into_iter()
+        .filter(|r| r.decode.contains("IDE_KM"))
+        .map(|r| {
+            assert_eq!(
+                &r.bytes[4..9],
+                &[0x03, 0x00, 0x02, 0x01, 0x00],
+                "{}",
+                r.decode
+            );
+            (r.decode.clone(), r.bytes[PREFIX..].to_vec())
+        })
+        .collect();
+    assert_eq!(recs.len(), 76);
+    recs
+}
+
+#[test]
+fn every_captured_ide_km_message_parses_and_reencodes_identically() {
+    for (decode, payload) in ide_records() {
+        let m = IdeKmMessage::parse(&payload).unwrap_or_else(|e| panic!("{decode}: {e}"));
+        let name = decode.split_whitespace().nth(3).unwrap();
+        let expect = match name {
+            "QUERY" => 0x00,
+            "QUERY_RESP" => 0x01,
+            "KEY_PROG" => 0x02,
+            "KP_ACK" => 0x03,
+            "K_SET_GO" => 0x04,
+            "K_SET_STOP" => 0x05,
+            "K_SET_GOSTOP_ACK" => 0x06,
+            other => panic!("unexpected {other}"),
+        };
+        assert_eq!(m.object_id(), expect, "{decode}");
+        assert_eq!(m.encode().as_slice(), payload.as_slice(), "{decode}");
+    }
+}
+
+#[test]
+fn captured_ide_km_fields() {
+    let recs = ide_records();
+    assert_eq!(
+        IdeKmMessage::parse(&recs[0].1).unwrap(),
+        IdeKmMessage::Query { port_index: 1 }
+    );
+    let IdeKmMessage::QueryResp(q) = IdeKmMessage::parse(&recs[1].1).unwrap() else {
+        panic!()
+    };
+    assert_eq!((q.port_index, q.max_port_index), (1, 7));
+    assert_eq!(q.register_blocks.len(), 72);
+    // The six KEY_PROGs of the first round: PR/NPR/CPL x RX/TX, key set K0, stream 0, port 1.
+    let mut seen = Vec::new();
+    for (decode, p) in recs.iter().filter(|r| r.0.contains("KEY_PROG")).take(6) {
+        let IdeKmMessage::KeyProg(k) = IdeKmMessage::parse(p).unwrap() else {
+            panic!("{decode}")
+        };
+        assert_eq!((k.slot.stream_id, k.slot.port_index), (0, 1));
+        assert!(!k.slot.key_sub_stream.key_set_k1);
+        assert_eq!(k.ifv, [0, 0, 0, 0, 1, 0, 0, 0]);
+        assert_eq!(k.key.as_bytes()[..], p[8..40]);
+        let dbg = format!("{k:?}");
+        assert!(dbg.contains("<redacted>"));
+        assert!(!dbg.contains(&format!("{:?}", k.key.as_bytes())), "{dbg}");
+        assert!(
+            !dbg.contains(&format!("{:?}", &k.key.as_bytes()[..4])),
+            "{dbg}"
+        );
+        seen.push((
+            k.slot.key_sub_stream.sub_stream,
+            k.slot.key_sub_stream.direction,
+        ));
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (SubStream::Posted, Direction::Rx),
+            (SubStream::NonPosted, Direction::Rx),
+            (SubStream::Completion, Direction::Rx),
+            (SubStream::Posted, Direction::Tx),
+            (SubStream::NonPosted, Direction::Tx),
+            (SubStream::Completion, Direction::Tx),
+        ]
+    );
+    let IdeKmMessage::KpAck { status, slot } = IdeKmMessage::parse(&recs[3].1).unwrap() else {
+        panic!()
+    };
+    assert_eq!(status, KeyProgStatus::Success);
+    assert_eq!(
+        slot.key_sub_stream,
+        KeySubStream {
+            sub_stream: SubStream::Posted,
+            direction: Direction::Rx,
+            key_set_k1: false
+        }
+    );
+}
+
+#[test]
+fn key_debug_output_never_shows_key_bytes() {
+    let mut raw = [0xAB; 32];
+    let k = MasterKey::from_bytes(&mut raw);
+    assert_eq!(raw, [0; 32], "source zeroed");
+    let msg = UalinkKeyMessage::KeyProg(UalinkKeyProg {
+        target: target(),
+        epoch: 1,
+        key: k,
+    });
+    let dbg = format!("{msg:?}");
+    assert!(
+        !dbg.contains("171") && !dbg.to_lowercase().contains("ab, "),
+        "{dbg}"
+    );
+    assert!(dbg.contains("<redacted>"));
+}
+
+fn target() -> KeyTarget {
+    KeyTarget {
+        port: 3,
+        direction: Direction::Tx,
+        slot: Slot::Alternate,
+        peer: AccelId::new(0x2A5).unwrap(),
+    }
+}
+
+/// The layout in `keyprog`'s module documentation, byte by byte.
+#[test]
+fn ualinksec_layout_is_pinned() {
+    let mut raw = [0u8; 32];
+    for (i, b) in raw.iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    let key = MasterKey::from_bytes(&mut raw);
+    let prog = UalinkKeyMessage::KeyProg(UalinkKeyProg {
+        target: target(),
+        epoch: 0x0102_0304,
+        key,
+    });
+    let mut want = vec![
+        0x55, // ProtocolID
+        0x02, // KEY_PROG
+        0x00, // reserved (status)
+        0x03, // PortIndex
+        0x03, // KeyFlags: alternate | TX
+        0xA5, 0x02, // PeerAccelID 0x2A5
+        0x00, 0x00, // reserved
+        0x04, 0x03, 0x02, 0x01, // KeyEpoch
+    ];
+    want.extend(0u8..32);
+    assert_eq!(prog.encode().as_slice(), want.as_slice());
+    assert_eq!(UalinkKeyMessage::parse(&want).unwrap(), prog);
+
+    let ack = UalinkKeyMessage::KpAck {
+        target: target(),
+        status: KeyProgStatus::StaleEpoch,
+        epoch: 7,
+    };
+    let want = [0x55, 0x03, 0x06, 0x03, 0x03, 0xA5, 0x02, 0, 0, 7, 0, 0, 0];
+    assert_eq!(ack.encode().as_slice(), &want);
+    assert_eq!(UalinkKeyMessage::parse(&want).unwrap(), ack);
+
+    let rx_active = KeyTarget {
+        direction: Direction::Rx,
+        slot: Slot::Active,
+        ..target()
+    };
+    for (m, want) in [
+        (
+            UalinkKeyMessage::KSetGo(rx_active),
+            vec![0x55, 0x04, 0, 3, 0, 0xA5, 0x02, 0, 0],
+        ),
+        (
+            UalinkKeyMessage::KSetStop(rx_active),
+            vec![0x55, 0x05, 0, 3, 0, 0xA5, 0x02, 0, 0],
+        ),
+        (
+            UalinkKeyMessage::KGoStopAck {
+                target: rx_active,
+                status: KeyProgStatus::SlotEmpty,
+            },
+            vec![0x55, 0x06, 7, 3, 0, 0xA5, 0x02, 0, 0],
+        ),
+        (
+            UalinkKeyMessage::KeyRoll {
+                target: target(),
+                expected_epoch: 9,
+            },
+            vec![0x55, 0x07, 0, 3, 3, 0xA5, 0x02, 0, 0, 9, 0, 0, 0],
+        ),
+        (
+            UalinkKeyMessage::KeyRollAck {
+                target: target(),
+                status: KeyProgStatus::Success,
+                active_epoch: 9,
+            },
+            vec![0x55, 0x08, 0, 3, 3, 0xA5, 0x02, 0, 0, 9, 0, 0, 0],
+        ),
+        (
+            UalinkKeyMessage::Query { port: 3 },
+            vec![0x55, 0x00, 0, 3, 0],
+        ),
+        (
+            UalinkKeyMessage::QueryResp(UalinkQueryResp {
+                status: KeyProgStatus::Success,
+                port: 3,
+                max_port: 7,
+                local_accel: AccelId::new(0x3FF).unwrap(),
+                max_peers: 1023,
+            }),
+            vec![0x55, 0x01, 0, 3, 7, 0xFF, 0x03, 0xFF, 0x03],
+        ),
+    ] {
+        assert_eq!(m.encode().as_slice(), want.as_slice(), "{m:?}");
+        assert_eq!(UalinkKeyMessage::parse(&want).unwrap(), m);
+    }
+}
+
+#[test]
+fn ualinksec_rejects_reserved_and_unknown_values() {
+    let good = UalinkKeyMessage::KSetGo(target()).encode().to_vec();
+    let bad = |i: usize, v: u8| {
+        let mut b = good.clone();
+        b[i] = v;
+        UalinkKeyMessage::parse(&b)
+    };
+    assert!(bad(0, 0x00).is_err(), "IDE_KM ProtocolID");
+    assert!(bad(1, 0x09).is_err(), "unknown ObjectID");
+    assert!(bad(2, 0x01).is_err(), "reserved status byte in a request");
+    assert!(bad(4, 0x04).is_err(), "KeyFlags bit 2");
+    assert!(bad(6, 0x04).is_err(), "PeerAccelID bit 10");
+    assert!(bad(7, 0x01).is_err(), "reserved u16");
+    // KEY_ROLL must name the alternate slot.
+    let mut roll = UalinkKeyMessage::KeyRoll {
+        target: target(),
+        expected_epoch: 1,
+    }
+    .encode()
+    .to_vec();
+    roll[4] = 0x02;
+    assert!(UalinkKeyMessage::parse(&roll).is_err());
+    // Unknown status in an ACK.
+    let mut ack = UalinkKeyMessage::KGoStopAck {
+        target: target(),
+        status: KeyProgStatus::Success,
+    }
+    .encode()
+    .to_vec();
+    ack[2] = 9;
+    assert!(UalinkKeyMessage::parse(&ack).is_err());
+    assert!(AccelId::new(0x400).is_err());
+}
+
+#[test]
+fn ide_km_rejects_reserved_and_unknown_values() {
+    let recs = ide_records();
+    let kp = &recs[2].1;
+    let bad = |i: usize, v: u8| {
+        let mut b = kp.clone();
+        b[i] = v;
+        IdeKmMessage::parse(&b)
+    };
+    assert!(bad(0, 0x01).is_err(), "TDISP ProtocolID");
+    assert!(
+        bad(2, 1).is_err() && bad(3, 1).is_err() && bad(5, 1).is_err(),
+        "reserved"
+    );
+    assert!(bad(6, 0x30).is_err(), "sub-stream 3");
+    assert!(bad(6, 0x04).is_err(), "KeySubStream bit 2");
+    let mut ack = recs[3].1.clone();
+    ack[5] = 5;
+    assert!(
+        IdeKmMessage::parse(&ack).is_err(),
+        "IDE_KM KP_ACK status 5 undefined"
+    );
+    let mut q = recs[1].1.clone();
+    q.pop();
+    assert!(
+        IdeKmMessage::parse(&q).is_err(),
+        "register blocks not whole DWORDs"
+    );
+    let mut unknown = recs[4].1.clone();
+    unknown[1] = 0x07;
+    assert!(IdeKmMessage::parse(&unknown).is_err());
+}
