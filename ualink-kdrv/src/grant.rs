@@ -46,6 +46,9 @@ use crate::ids::{
 
 /// Largest grant or rotation message accepted, in bytes.
 pub const MAX_SIGNED_MSG_LEN: usize = 1024;
+/// [`MAX_SIGNED_MSG_LEN`] as the UAPI's u32.
+pub const MAX_SIGNED_MSG_LEN_U32: u32 = 1024;
+const _: () = assert!(MAX_SIGNED_MSG_LEN_U32 as usize == MAX_SIGNED_MSG_LEN);
 
 /// The claims of an import grant, after signature verification.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -27,8 +27,10 @@ pub mod errno;
 pub mod error;
 pub mod grant;
 pub mod ids;
+mod ioctl;
 pub mod ops;
 mod slab;
+pub mod uapi;
 
 pub use audit::{AuditEvent, AuditSink, InvalidateSink, RevokeCause, RevokeScope};
 pub use crypto::{CryptoBackend, KeyId, TsmPublicKey};
