@@ -19,12 +19,14 @@ pub mod identity;
 pub mod key_schedule;
 pub mod keyprog;
 pub mod msg;
+pub mod negotiation;
 #[cfg(feature = "std")]
 pub mod pcap;
 pub mod requester;
 pub mod responder;
 pub mod secured;
 pub mod tdisp;
+pub mod transcript;
 pub mod transport;
 
 pub use error::{Error, Malformed, PeerIncompatible, PeerMisbehaved, Result};

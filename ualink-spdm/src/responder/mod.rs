@@ -1,0 +1,3 @@
+//! The SPDM responder (in progress).
+
+pub mod wire_error;
