@@ -199,7 +199,6 @@ impl Error {
         }
     }
 
-    #[allow(dead_code)] // Used by the audit log writer.
     pub(crate) fn io(op: &'static str, e: &std::io::Error) -> Self {
         Error::Io {
             op,

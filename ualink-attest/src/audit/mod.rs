@@ -1,1 +1,488 @@
-//! audit (in progress).
+//! The TSM's audit log: CBOR records in an append-only RFC 9162 Merkle tree (SHA-384) with
+//! TSM-signed checkpoints, stored in one file (`STATE/audit.log`, format in [`file`]).
+//!
+//! - [`AuditLogWriter`] appends records (group commit: durable after [`AuditLogWriter::sync`]
+//!   or [`AuditLogWriter::checkpoint`]), truncates a torn tail on open, and refuses to
+//!   continue after an I/O error.
+//! - [`verify_log`] checks a whole log: framing, sequence numbers, the `prev` chain, every
+//!   checkpoint's signature, size and root, and any checkpoints the auditor trusts from
+//!   outside the file. It reports the first bad sequence number for a changed, removed,
+//!   reordered or inserted record, a truncated tail, and a fork.
+//! - [`merkle`] has inclusion and consistency proofs with their verifiers.
+
+pub mod checkpoint;
+pub mod file;
+pub mod merkle;
+pub mod record;
+
+use crate::error::{Error, Result};
+use crate::UnixTime;
+pub use checkpoint::{Checkpoint, CheckpointSigner, CheckpointVerifier};
+use core::ops::Range;
+use file::{Next, Tail};
+use merkle::{CompactTree, Hash};
+pub use record::{AuditRecord, DecisionKind, Digest384, Outcome};
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
+
+/// What a full verification established.
+#[derive(Clone, Debug)]
+pub struct VerifiedLog {
+    /// Leaf hash of every entry, by sequence number.
+    pub leaf_hashes: Vec<Hash>,
+    /// Byte range of each entry's CBOR record in the verified bytes, by sequence number.
+    pub record_ranges: Vec<Range<usize>>,
+    /// Every checkpoint in the file, in order (all verified).
+    pub checkpoints: Vec<Checkpoint>,
+    /// Length of a torn last frame (0 if none). Its records were never acknowledged.
+    pub torn_tail_bytes: usize,
+    /// Byte offset where the good frames end (where a writer truncates).
+    pub good_len: usize,
+}
+
+impl VerifiedLog {
+    /// Number of records.
+    pub fn size(&self) -> u64 {
+        self.leaf_hashes.len() as u64
+    }
+
+    /// First sequence number not covered by a checkpoint in the file, if any.
+    pub fn unsealed_from(&self) -> Option<u64> {
+        let sealed = self.checkpoints.last().map_or(0, |c| c.tree_size);
+        (sealed < self.size()).then_some(sealed)
+    }
+
+    /// The RFC 9162 root over all records.
+    pub fn root(&self) -> Hash {
+        merkle::root_of(&self.leaf_hashes)
+    }
+
+    /// Decodes record `seq` from the same bytes that were verified.
+    pub fn record(&self, bytes: &[u8], seq: u64) -> Result<AuditRecord> {
+        let range = usize::try_from(seq)
+            .ok()
+            .and_then(|i| self.record_ranges.get(i))
+            .ok_or(Error::ApiMisuse {
+                reason: "record sequence number beyond the log",
+            })?;
+        let b = bytes.get(range.clone()).ok_or(Error::ApiMisuse {
+            reason: "bytes are not the ones verified",
+        })?;
+        AuditRecord::from_cbor(b)
+    }
+
+    /// Inclusion proof for record `seq` in the tree of the first `tree_size` records.
+    pub fn inclusion_proof(&self, seq: u64, tree_size: u64) -> Result<Vec<Hash>> {
+        merkle::inclusion_proof(seq, self.prefix(tree_size)?)
+    }
+
+    /// Consistency proof between the trees of the first `old_size` and `new_size` records.
+    pub fn consistency_proof(&self, old_size: u64, new_size: u64) -> Result<Vec<Hash>> {
+        merkle::consistency_proof(old_size, self.prefix(new_size)?)
+    }
+
+    fn prefix(&self, size: u64) -> Result<&[Hash]> {
+        usize::try_from(size)
+            .ok()
+            .and_then(|n| self.leaf_hashes.get(..n))
+            .ok_or(Error::ApiMisuse {
+                reason: "tree size beyond the log",
+            })
+    }
+}
+
+fn tampered(seq: u64, reason: impl Into<String>) -> Error {
+    Error::Tampered {
+        seq,
+        reason: reason.into(),
+    }
+}
+
+/// Verifies a whole log held in `bytes` with the TSM's checkpoint key, plus `trusted`
+/// checkpoints the auditor holds from outside this file (e.g. from the previous audit),
+/// each given as signed COSE_Sign1 bytes.
+///
+/// Errors: [`Error::Tampered`] with the first bad sequence number; for a fork detected only
+/// through a trusted checkpoint, `seq` is the largest trusted size the log still matches (the
+/// divergence is at or after it). Malformed headers fail as [`Error::Malformed`] or
+/// [`Error::UnsupportedVersion`].
+pub fn verify_log(
+    bytes: &[u8],
+    key: &CheckpointVerifier,
+    trusted: &[Vec<u8>],
+) -> Result<VerifiedLog> {
+    file::check_header(bytes)?;
+    let mut trusted_cps = Vec::with_capacity(trusted.len());
+    for t in trusted {
+        trusted_cps.push(key.verify(t)?);
+    }
+    trusted_cps.sort_by_key(|c| c.tree_size);
+    let mut next_trusted = trusted_cps.iter().peekable();
+    let mut last_trusted_match = 0u64;
+
+    let mut tree = CompactTree::new();
+    let mut leaf_hashes = Vec::new();
+    let mut record_ranges = Vec::new();
+    let mut checkpoints: Vec<Checkpoint> = Vec::new();
+    let mut prev = [0u8; 48];
+    let mut offset = file::HEADER_LEN;
+    let mut sealed = 0u64;
+
+    let check_trusted =
+        |tree: &CompactTree,
+         next_trusted: &mut core::iter::Peekable<core::slice::Iter<'_, Checkpoint>>,
+         last_match: &mut u64|
+         -> Result<()> {
+            while let Some(tc) = next_trusted.peek() {
+                if tc.tree_size != tree.size() {
+                    break;
+                }
+                if tc.root != tree.root() {
+                    return Err(tampered(
+                        *last_match,
+                        format!(
+                            "fork: the trusted checkpoint at size {} does not match this log; the \
+                         logs diverge at or after seq {} (last trusted size that matches)",
+                            tc.tree_size, last_match
+                        ),
+                    ));
+                }
+                *last_match = tc.tree_size;
+                next_trusted.next();
+            }
+            Ok(())
+        };
+    check_trusted(&tree, &mut next_trusted, &mut last_trusted_match)?;
+
+    let tail = loop {
+        let seq = tree.size();
+        let frame = match file::next_frame(bytes, offset) {
+            Ok(Next::Frame(f)) => f,
+            Ok(Next::End(tail)) => break tail,
+            Err(e) => return Err(tampered(seq, e.to_string())),
+        };
+        let payload = bytes.get(frame.payload.clone()).unwrap_or_default();
+        offset = frame.frame.end;
+        if frame.frame_type == file::FRAME_ENTRY {
+            let (Some(seq_bytes), Some(prev_field)) = (payload.get(..8), payload.get(8..56)) else {
+                return Err(tampered(seq, "entry shorter than its prefix"));
+            };
+            let mut s = [0u8; 8];
+            s.copy_from_slice(seq_bytes);
+            let found = u64::from_be_bytes(s);
+            if found != seq {
+                return Err(tampered(
+                    found.min(seq),
+                    format!("expected seq {seq} at this position, found {found}"),
+                ));
+            }
+            if prev_field != prev {
+                return Err(tampered(
+                    seq.saturating_sub(1),
+                    format!(
+                        "hash chain broken between seq {} and {seq}: record {} was changed \
+                         (or the link in {seq})",
+                        seq.saturating_sub(1),
+                        seq.saturating_sub(1)
+                    ),
+                ));
+            }
+            let leaf = merkle::leaf_hash(payload);
+            tree.push(leaf);
+            leaf_hashes.push(leaf);
+            record_ranges.push(frame.payload.start + file::ENTRY_PREFIX..frame.payload.end);
+            prev = leaf;
+            check_trusted(&tree, &mut next_trusted, &mut last_trusted_match)?;
+        } else {
+            let cp = key
+                .verify(payload)
+                .map_err(|e| tampered(sealed, format!("checkpoint after seq {seq}: {e}")))?;
+            if cp.tree_size != seq {
+                return Err(tampered(
+                    sealed,
+                    format!(
+                        "checkpoint claims {} records but {seq} precede it: records after seq \
+                         {sealed} were inserted or removed",
+                        cp.tree_size
+                    ),
+                ));
+            }
+            if cp.root != tree.root() {
+                return Err(tampered(
+                    sealed,
+                    format!(
+                        "checkpoint at size {seq} does not match the records: seq {sealed}..{seq} \
+                         were rewritten"
+                    ),
+                ));
+            }
+            if checkpoints.last().is_some_and(|l| l.time > cp.time) {
+                return Err(tampered(sealed, "checkpoint time goes backwards"));
+            }
+            sealed = seq;
+            checkpoints.push(cp);
+        }
+    };
+    if let Some(tc) = next_trusted.next() {
+        return Err(tampered(
+            tree.size(),
+            format!(
+                "truncated: a trusted checkpoint covers {} records but the log has {}",
+                tc.tree_size,
+                tree.size()
+            ),
+        ));
+    }
+    let (good_len, torn_tail_bytes) = match tail {
+        Tail::Clean => (bytes.len(), 0),
+        Tail::Torn { offset } => (offset, bytes.len().saturating_sub(offset)),
+    };
+    Ok(VerifiedLog {
+        leaf_hashes,
+        record_ranges,
+        checkpoints,
+        torn_tail_bytes,
+        good_len,
+    })
+}
+
+/// Compares two logs that each verify on their own (e.g. an auditor's archived copy and the
+/// current log) and returns the first sequence number where they differ, or `None` if one
+/// is a prefix of the other.
+pub fn find_fork(a: &VerifiedLog, b: &VerifiedLog) -> Option<u64> {
+    a.leaf_hashes
+        .iter()
+        .zip(&b.leaf_hashes)
+        .position(|(x, y)| x != y)
+        .map(|i| i as u64)
+}
+
+/// Writer state: usable, or failed after an I/O error (reopen to recover).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WriterState {
+    Ready,
+    Failed,
+}
+
+/// Appends records and checkpoints to an audit log file.
+#[derive(Debug)]
+pub struct AuditLogWriter {
+    file: File,
+    buf: Vec<u8>,
+    tree: CompactTree,
+    prev: Hash,
+    last_checkpoint_time: i64,
+    state: WriterState,
+}
+
+/// What [`AuditLogWriter::open`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Records in the log.
+    pub records: u64,
+    /// Bytes of a torn tail that were truncated.
+    pub truncated_bytes: usize,
+}
+
+impl AuditLogWriter {
+    /// Creates a new, empty log at `path` (fails if it exists) and syncs it.
+    pub fn create(path: &Path) -> Result<Self> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| Error::io("creating the audit log", &e))?;
+        file.write_all(&file::header())
+            .and_then(|_| file.sync_all())
+            .map_err(|e| Error::io("writing the audit log header", &e))?;
+        if let Some(dir) = path.parent() {
+            // Make the new directory entry durable too.
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(Self {
+            file,
+            buf: Vec::with_capacity(1 << 16),
+            tree: CompactTree::new(),
+            prev: [0; 48],
+            last_checkpoint_time: i64::MIN,
+            state: WriterState::Ready,
+        })
+    }
+
+    /// Opens an existing log: verifies it fully with `key` (a tampered log is refused),
+    /// truncates a torn tail, and positions for appending.
+    pub fn open(path: &Path, key: &CheckpointVerifier) -> Result<(Self, OpenReport)> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io("reading the audit log", &e))?;
+        let v = verify_log(&bytes, key, &[])?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io("opening the audit log", &e))?;
+        if v.torn_tail_bytes > 0 {
+            file.set_len(v.good_len as u64)
+                .and_then(|_| file.sync_all())
+                .map_err(|e| Error::io("truncating a torn audit log tail", &e))?;
+        }
+        file.seek(SeekFrom::End(0))
+            .map_err(|e| Error::io("seeking the audit log", &e))?;
+        let mut tree = CompactTree::new();
+        for h in &v.leaf_hashes {
+            tree.push(*h);
+        }
+        let report = OpenReport {
+            records: v.size(),
+            truncated_bytes: v.torn_tail_bytes,
+        };
+        Ok((
+            Self {
+                file,
+                buf: Vec::with_capacity(1 << 16),
+                tree,
+                prev: v.leaf_hashes.last().copied().unwrap_or([0; 48]),
+                last_checkpoint_time: v.checkpoints.last().map_or(i64::MIN, |c| c.time),
+                state: WriterState::Ready,
+            },
+            report,
+        ))
+    }
+
+    fn ready(&self) -> Result<()> {
+        match self.state {
+            WriterState::Ready => Ok(()),
+            WriterState::Failed => Err(Error::ApiMisuse {
+                reason: "the audit log writer failed earlier (I/O error); reopen the log",
+            }),
+        }
+    }
+
+    /// Number of records appended so far (including unsynced ones).
+    pub fn size(&self) -> u64 {
+        self.tree.size()
+    }
+
+    /// The current root.
+    pub fn root(&self) -> Hash {
+        self.tree.root()
+    }
+
+    /// Appends a record; returns its sequence number. Durable after the next
+    /// [`Self::sync`] or [`Self::checkpoint`].
+    pub fn append(&mut self, record: &AuditRecord) -> Result<u64> {
+        self.ready()?;
+        let cbor = record.to_cbor()?;
+        self.append_encoded(&cbor)
+    }
+
+    /// Appends an already CBOR-encoded record (checked to decode as an [`AuditRecord`]).
+    pub fn append_encoded(&mut self, cbor: &[u8]) -> Result<u64> {
+        self.ready()?;
+        AuditRecord::from_cbor(cbor)?;
+        let seq = self.tree.size();
+        let seq_bytes = seq.to_be_bytes();
+        let start = self.buf.len();
+        file::encode_frame(
+            &mut self.buf,
+            file::FRAME_ENTRY,
+            &[&seq_bytes, &self.prev, cbor],
+        )?;
+        let payload = self
+            .buf
+            .get(start + 5..self.buf.len() - 4)
+            .unwrap_or_default();
+        let leaf = merkle::leaf_hash(payload);
+        self.tree.push(leaf);
+        self.prev = leaf;
+        if self.buf.len() >= 1 << 20 {
+            self.flush_buf()?;
+        }
+        Ok(seq)
+    }
+
+    fn flush_buf(&mut self) -> Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        match self.file.write_all(&self.buf) {
+            Ok(()) => {
+                self.buf.clear();
+                Ok(())
+            }
+            Err(e) => {
+                self.state = WriterState::Failed;
+                Err(Error::io("appending to the audit log", &e))
+            }
+        }
+    }
+
+    /// Writes buffered frames and fsyncs (group commit).
+    pub fn sync(&mut self) -> Result<()> {
+        self.ready()?;
+        self.flush_buf()?;
+        if let Err(e) = self.file.sync_data() {
+            self.state = WriterState::Failed;
+            return Err(Error::io("syncing the audit log", &e));
+        }
+        Ok(())
+    }
+
+    /// Signs a checkpoint over every record so far at `time`, appends it and syncs.
+    /// Returns the signed checkpoint (COSE_Sign1 bytes) for publication.
+    pub fn checkpoint(&mut self, signer: &CheckpointSigner, time: UnixTime) -> Result<Vec<u8>> {
+        self.ready()?;
+        if time.secs() < self.last_checkpoint_time {
+            return Err(Error::ApiMisuse {
+                reason: "checkpoint time before the previous checkpoint",
+            });
+        }
+        let cp = Checkpoint {
+            tree_size: self.tree.size(),
+            root: self.tree.root(),
+            time: time.secs(),
+        };
+        let signed = signer.sign(&cp)?;
+        file::encode_frame(&mut self.buf, file::FRAME_CHECKPOINT, &[&signed])?;
+        self.sync()?;
+        self.last_checkpoint_time = cp.time;
+        Ok(signed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writer_refuses_to_continue_after_an_io_error() {
+        let dir = std::env::temp_dir().join(format!("ualink-audit-io-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("audit.log");
+        let _ = std::fs::remove_file(&path);
+        drop(AuditLogWriter::create(&path).unwrap());
+        // A read-only handle makes the next write fail like a full or failing disk would.
+        let mut w = AuditLogWriter {
+            file: File::open(&path).unwrap(),
+            buf: Vec::new(),
+            tree: CompactTree::new(),
+            prev: [0; 48],
+            last_checkpoint_time: i64::MIN,
+            state: WriterState::Ready,
+        };
+        let r = AuditRecord::new(
+            UnixTime::from_secs(1),
+            DecisionKind::Share,
+            "g",
+            Outcome::Allow,
+        )
+        .unwrap();
+        w.append(&r).unwrap();
+        assert!(matches!(w.sync(), Err(Error::Io { .. })));
+        assert!(matches!(w.append(&r), Err(Error::ApiMisuse { .. })));
+        assert!(matches!(w.sync(), Err(Error::ApiMisuse { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
