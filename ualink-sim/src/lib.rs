@@ -1,1 +1,28 @@
 //! ualink-sim: the UALink pod in software.
+//!
+//! A pod of accelerators and switches that behaves like the silicon where security depends on it:
+//! every transfer is really encrypted with UALinkSec (AES-256-GCM, 8-byte tag, per-stream keys
+//! derived with KMAC256), switches route by 10-bit destination ID with per-port Deny bits (all
+//! Deny after reset), and targets check their window tables. Fault-injection knobs model device
+//! resets, link flaps, tampering, lost KeyRollMSGs, port migration and a host that bypasses the
+//! driver. A leak oracle records every byte that crossed a tenant boundary without a live grant.
+//!
+//! The driver core (`ualink-kdrv`) runs on top through its `FabricOps` trait, the idea of the
+//! kernel's `cxl_test` mock ops: the real core runs on a fake topology.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod fabric;
+pub mod ids;
+pub mod measurement;
+pub mod memory;
+pub mod pki;
+pub mod pod;
+pub mod sim;
+pub mod switch;
+pub mod ualinksec;
+
+pub use error::{KeyError, SimError};
+pub use ids::{AccelId, PortIndex, PortRef, SwitchIndex, SwitchPort, TenantId};
+pub use pod::{GenParams, PodSpec};
+pub use sim::{DevicePerm, LeakRecord, Op, SimPod, SlotRef};
