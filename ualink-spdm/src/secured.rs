@@ -532,3 +532,71 @@ impl SecuredSession {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::algo::{AeadAlg, HashAlg, SpdmVersion};
+    use crate::key_schedule::{HandshakeSecret, ScheduleParams};
+
+    fn pair(params: SecuredParams) -> (SecuredSession, SecuredSession) {
+        let p = ScheduleParams {
+            version: SpdmVersion::V12,
+            hash: HashAlg::Sha256,
+            aead: AeadAlg::Aes256Gcm,
+        };
+        let d = HandshakeSecret::new(p, &[1; 32])
+            .master_secret()
+            .unwrap()
+            .data_secrets(&[2; 32])
+            .unwrap();
+        (
+            SecuredSession::new_application(7, Role::Requester, params, &d).unwrap(),
+            SecuredSession::new_application(7, Role::Responder, params, &d).unwrap(),
+        )
+    }
+
+    #[test]
+    fn sequence_numbers_never_wrap() {
+        let rng = Rng::new();
+        let (mut req, mut rsp) = pair(SecuredParams::MCTP);
+        req.tx.seq = u64::MAX - 1;
+        rsp.rx.seq = u64::MAX - 1;
+        // The last usable number still works, and its low 16 bits are on the wire.
+        let r = req.seal(b"last", &rng).unwrap();
+        assert_eq!(&r[4..6], &[0xfe, 0xff]);
+        assert_eq!(&rsp.open(&r).unwrap()[..], b"last");
+        // Then sealing refuses (without ending the session: the caller can update keys)...
+        assert!(matches!(req.seal(b"x", &rng), Err(Error::ApiMisuse(_))));
+        assert!(!req.is_terminated());
+        // ...and a peer that keeps going is refused and the session ends.
+        req.tx.seq = u64::MAX - 1;
+        let mut forged = req.seal(b"y", &rng).unwrap();
+        forged[4..6].copy_from_slice(&[0xff, 0xff]);
+        assert_eq!(
+            rsp.open(&forged).unwrap_err(),
+            PeerMisbehaved::SequenceNumber.into()
+        );
+        assert!(rsp.is_terminated());
+    }
+
+    #[test]
+    fn wire_sequence_number_is_the_low_bytes_of_the_counter() {
+        let rng = Rng::new();
+        let (mut req, mut rsp) = pair(SecuredParams::MCTP);
+        req.tx.seq = 0x1_0002;
+        rsp.rx.seq = 0x1_0002;
+        let r = req.seal(b"m", &rng).unwrap();
+        assert_eq!(&r[4..6], &[0x02, 0x00]);
+        // The full 64-bit counter feeds the nonce: a receiver at 0x2 (same low bytes) fails.
+        let (_, mut other) = pair(SecuredParams::MCTP);
+        other.rx.seq = 0x2;
+        assert_eq!(
+            other.open(&r).unwrap_err(),
+            PeerMisbehaved::DecryptFailed.into()
+        );
+        assert_eq!(&rsp.open(&r).unwrap()[..], b"m");
+    }
+}

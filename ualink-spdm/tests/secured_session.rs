@@ -413,3 +413,44 @@ fn sessions_with_different_ids_do_not_cross() {
     );
     assert!(!b.is_terminated());
 }
+
+mod fuzzish {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Arbitrary bytes (with our session ID, so they reach the decoder) never panic and
+        /// never open.
+        #[test]
+        fn arbitrary_records_are_rejected_without_panic(
+            body in proptest::collection::vec(any::<u8>(), 0..200),
+            doe in any::<bool>(),
+        ) {
+            let params = if doe { SecuredParams::PCI_DOE } else { SecuredParams::MCTP };
+            let (_, mut rsp) = pair(params);
+            let mut rec = SID.to_le_bytes().to_vec();
+            rec.extend_from_slice(&body);
+            prop_assert!(rsp.open(&rec).is_err());
+            prop_assert!(rsp.is_terminated());
+        }
+
+        /// A genuine record with any single byte replaced never opens.
+        #[test]
+        fn any_byte_replacement_is_rejected(
+            msg in proptest::collection::vec(any::<u8>(), 0..64),
+            pos in any::<prop::sample::Index>(),
+            val in any::<u8>(),
+        ) {
+            let rng = Rng::new();
+            let (mut req, mut rsp) = pair(SecuredParams::MCTP);
+            let rec = req.seal(&msg, &rng).unwrap();
+            let i = pos.index(rec.len());
+            prop_assume!(rec[i] != val);
+            let mut bad = rec.clone();
+            bad[i] = val;
+            prop_assert!(rsp.open(&bad).is_err());
+        }
+    }
+}
