@@ -72,7 +72,8 @@
 //! constant time). Encoded KEY_PROG messages are returned as `Zeroizing<Vec<u8>>`, written into
 //! a buffer of exact capacity so no reallocation leaves a copy behind. [`KeyProgResponder`]
 //! takes the received plaintext as `&mut [u8]` and zeroes all of it as soon as the key has been
-//! copied out, whether or not the request is accepted.
+//! copied out, whether or not the request is accepted. [`IdeKmResponder`] does the same for
+//! IDE_KM over an [`IdeKmSink`].
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -1235,6 +1236,119 @@ impl KeySink for MemoryKeySink {
             .get(&pair)
             .and_then(|s| s.active.as_ref())
             .is_some_and(|e| e.2)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// IDE_KM device side
+// ---------------------------------------------------------------------------------------------
+
+/// Where a PCIe device keeps its IDE keys (the IDE_KM model). Called only for requests that
+/// arrived inside a secured session and parsed cleanly.
+pub trait IdeKmSink {
+    /// The QUERY_RESP for `port_index`, or the status to refuse with.
+    fn query(&self, port_index: u8) -> Result<IdeKmQueryResp, KeyProgStatus>;
+    /// Stores `key` and `ifv` into `slot`'s key set.
+    fn program(
+        &mut self,
+        slot: IdeKeySlot,
+        key: IdeKey,
+        ifv: [u8; IFV_LEN],
+    ) -> Result<(), KeyProgStatus>;
+    /// Starts using `slot`'s key set.
+    fn go(&mut self, slot: IdeKeySlot) -> Result<(), KeyProgStatus>;
+    /// Stops using `slot`'s key set and erases it.
+    fn stop(&mut self, slot: IdeKeySlot) -> Result<(), KeyProgStatus>;
+}
+
+/// Applies IDE_KM requests to an [`IdeKmSink`], with the same rules as [`KeyProgResponder`]:
+/// nothing is parsed outside a secured session and the request plaintext is zeroed before
+/// returning. KEY_PROG failures are a KP_ACK with the status; QUERY, K_SET_GO and K_SET_STOP
+/// failures (IDE_KM has no status field for them) are [`KeyProgError::Refused`], for the engine
+/// to send as SPDM ERROR.
+#[derive(Debug)]
+pub struct IdeKmResponder<S> {
+    sink: S,
+}
+
+impl<S: IdeKmSink> IdeKmResponder<S> {
+    /// A responder over `sink`.
+    pub fn new(sink: S) -> Self {
+        Self { sink }
+    }
+
+    /// The sink.
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// Handles one IDE_KM request payload (from the ProtocolID byte) and returns the response
+    /// payload; `payload` is zeroed in every case.
+    pub fn respond(
+        &mut self,
+        payload: &mut [u8],
+        in_session: bool,
+    ) -> Result<Vec<u8>, KeyProgError> {
+        let result = if !in_session {
+            Err(KeyProgError::SessionRequired)
+        } else {
+            match payload.first().copied() {
+                Some(IDE_KM_PROTOCOL_ID) => {
+                    IdeKmMessage::parse(payload).map_err(KeyProgError::from)
+                }
+                Some(p) => Err(KeyProgError::UnsupportedProtocol(p)),
+                None => Err(KeyProgError::Malformed(Malformed::Truncated {
+                    what: "ProtocolID",
+                })),
+            }
+        };
+        payload.zeroize();
+        let rsp = match result? {
+            IdeKmMessage::Query { port_index } => {
+                IdeKmMessage::QueryResp(self.sink.query(port_index).map_err(KeyProgError::Refused)?)
+            }
+            IdeKmMessage::KeyProg(IdeKmKeyProg { slot, key, ifv }) => IdeKmMessage::KpAck {
+                slot,
+                status: match self.sink.program(slot, key, ifv) {
+                    Ok(()) => KeyProgStatus::Success,
+                    // IDE_KM defines statuses 0..=4 only.
+                    Err(s) if s.wire() <= 4 && s != KeyProgStatus::Success => s,
+                    Err(_) => KeyProgStatus::UnspecifiedFailure,
+                },
+            },
+            IdeKmMessage::KSetGo(slot) => {
+                success(self.sink.go(slot).err().unwrap_or(KeyProgStatus::Success))?;
+                IdeKmMessage::KGoStopAck(slot)
+            }
+            IdeKmMessage::KSetStop(slot) => {
+                success(self.sink.stop(slot).err().unwrap_or(KeyProgStatus::Success))?;
+                IdeKmMessage::KGoStopAck(slot)
+            }
+            other => return Err(KeyProgError::UnexpectedObject(other.object_id())),
+        };
+        Ok(rsp.encode().to_vec())
+    }
+}
+
+/// Checks an IDE_KM KP_ACK answers KEY_PROG(`slot`) with success.
+pub fn expect_ide_kp_ack(rsp: &[u8], slot: IdeKeySlot) -> Result<(), KeyProgError> {
+    match IdeKmMessage::parse(rsp)? {
+        IdeKmMessage::KpAck { slot: s, status } => {
+            if s != slot {
+                return Err(KeyProgError::AckMismatch("KP_ACK slot"));
+            }
+            success(status)
+        }
+        other => Err(KeyProgError::UnexpectedObject(other.object_id())),
+    }
+}
+
+/// Checks an IDE_KM K_GOSTOP_ACK answers K_SET_GO/K_SET_STOP(`slot`).
+pub fn expect_ide_gostop_ack(rsp: &[u8], slot: IdeKeySlot) -> Result<(), KeyProgError> {
+    match IdeKmMessage::parse(rsp)? {
+        IdeKmMessage::KGoStopAck(s) if s == slot => Ok(()),
+        IdeKmMessage::KGoStopAck(_) => Err(KeyProgError::AckMismatch("K_GOSTOP_ACK slot")),
+        other => Err(KeyProgError::UnexpectedObject(other.object_id())),
     }
 }
 

@@ -296,3 +296,132 @@ fn ide_km_rejects_reserved_and_unknown_values() {
     unknown[1] = 0x07;
     assert!(IdeKmMessage::parse(&unknown).is_err());
 }
+
+/// An IDE_KM sink that answers QUERY like the reference device and records what it is told.
+struct RecordingIdeSink {
+    query_resp: ualink_spdm::keyprog::IdeKmQueryResp,
+    programmed: Vec<(ualink_spdm::keyprog::IdeKeySlot, MasterKey)>,
+    go: Vec<ualink_spdm::keyprog::IdeKeySlot>,
+    stopped: Vec<ualink_spdm::keyprog::IdeKeySlot>,
+}
+
+impl ualink_spdm::keyprog::IdeKmSink for RecordingIdeSink {
+    fn query(&self, port: u8) -> Result<ualink_spdm::keyprog::IdeKmQueryResp, KeyProgStatus> {
+        if port != self.query_resp.port_index {
+            return Err(KeyProgStatus::UnsupportedPortIndex);
+        }
+        Ok(self.query_resp.clone())
+    }
+    fn program(
+        &mut self,
+        slot: ualink_spdm::keyprog::IdeKeySlot,
+        key: MasterKey,
+        _ifv: [u8; 8],
+    ) -> Result<(), KeyProgStatus> {
+        self.programmed.push((slot, key));
+        Ok(())
+    }
+    fn go(&mut self, slot: ualink_spdm::keyprog::IdeKeySlot) -> Result<(), KeyProgStatus> {
+        self.go.push(slot);
+        Ok(())
+    }
+    fn stop(&mut self, slot: ualink_spdm::keyprog::IdeKeySlot) -> Result<(), KeyProgStatus> {
+        if !self.go.contains(&slot) {
+            return Err(KeyProgStatus::UnsupportedValue);
+        }
+        self.stopped.push(slot);
+        Ok(())
+    }
+}
+
+#[test]
+fn our_ide_km_responder_replays_the_capture_byte_for_byte() {
+    use ualink_spdm::keyprog::{IdeKmResponder, KeyProgError};
+    let recs = ide_records();
+    let IdeKmMessage::QueryResp(query_resp) = IdeKmMessage::parse(&recs[1].1).unwrap() else {
+        panic!()
+    };
+    let mut dev = IdeKmResponder::new(RecordingIdeSink {
+        query_resp,
+        programmed: vec![],
+        go: vec![],
+        stopped: vec![],
+    });
+    let mut keys = Vec::new();
+    for pair in recs.chunks(2) {
+        let ((q, req), (_, rsp)) = (&pair[0], &pair[1]);
+        assert!(q.starts_with("REQ"));
+        if let IdeKmMessage::KeyProg(k) = IdeKmMessage::parse(req).unwrap() {
+            keys.push(k.key);
+        }
+        let mut buf = req.clone();
+        assert_eq!(&dev.respond(&mut buf, true).unwrap(), rsp, "{q}");
+        assert!(buf.iter().all(|b| *b == 0));
+    }
+    let sink = dev.sink();
+    assert_eq!(sink.programmed.len(), 12);
+    assert!(sink
+        .programmed
+        .iter()
+        .zip(&keys)
+        .all(|((_, a), b)| a.ct_eq(b)));
+    assert_eq!(sink.go.len(), 12);
+    assert_eq!(sink.stopped.len(), 12);
+    // Outside a session nothing happens.
+    let mut buf = recs[2].1.clone();
+    assert_eq!(
+        dev.respond(&mut buf, false),
+        Err(KeyProgError::SessionRequired)
+    );
+    assert_eq!(dev.sink().programmed.len(), 12);
+    // A failing STOP is an error for the engine, not an ack.
+    let mut dev2 = IdeKmResponder::new(RecordingIdeSink {
+        query_resp: ualink_spdm::keyprog::IdeKmQueryResp {
+            port_index: 0,
+            dev_func_num: 0,
+            bus_num: 0,
+            segment: 0,
+            max_port_index: 0,
+            ide_cap: 0,
+            ide_ctrl: 0,
+            register_blocks: vec![],
+        },
+        programmed: vec![],
+        go: vec![],
+        stopped: vec![],
+    });
+    let stop = recs.iter().find(|r| r.0.contains("K_SET_STOP")).unwrap();
+    let mut buf = stop.1.clone();
+    assert_eq!(
+        dev2.respond(&mut buf, true),
+        Err(KeyProgError::Refused(KeyProgStatus::UnsupportedValue))
+    );
+    let mut q = recs[0].1.clone();
+    assert_eq!(
+        dev2.respond(&mut q, true),
+        Err(KeyProgError::Refused(KeyProgStatus::UnsupportedPortIndex))
+    );
+}
+
+#[test]
+fn ide_km_ack_checks() {
+    use ualink_spdm::keyprog::{expect_ide_gostop_ack, expect_ide_kp_ack, KeyProgError};
+    let recs = ide_records();
+    let IdeKmMessage::KeyProg(k) = IdeKmMessage::parse(&recs[2].1).unwrap() else {
+        panic!()
+    };
+    expect_ide_kp_ack(&recs[3].1, k.slot).unwrap();
+    let IdeKmMessage::KeyProg(k2) = IdeKmMessage::parse(&recs[6].1).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        expect_ide_kp_ack(&recs[3].1, k2.slot),
+        Err(KeyProgError::AckMismatch("KP_ACK slot"))
+    );
+    expect_ide_gostop_ack(&recs[5].1, k.slot).unwrap();
+    assert!(expect_ide_gostop_ack(&recs[5].1, k2.slot).is_err());
+    assert_eq!(
+        expect_ide_gostop_ack(&recs[3].1, k.slot),
+        Err(KeyProgError::UnexpectedObject(0x03))
+    );
+}
