@@ -269,3 +269,120 @@ fn verify_data_is_hmac_over_the_transcript_hash_and_checked() {
     let other = hss.request.finished_key().unwrap();
     assert!(other.check(th_hash.as_ref(), &vd, "FINISH").is_err());
 }
+
+/// VerifyData over real bytes (first session of the PCI DOE capture, encrypted handshake):
+/// TH = VCA ‖ Hash(slot-0 chain) ‖ KEY_EXCHANGE ‖ KEY_EXCHANGE_RSP; ResponderVerifyData =
+/// HMAC(rsp finished_key, Hash(TH up to the signature)); RequesterVerifyData =
+/// HMAC(req finished_key, Hash(TH ‖ FINISH header)). Both must equal the bytes on the wire,
+/// which proves the HMAC is over the transcript hash (libspdm #1136), not the transcript.
+#[test]
+fn v12_verify_data_over_the_captured_transcript() {
+    use ualink_spdm::crypto::{hash, HashCtx};
+    let params = ScheduleParams {
+        version: SpdmVersion::V12,
+        hash: HashAlg::Sha256,
+        aead: AeadAlg::Aes256Gcm,
+    };
+    let events = secured_logparse::parse("tsm_like_v12_p256_pcidoe.req.log");
+    let msgs: Vec<(bool, u32, Vec<u8>)> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Message { send, sid, bytes } => Some((*send, *sid, bytes.clone())),
+            _ => None,
+        })
+        .collect();
+    let vca: Vec<u8> = msgs[..6].iter().flat_map(|m| m.2.clone()).collect();
+    assert_eq!(vca[1], 0x84);
+    assert_eq!(msgs[5].2[1], 0x63);
+    let cert = msgs.iter().find(|m| m.2[1] == 0x02 && m.2[2] == 0).unwrap();
+    let portion = u16::from_le_bytes([cert.2[4], cert.2[5]]) as usize;
+    let chain = &cert.2[8..8 + portion];
+    let ke = &msgs.iter().find(|m| m.2[1] == 0xe4).unwrap().2;
+    let ke_rsp_padded = &msgs.iter().find(|m| m.2[1] == 0x64).unwrap().2;
+    let finish = &msgs.iter().find(|m| m.2[1] == 0xe5).unwrap().2;
+    // KEY_EXCHANGE_RSP without DOE padding: fixed fields, ExchangeData 64, MeasSummary 32,
+    // OpaqueLen, opaque, signature 64, ResponderVerifyData 32.
+    let opaque_at = 4 + 2 + 1 + 1 + 32 + 64 + 32;
+    let opaque_len = u16::from_le_bytes([ke_rsp_padded[opaque_at], ke_rsp_padded[opaque_at + 1]]);
+    let ke_rsp_len = opaque_at + 2 + usize::from(opaque_len) + 64 + 32;
+    let ke_rsp = &ke_rsp_padded[..ke_rsp_len];
+    let (signed_part, vd_rsp) = ke_rsp.split_at(ke_rsp_len - 32);
+    let (before_sig, _sig) = signed_part.split_at(signed_part.len() - 64);
+
+    let mut th = HashCtx::new(HashAlg::Sha256);
+    th.update(&vca);
+    th.update(hash(HashAlg::Sha256, chain).as_bytes());
+    th.update(ke);
+    th.update(before_sig);
+    // The hash libspdm signed (th_curr before the signature) is reproduced first.
+    let logged_th_curr = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Hash { name, bytes } if name == "th_curr hash" => Some(bytes.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(hex::encode(th.current()), hex::encode(&logged_th_curr));
+    th.update(_sig);
+
+    let dhe = events.iter().find_map(|e| match e {
+        Event::Dhe(s) => Some(s.clone()),
+        _ => None,
+    });
+    let th1 = events.iter().find_map(|e| match e {
+        Event::Th1(s) => Some(s.clone()),
+        _ => None,
+    });
+    let hs = HandshakeSecret::new(params, &dhe.unwrap());
+    let hss = hs.handshake_secrets(&th1.unwrap()).unwrap();
+    let rsp_fk = hss.response.finished_key().unwrap();
+    let req_fk = hss.request.finished_key().unwrap();
+
+    // TH1 (the key-schedule input) is the transcript through the signature, without the
+    // ResponderVerifyData that its finished key authenticates.
+    assert_eq!(hex::encode(th.current()), hex::encode(hs_th1(&events)));
+
+    let vd = ualink_spdm::key_schedule::verify_data(&rsp_fk, th.current().as_ref());
+    assert_eq!(hex::encode(&vd), hex::encode(vd_rsp));
+    rsp_fk
+        .check(th.current().as_ref(), vd_rsp, "KEY_EXCHANGE_RSP")
+        .unwrap();
+    // HMAC over the raw transcript instead of its hash would not match.
+    assert_ne!(
+        ualink_spdm::crypto::hmac(HashAlg::Sha256, rsp_fk.secret().expose(), &vca).expose(),
+        vd_rsp
+    );
+    th.update(vd_rsp);
+
+    // FINISH (no signature): RequesterVerifyData over TH ‖ FINISH header.
+    assert_eq!(finish.len(), 4 + 32);
+    th.update(&finish[..4]);
+    req_fk
+        .check(th.current().as_ref(), &finish[4..], "FINISH")
+        .unwrap();
+
+    // TH2 = everything through FINISH_RSP (here 4 bytes: its verify data travels only when the
+    // handshake is in the clear).
+    let finish_rsp = &msgs.iter().find(|m| m.2[1] == 0x65).unwrap().2;
+    assert_eq!(finish_rsp.len(), 4);
+    th.update(&finish[4..]);
+    th.update(finish_rsp);
+    let th2 = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Th2(s) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(hex::encode(th.current()), hex::encode(th2));
+}
+
+fn hs_th1(events: &[Event]) -> Vec<u8> {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::Th1(s) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap()
+}
