@@ -15,6 +15,9 @@
 //! * [`SigningKey`] (PKCS#8 ECDSA key, `Debug` redacted) and [`Rng`] (the system RNG).
 //!
 //! Every secret this module returns lives in [`SecretBytes`] or `Zeroizing`, never in `Debug`.
+//! Limitation: `ring`'s own key objects (`hmac::Key`, `aead::LessSafeKey`, ECDSA and ECDHE
+//! private keys) hold expanded key material that `ring` does not zeroize on drop; our copies of
+//! key bytes are zeroized, and those objects live no longer than the session or key they serve.
 
 use alloc::vec::Vec;
 use core::fmt;
