@@ -368,7 +368,9 @@ impl SecuredSession {
     /// (e.g. the reply to UpdateAllKeys: a KEY_UPDATE_ACK under the new key, or an ERROR
     /// under the old one). Tries the new key first; if only the previous key authenticates the
     /// record, the update is reverted. Fails (and terminates) if neither does, or if no
-    /// update is pending.
+    /// update is pending. Afterwards [`SecuredSession::key_update_pending`] of the receiving
+    /// direction tells which key opened the record (true: the new one), so a caller can refuse
+    /// a KEY_UPDATE_ACK that arrived under the old key.
     pub fn open_during_key_update(&mut self, record: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         self.check_live()?;
         let sid = peek_session_id(record)?;
