@@ -54,7 +54,7 @@
 //! |---|---|---|
 //! | 0x00 | QUERY | (no head) rsvd u8, PortIndex u8, rsvd u8 — 5 bytes with ProtocolID |
 //! | 0x01 | QUERY_RESP | (no head) Status u8, PortIndex u8, MaxPortIndex u8, LocalAccelID u16 (10 bits), MaxPeers u16 — 9 bytes |
-//! | 0x02 | KEY_PROG | KeyEpoch u32, MasterKey [32] — 45 bytes |
+//! | 0x02 | KEY_PROG | KeyEpoch u32, MasterKey `[32]` — 45 bytes |
 //! | 0x03 | KP_ACK | KeyEpoch u32 (echo) — 13 bytes |
 //! | 0x04 | K_SET_GO | — 9 bytes: enable the slot for traffic |
 //! | 0x05 | K_SET_STOP | — 9 bytes: disable the slot and erase its key |

@@ -204,7 +204,7 @@ pub struct LockInterfaceParams {
     pub bind_p2p_address_mask: u64,
 }
 
-/// TDISP_CAPABILITIES body (28 bytes): dsm_caps u32, req_msgs_supported [16], lock flags
+/// TDISP_CAPABILITIES body (28 bytes): dsm_caps u32, req_msgs_supported `[16]`, lock flags
 /// supported u16, reserved 3, dev_addr_width u8, num_req_this u8, num_req_all u8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DeviceCapabilities {
@@ -299,7 +299,7 @@ pub enum RegistryId {
 }
 
 /// EXTENDED_ERROR_DATA of a VENDOR_SPECIFIC_ERROR: registry_id u8, vendor_id_len u8,
-/// vendor_id [vendor_id_len], vendor error data (rest of the message).
+/// vendor_id `[vendor_id_len]`, vendor error data (rest of the message).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VendorErrorData {
     /// Registry the vendor ID comes from.
@@ -340,7 +340,7 @@ pub enum TdispRequestBody {
     },
     /// GET_DEVICE_INTERFACE_STATE (0x85): no body.
     GetDeviceInterfaceState,
-    /// START_INTERFACE_REQUEST (0x86): START_INTERFACE_NONCE [32].
+    /// START_INTERFACE_REQUEST (0x86): START_INTERFACE_NONCE `[32]`.
     StartInterface(StartNonce),
     /// STOP_INTERFACE_REQUEST (0x87): no body.
     StopInterface,
@@ -373,14 +373,14 @@ pub struct TdispRequest {
 /// A TDISP response body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TdispResponseBody {
-    /// TDISP_VERSION (0x01): version_num_count u8 (at least 1), versions [count].
+    /// TDISP_VERSION (0x01): version_num_count u8 (at least 1), versions `[count]`.
     Version(Vec<u8>),
     /// TDISP_CAPABILITIES (0x02).
     Capabilities(DeviceCapabilities),
-    /// LOCK_INTERFACE_RESPONSE (0x03): START_INTERFACE_NONCE [32].
+    /// LOCK_INTERFACE_RESPONSE (0x03): START_INTERFACE_NONCE `[32]`.
     LockInterface(StartNonce),
     /// DEVICE_INTERFACE_REPORT (0x04): portion_length u16, remainder_length u16,
-    /// report bytes [portion_length].
+    /// report bytes `[portion_length]`.
     DeviceInterfaceReport {
         /// This portion of the report.
         portion: Vec<u8>,
