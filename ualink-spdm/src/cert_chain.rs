@@ -19,8 +19,11 @@
 //! # Verification policy (`std`: [`TrustAnchors`])
 //!
 //! A chain `[c0 (root), c1, ..., cn-1 (leaf)]` with `2 <= n <= MAX_CERTS` is accepted only if:
-//! * every certificate parses as X.509 v3 with no trailing bytes, with its outer
-//!   `signatureAlgorithm` equal to the TBS `signature` field and no duplicate extensions;
+//! * every certificate parses as X.509 v3 with no trailing bytes and no duplicate
+//!   extensions, and its unsigned outer layer is strict DER checked byte for byte (tags,
+//!   minimal lengths, `signatureAlgorithm` identical to the signed TBS `signature` field, a
+//!   BIT STRING signature with no unused bits), so no re-encoding of a signed certificate
+//!   verifies (x509-parser alone accepts e.g. a wrong tag on the outer algorithm OID);
 //! * the root equals a configured trust anchor: identical DER, or identical
 //!   `SubjectPublicKeyInfo` (so a re-issued root with the same key is still trusted);
 //! * `ci.issuer == c(i-1).subject` byte for byte (the root is self-issued), and `ci` carries
@@ -383,6 +386,53 @@ fn der_sequence_len(buf: &[u8]) -> Option<usize> {
     (total <= buf.len()).then_some(total)
 }
 
+/// Splits the DER TLV at the start of `buf` (single-byte tag, minimal definite length):
+/// returns (tag, the whole TLV, its contents, the bytes after it).
+fn der_tlv(buf: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+    let (&tag, rest) = buf.split_first()?;
+    // High-tag-number form is never used in certificates' outer structure.
+    if tag & 0x1f == 0x1f {
+        return None;
+    }
+    let (hdr, len) = der_length(rest)?;
+    let start = hdr.checked_add(1)?;
+    let end = start.checked_add(len)?;
+    Some((tag, buf.get(..end)?, buf.get(start..end)?, buf.get(end..)?))
+}
+
+/// Checks the unsigned outer layer of a DER certificate byte for byte, so that no
+/// re-encoding of the same signed TBS verifies:
+/// `SEQUENCE { tbs SEQUENCE, signatureAlgorithm SEQUENCE, signature BIT STRING (0 unused) }`
+/// with `signatureAlgorithm` identical to the TBS `signature` field (after `[0] version` and
+/// `serialNumber`).
+fn outer_der_is_strict(cert: &[u8]) -> bool {
+    fn check(cert: &[u8]) -> Option<()> {
+        let (0x30, _, content, rest) = der_tlv(cert)? else {
+            return None;
+        };
+        rest.is_empty().then_some(())?;
+        let (0x30, _, tbs, rest) = der_tlv(content)? else {
+            return None;
+        };
+        let (0x30, sig_alg, _, rest) = der_tlv(rest)? else {
+            return None;
+        };
+        let (0x03, _, bits, rest) = der_tlv(rest)? else {
+            return None;
+        };
+        (rest.is_empty() && bits.first() == Some(&0)).then_some(())?;
+        let (0xA0, _, _, tbs) = der_tlv(tbs)? else {
+            return None;
+        };
+        let (0x02, _, _, tbs) = der_tlv(tbs)? else {
+            return None;
+        };
+        let (_, tbs_sig_alg, _, _) = der_tlv(tbs)?;
+        (tbs_sig_alg == sig_alg).then_some(())
+    }
+    check(cert).is_some()
+}
+
 /// Decodes a DER length at the start of `buf`: returns (bytes used, content length).
 /// Rejects indefinite lengths, non-minimal encodings and lengths over 4 bytes.
 fn der_length(buf: &[u8]) -> Option<(usize, usize)> {
@@ -721,7 +771,9 @@ mod x509 {
         if cert.version().0 != 2 {
             return Err(CertError::NotV3 { index });
         }
-        if cert.signature_algorithm != cert.tbs_certificate.signature {
+        if cert.signature_algorithm != cert.tbs_certificate.signature
+            || !super::outer_der_is_strict(der)
+        {
             return Err(CertError::Malformed { index });
         }
         let mut seen = HashSet::new();
@@ -923,6 +975,46 @@ mod tests {
         assert_eq!(der_sequence_len(&[0x30, 0x02, 0, 0]), Some(4));
         assert_eq!(der_sequence_len(&[0x30, 0x03, 0, 0]), None);
         assert_eq!(der_sequence_len(&[0x31, 0x00]), None);
+    }
+
+    #[test]
+    fn outer_layer_must_be_exact() {
+        // SEQUENCE { tbs { [0] {INTEGER 2}, INTEGER 1, alg }, alg, BIT STRING 00 AA }
+        let alg = [0x30, 0x03, 0x06, 0x01, 0x2a];
+        let mut tbs = vec![0xA0, 0x03, 0x02, 0x01, 0x02, 0x02, 0x01, 0x01];
+        tbs.extend_from_slice(&alg);
+        let build = |outer_alg: &[u8], sig: &[u8]| {
+            let mut content = vec![0x30, u8::try_from(tbs.len()).unwrap()];
+            content.extend_from_slice(&tbs);
+            content.extend_from_slice(outer_alg);
+            content.extend_from_slice(sig);
+            let mut c = vec![0x30, u8::try_from(content.len()).unwrap()];
+            c.extend_from_slice(&content);
+            c
+        };
+        assert!(outer_der_is_strict(&build(&alg, &[0x03, 0x02, 0x00, 0xAA])));
+        // Wrong OID tag in the outer algorithm, a different algorithm, unused bits, a
+        // non-BIT STRING signature, trailing data.
+        assert!(!outer_der_is_strict(&build(
+            &[0x30, 0x03, 0x07, 0x01, 0x2a],
+            &[0x03, 0x02, 0x00, 0xAA]
+        )));
+        assert!(!outer_der_is_strict(&build(
+            &[0x30, 0x03, 0x06, 0x01, 0x2b],
+            &[0x03, 0x02, 0x00, 0xAA]
+        )));
+        assert!(!outer_der_is_strict(&build(
+            &alg,
+            &[0x03, 0x02, 0x01, 0xAA]
+        )));
+        assert!(!outer_der_is_strict(&build(
+            &alg,
+            &[0x04, 0x02, 0x00, 0xAA]
+        )));
+        assert!(!outer_der_is_strict(&build(
+            &alg,
+            &[0x03, 0x02, 0x00, 0xAA, 0x00]
+        )));
     }
 
     #[test]
