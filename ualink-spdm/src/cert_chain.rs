@@ -386,18 +386,35 @@ fn der_sequence_len(buf: &[u8]) -> Option<usize> {
     (total <= buf.len()).then_some(total)
 }
 
-/// Splits the DER TLV at the start of `buf` (single-byte tag, minimal definite length):
-/// returns (tag, the whole TLV, its contents, the bytes after it).
-fn der_tlv(buf: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
-    let (&tag, rest) = buf.split_first()?;
+/// One DER TLV: its tag, the whole encoding, its contents and what follows it.
+struct Tlv<'a> {
+    tag: u8,
+    whole: &'a [u8],
+    contents: &'a [u8],
+    rest: &'a [u8],
+}
+
+/// Splits the DER TLV at the start of `buf` (single-byte tag, minimal definite length).
+fn der_tlv(buf: &[u8]) -> Option<Tlv<'_>> {
+    let (&tag, after_tag) = buf.split_first()?;
     // High-tag-number form is never used in certificates' outer structure.
     if tag & 0x1f == 0x1f {
         return None;
     }
-    let (hdr, len) = der_length(rest)?;
+    let (hdr, len) = der_length(after_tag)?;
     let start = hdr.checked_add(1)?;
     let end = start.checked_add(len)?;
-    Some((tag, buf.get(..end)?, buf.get(start..end)?, buf.get(end..)?))
+    Some(Tlv {
+        tag,
+        whole: buf.get(..end)?,
+        contents: buf.get(start..end)?,
+        rest: buf.get(end..)?,
+    })
+}
+
+/// [`der_tlv`] that also requires `tag`.
+fn der_expect(buf: &[u8], tag: u8) -> Option<Tlv<'_>> {
+    der_tlv(buf).filter(|t| t.tag == tag)
 }
 
 /// Checks the unsigned outer layer of a DER certificate byte for byte, so that no
@@ -407,28 +424,16 @@ fn der_tlv(buf: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
 /// `serialNumber`).
 fn outer_der_is_strict(cert: &[u8]) -> bool {
     fn check(cert: &[u8]) -> Option<()> {
-        let (0x30, _, content, rest) = der_tlv(cert)? else {
-            return None;
-        };
-        rest.is_empty().then_some(())?;
-        let (0x30, _, tbs, rest) = der_tlv(content)? else {
-            return None;
-        };
-        let (0x30, sig_alg, _, rest) = der_tlv(rest)? else {
-            return None;
-        };
-        let (0x03, _, bits, rest) = der_tlv(rest)? else {
-            return None;
-        };
-        (rest.is_empty() && bits.first() == Some(&0)).then_some(())?;
-        let (0xA0, _, _, tbs) = der_tlv(tbs)? else {
-            return None;
-        };
-        let (0x02, _, _, tbs) = der_tlv(tbs)? else {
-            return None;
-        };
-        let (_, tbs_sig_alg, _, _) = der_tlv(tbs)?;
-        (tbs_sig_alg == sig_alg).then_some(())
+        let outer = der_expect(cert, 0x30)?;
+        outer.rest.is_empty().then_some(())?;
+        let tbs = der_expect(outer.contents, 0x30)?;
+        let sig_alg = der_expect(tbs.rest, 0x30)?;
+        let sig = der_expect(sig_alg.rest, 0x03)?;
+        (sig.rest.is_empty() && sig.contents.first() == Some(&0)).then_some(())?;
+        let version = der_expect(tbs.contents, 0xA0)?;
+        let serial = der_expect(version.rest, 0x02)?;
+        let tbs_sig_alg = der_tlv(serial.rest)?;
+        (tbs_sig_alg.whole == sig_alg.whole).then_some(())
     }
     check(cert).is_some()
 }
