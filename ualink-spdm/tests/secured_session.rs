@@ -417,6 +417,8 @@ fn sessions_with_different_ids_do_not_cross() {
 mod fuzzish {
     use super::*;
     use proptest::prelude::*;
+    // Both globs export an `Rng`; ours is meant.
+    use ualink_spdm::crypto::Rng;
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
