@@ -168,6 +168,21 @@ impl Capture {
         Ok(Self { link, records })
     }
 
+    /// The `*.transcript.full.txt` layout: per record the `#NNNN <decode>` line, then six
+    /// spaces and the message in lowercase hex, each line ending in `\n`.
+    pub fn to_transcript(&self) -> String {
+        let mut out = String::new();
+        for (line, rec) in self.decode_lines().iter().zip(&self.records) {
+            out.push_str(line);
+            out.push_str("\n      ");
+            for b in &rec.message {
+                let _ = write!(out, "{b:02x}");
+            }
+            out.push('\n');
+        }
+        out
+    }
+
     /// One `#NNNN <decode>` line per record, in order.
     pub fn decode_lines(&self) -> Vec<String> {
         let mut discovery_seen = 0usize;

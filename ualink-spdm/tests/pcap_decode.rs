@@ -97,3 +97,27 @@ fn truncated_or_extended_files_are_refused() {
         Err(PcapError::BadRecord { index: 0, .. })
     ));
 }
+
+#[test]
+fn mctp_captures_reproduce_the_reference_transcripts_byte_for_byte() {
+    for name in ["v13_p384_session", "v12_p256_nosession"] {
+        let cap = Capture::parse(&common::data(&format!("{name}.pcap"))).unwrap();
+        let want = String::from_utf8(common::data(&format!("{name}.transcript.full.txt"))).unwrap();
+        assert_eq!(cap.to_transcript(), want, "{name}");
+    }
+    // On DOE only the discovery headers differ (the reference prints `mctp_type=0x100`).
+    let cap = Capture::parse(&common::data("tsm_like_v12_p256_pcidoe.pcap")).unwrap();
+    let want =
+        String::from_utf8(common::data("tsm_like_v12_p256_pcidoe.transcript.full.txt")).unwrap();
+    let ours = cap.to_transcript();
+    assert_eq!(ours.lines().count(), want.lines().count());
+    let differing: Vec<_> = ours
+        .lines()
+        .zip(want.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(differing.len(), 6);
+    assert!(differing
+        .iter()
+        .all(|(a, b)| a.contains("DOE_DISCOVERY") && b.ends_with("mctp_type=0x100")));
+}
