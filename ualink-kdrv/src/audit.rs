@@ -31,6 +31,8 @@ pub enum RevokeCause {
     DeviceReset(AcceleratorId),
     /// The tenant was offboarded.
     Offboarding(TenantId),
+    /// The grant behind the attachment reached its expiry on the fabric clock.
+    GrantExpired,
 }
 
 /// Scope of a revocation.

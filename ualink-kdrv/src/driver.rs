@@ -317,6 +317,9 @@ pub struct Driver<F: FabricOps, C: CryptoBackend, A: AuditSink, N: InvalidateSin
     key_slots: Vec<(KeySlotRef, KeySlotStatus)>,
     routes: Vec<RouteRef>,
     used: Vec<(u8, [u8; 16], FabricTime)>,
+    /// Earliest expiry among active granted attachments (`u64::MAX` when none): lets [`Driver::tick`]
+    /// return in O(1) until something is due.
+    next_expiry: FabricTime,
 }
 
 fn next_counter(c: &mut u64) -> Result<u64> {
@@ -370,6 +373,7 @@ impl<F: FabricOps, C: CryptoBackend, A: AuditSink, N: InvalidateSink> Driver<F, 
             key_slots: Vec::new(),
             routes: Vec::new(),
             used: Vec::new(),
+            next_expiry: FabricTime(u64::MAX),
         };
         let n = usize::from(AcceleratorId::MAX).saturating_add(1);
         d.accels.try_reserve_exact(n)?;
@@ -1143,6 +1147,7 @@ impl<F: FabricOps, C: CryptoBackend, A: AuditSink, N: InvalidateSink> Driver<F, 
             b.attachments.push(key);
         }
         if let Some((g, nonce)) = grant {
+            self.next_expiry = self.next_expiry.min(g.expiry);
             self.consume(NONCE_KIND_NONCE, nonce, g.expiry);
             self.consume(NONCE_KIND_GRANT_ID, g.id.0, g.expiry);
         }
@@ -1613,6 +1618,31 @@ impl<F: FabricOps, C: CryptoBackend, A: AuditSink, N: InvalidateSink> Driver<F, 
         Ok(())
     }
 
+    /// The driver's timer: revokes every attachment whose grant has expired on the fabric clock. The
+    /// embedding calls it periodically (and `RAS_POLL` calls it), so access outlives a grant by at most
+    /// one timer period; the map path refuses expired grants on its own regardless. O(1) until the
+    /// earliest expiry is due. Returns how many attachments were revoked.
+    ///
+    /// Return: `ENOMEM`.
+    pub fn tick(&mut self) -> Result<u32> {
+        let now = self.fabric.now();
+        if now < self.next_expiry {
+            return Ok(0);
+        }
+        let keys = self.attachments.keys_where(|a| {
+            a.state == AttState::Active && a.grant.is_some_and(|g| g.expiry <= now)
+        })?;
+        self.revoke_set(&keys, RevokeCause::GrantExpired);
+        let mut next = FabricTime(u64::MAX);
+        for (_, a) in self.attachments.iter() {
+            if let (AttState::Active, Some(g)) = (a.state, a.grant) {
+                next = next.min(g.expiry);
+            }
+        }
+        self.next_expiry = next;
+        Ok(u32::try_from(keys.len()).unwrap_or(u32::MAX))
+    }
+
     // ---------------------------------------------------------------- RAS
 
     /// Handles up to `max` pending hardware fault reports (bounded by the config); returns how many
@@ -1622,6 +1652,7 @@ impl<F: FabricOps, C: CryptoBackend, A: AuditSink, N: InvalidateSink> Driver<F, 
     pub fn process_faults(&mut self, file: &FileCtx, max: u32) -> Result<u32> {
         Self::require_tsm(file)?;
         let max = max.min(self.config.max_faults_per_poll);
+        self.tick()?;
         let mut n = 0u32;
         while n < max {
             let Some(f) = self.fabric.next_fault() else {

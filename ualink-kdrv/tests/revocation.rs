@@ -576,3 +576,35 @@ fn unmap_and_detach_release_hardware_state() {
         .borrow()
         .contains_key(&(SwitchId(0), PortId(2), acc(0))));
 }
+
+#[test]
+fn grant_expiry_revokes_at_the_next_tick_only_the_expired_attachments() {
+    let mut s = Scenario::new();
+    let fb = s.fb;
+    let mut c = s.claims_for_b();
+    c.expiry = s.now() + 500;
+    let g = s.tsm.grant(&c);
+    let short = s.attach_b(Some(&g), Rights::READ).unwrap();
+    s.d.map(&fb, short).unwrap();
+    let long = s.granted_mapping();
+    assert_eq!(s.d.tick().unwrap(), 0);
+    s.d.fabric().advance(499);
+    assert_eq!(s.d.tick().unwrap(), 0);
+    s.d.fabric().advance(1);
+    assert_eq!(s.d.tick().unwrap(), 1);
+    assert_eq!(
+        s.d.gate_check(&fb, short).map_err(Errno::from),
+        Err(Errno::EIDRM)
+    );
+    assert_eq!(s.d.gate_check(&fb, long), Ok(()));
+    let mapped: Vec<_> = s.d.mappings().map(|m| m.attachment).collect();
+    assert_eq!(mapped, vec![long]);
+    assert!(s.events().iter().any(|e| matches!(
+        e,
+        AuditEvent::Revoke {
+            cause: RevokeCause::GrantExpired,
+            attachments: 1,
+            ..
+        }
+    )));
+}
