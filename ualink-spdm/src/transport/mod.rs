@@ -45,6 +45,9 @@ pub enum TransportError {
     /// The transport cannot carry secured messages (spdm-emu's NONE).
     #[error("transport NONE cannot carry secured messages")]
     SecuredUnsupported,
+    /// Not a transport name (`none`, `mctp`, `pci-doe`).
+    #[error("unknown transport name (expected none, mctp or pci-doe)")]
+    UnknownName,
 }
 
 /// The transport binding in use (also the spdm-emu socket TransportType).
@@ -56,6 +59,38 @@ pub enum Transport {
     Mctp,
     /// PCI DOE (PCI-SIG CMA).
     PciDoe,
+}
+
+impl core::str::FromStr for Transport {
+    type Err = TransportError;
+
+    /// Parses the command-line names `none`, `mctp` and `pci-doe` (also `pci_doe`, `doe`),
+    /// case-insensitively.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let known = [
+            ("none", Self::None),
+            ("mctp", Self::Mctp),
+            ("pci-doe", Self::PciDoe),
+            ("pci_doe", Self::PciDoe),
+            ("doe", Self::PciDoe),
+        ];
+        known
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(s))
+            .map(|(_, t)| *t)
+            .ok_or(TransportError::UnknownName)
+    }
+}
+
+impl core::fmt::Display for Transport {
+    /// The command-line name (`none`, `mctp`, `pci-doe`).
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::None => "none",
+            Self::Mctp => "mctp",
+            Self::PciDoe => "pci-doe",
+        })
+    }
 }
 
 impl Transport {
@@ -155,6 +190,11 @@ mod tests {
         assert_eq!(Transport::Mctp.sequence_number_len(), 2);
         assert_eq!(Transport::PciDoe.sequence_number_len(), 0);
         assert_eq!(Transport::from_emu_code(3), None);
+        for t in [Transport::None, Transport::Mctp, Transport::PciDoe] {
+            assert_eq!(alloc::format!("{t}").parse::<Transport>(), Ok(t));
+        }
+        assert_eq!("PCI_DOE".parse::<Transport>(), Ok(Transport::PciDoe));
+        assert_eq!("tcp".parse::<Transport>(), Err(TransportError::UnknownName));
         assert!(Transport::None.decode(&[]).is_err());
         let disc = doe::discovery_request(1).unwrap();
         assert_eq!(
