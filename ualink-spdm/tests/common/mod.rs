@@ -1,5 +1,5 @@
 //! Shared test helpers: reading the captured spdm-emu vectors in tests/data/.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
 
@@ -27,7 +27,9 @@ impl TranscriptRecord {
 
 /// Path of a file in tests/data/.
 pub fn data_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 /// Reads a file in tests/data/.
@@ -70,7 +72,7 @@ pub fn log_values(log: &str, prefix: &str) -> Vec<Vec<u8>> {
         .filter_map(|l| l.trim_start().strip_prefix(prefix))
         .map(|rest| {
             let hexstr: String = rest
-                .trim_start_matches(|c: char| c == ':' || c == '-' || c == ' ')
+                .trim_start_matches([':', '-', ' '])
                 .chars()
                 .filter(|c| c.is_ascii_hexdigit())
                 .collect();
