@@ -1,6 +1,6 @@
-//! Link-key programming: PCIe IDE_KM (byte-exact, ProtocolID 0x00) and our UALinkSec variant
-//! (ProtocolID 0x55), both carried in SPDM VENDOR_DEFINED messages and only ever accepted
-//! inside a secured session.
+//! Link-key programming: PCIe IDE_KM (byte-exact, ObjectIDs 0x00..=0x06) and our UALinkSec
+//! variant (ObjectIDs 0x80..=0x88), both under PCI-SIG ProtocolID 0x00 in SPDM VENDOR_DEFINED
+//! messages, and only ever accepted inside a secured session. [`family`] tells them apart.
 //!
 //! Codecs start at the ProtocolID byte (the first byte of the VENDOR_DEFINED payload). All
 //! integers are little-endian; reserved fields must be zero; unknown object IDs, status codes
@@ -26,20 +26,22 @@
 //! sends a fixed-size block whose length does not follow its own capability register, so a
 //! parser that derived the length from the capability register would reject real devices.
 //!
-//! # UALinkSec key programming (ours; ProtocolID 0x55)
+//! # UALinkSec key programming (ours; ProtocolID 0x00, ObjectIDs 0x80..=0x88)
 //!
 //! UALink 1.0 §9.5.9.1: each TX port holds an active and an alternate 256-bit master key per
 //! destination accelerator, each RX port the same per source, and A's TX key for B equals B's RX
 //! key for A. Per-stream keys are derived from the master key in the device (KMAC256 over
 //! {epoch, StreamID}); only master keys travel here. The shape follows IDE_KM with the IDE
-//! stream replaced by the peer accelerator. ProtocolID 0x55 is outside the values PCI-SIG has
-//! assigned (0x00 IDE_KM, 0x01 TDISP), so an IDE_KM or TDISP parser never mistakes these
-//! messages for its own.
+//! stream replaced by the peer accelerator. The messages share IDE_KM's ProtocolID, so the SPDM
+//! engine routes both to the device's key programming, and use ObjectIDs with the high bit set
+//! (IDE_KM defines 0x00..=0x06): an IDE_KM implementation sees an unknown object and refuses
+//! it, and no IDE_KM object can be mistaken for one of ours. (A VendorID of the UALink
+//! Consortium would be the proper home once one is assigned; only the wrapper would change.)
 //!
-//! Every message after QUERY/QUERY_RESP starts with the same 8-byte head:
+//! Every message after QUERY/QUERY_RESP starts with the same 9-byte head:
 //!
 //! ```text
-//! off 0  ProtocolID u8 = 0x55
+//! off 0  ProtocolID u8 = 0x00
 //! off 1  ObjectID u8
 //! off 2  Status u8 in acknowledgements, reserved (0) in requests
 //! off 3  PortIndex u8            the local UALink port (TX or RX side per the direction bit)
@@ -52,15 +54,15 @@
 //!
 //! | ObjectID | message | after the head |
 //! |---|---|---|
-//! | 0x00 | QUERY | (no head) rsvd u8, PortIndex u8, rsvd u8 — 5 bytes with ProtocolID |
-//! | 0x01 | QUERY_RESP | (no head) Status u8, PortIndex u8, MaxPortIndex u8, LocalAccelID u16 (10 bits), MaxPeers u16 — 9 bytes |
-//! | 0x02 | KEY_PROG | KeyEpoch u32, MasterKey `[32]` — 45 bytes |
-//! | 0x03 | KP_ACK | KeyEpoch u32 (echo) — 13 bytes |
-//! | 0x04 | K_SET_GO | — 9 bytes: enable the slot for traffic |
-//! | 0x05 | K_SET_STOP | — 9 bytes: disable the slot and erase its key |
-//! | 0x06 | K_GOSTOP_ACK | — 9 bytes |
-//! | 0x07 | KEY_ROLL | ExpectedEpoch u32 — 13 bytes: promote the alternate key (slot bit must be 1) if its epoch is ExpectedEpoch; the old active key is erased |
-//! | 0x08 | KEY_ROLL_ACK | ActiveEpoch u32 — 13 bytes |
+//! | 0x80 | QUERY | (no head) rsvd u8, PortIndex u8, rsvd u8 — 5 bytes with ProtocolID |
+//! | 0x81 | QUERY_RESP | (no head) Status u8, PortIndex u8, MaxPortIndex u8, LocalAccelID u16 (10 bits), MaxPeers u16 — 9 bytes |
+//! | 0x82 | KEY_PROG | KeyEpoch u32, MasterKey `[32]` — 45 bytes |
+//! | 0x83 | KP_ACK | KeyEpoch u32 (echo) — 13 bytes |
+//! | 0x84 | K_SET_GO | — 9 bytes: enable the slot for traffic |
+//! | 0x85 | K_SET_STOP | — 9 bytes: disable the slot and erase its key |
+//! | 0x86 | K_GOSTOP_ACK | — 9 bytes |
+//! | 0x87 | KEY_ROLL | ExpectedEpoch u32 — 13 bytes: promote the alternate key (slot bit must be 1) if its epoch is ExpectedEpoch; the old active key is erased |
+//! | 0x88 | KEY_ROLL_ACK | ActiveEpoch u32 — 13 bytes |
 //!
 //! Acknowledgements echo the request's PortIndex, KeyFlags and PeerAccelID; Status is a
 //! [`KeyProgStatus`]. A KEY_PROG whose KeyEpoch is not newer than the pair's active key is
@@ -87,8 +89,29 @@ use crate::error::Malformed;
 
 /// ProtocolID of IDE_KM.
 pub const IDE_KM_PROTOCOL_ID: u8 = 0x00;
-/// ProtocolID of our UALinkSec key programming.
-pub const UALINKSEC_PROTOCOL_ID: u8 = 0x55;
+/// First UALinkSec ObjectID (QUERY); UALinkSec objects are 0x80..=0x88 under ProtocolID 0x00.
+pub const UALINKSEC_OBJECT_BASE: u8 = 0x80;
+
+/// Which key-programming protocol a payload (from the ProtocolID byte) belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyProgFamily {
+    /// PCIe IDE_KM (ObjectID below 0x80).
+    IdeKm,
+    /// UALinkSec (ObjectID 0x80 and above).
+    UalinkSec,
+}
+
+/// Classifies a key-programming payload by its ProtocolID and ObjectID; `None` if it is not
+/// ProtocolID 0x00 or has no ObjectID. Does not validate anything else.
+pub fn family(payload: &[u8]) -> Option<KeyProgFamily> {
+    match payload {
+        [IDE_KM_PROTOCOL_ID, obj, ..] if *obj >= UALINKSEC_OBJECT_BASE => {
+            Some(KeyProgFamily::UalinkSec)
+        }
+        [IDE_KM_PROTOCOL_ID, _, ..] => Some(KeyProgFamily::IdeKm),
+        _ => None,
+    }
+}
 /// Length of an IDE or UALinkSec key in bytes.
 pub const KEY_LEN: usize = 32;
 /// Length of the IDE initial IV invocation field in bytes.
@@ -230,6 +253,10 @@ pub enum KeyProgError {
     /// A ProtocolID this responder does not serve (SPDM ERROR UnsupportedRequest).
     #[error("key programming protocol {0:#04x} not supported here")]
     UnsupportedProtocol(u8),
+    /// An object of the other key-programming family than this responder serves
+    /// (SPDM ERROR UnsupportedRequest).
+    #[error("key programming object {0:#04x} not supported here")]
+    UnsupportedObject(u8),
     /// A response object sent as a request, or the wrong response to a request.
     #[error("unexpected key programming object {0:#04x}")]
     UnexpectedObject(u8),
@@ -246,7 +273,7 @@ impl KeyProgError {
     pub const fn spdm_error_code(&self) -> u8 {
         match self {
             Self::SessionRequired => 0x0B,
-            Self::UnsupportedProtocol(_) => 0x07,
+            Self::UnsupportedProtocol(_) | Self::UnsupportedObject(_) => 0x07,
             Self::Malformed(_)
             | Self::UnexpectedObject(_)
             | Self::Refused(_)
@@ -669,16 +696,16 @@ pub struct UalinkQueryResp {
 /// Every UALinkSec key-programming object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UalinkKeyMessage {
-    /// QUERY (0x00).
+    /// QUERY (0x80).
     Query {
         /// Port index queried.
         port: u8,
     },
-    /// QUERY_RESP (0x01).
+    /// QUERY_RESP (0x81).
     QueryResp(UalinkQueryResp),
-    /// KEY_PROG (0x02).
+    /// KEY_PROG (0x82).
     KeyProg(UalinkKeyProg),
-    /// KP_ACK (0x03).
+    /// KP_ACK (0x83).
     KpAck {
         /// Echo of the target.
         target: KeyTarget,
@@ -687,25 +714,25 @@ pub enum UalinkKeyMessage {
         /// Echo of the epoch.
         epoch: u32,
     },
-    /// K_SET_GO (0x04).
+    /// K_SET_GO (0x84).
     KSetGo(KeyTarget),
-    /// K_SET_STOP (0x05).
+    /// K_SET_STOP (0x85).
     KSetStop(KeyTarget),
-    /// K_GOSTOP_ACK (0x06).
+    /// K_GOSTOP_ACK (0x86).
     KGoStopAck {
         /// Echo of the target.
         target: KeyTarget,
         /// Outcome.
         status: KeyProgStatus,
     },
-    /// KEY_ROLL (0x07): promote the alternate key of `target.pair()` (slot must be alternate).
+    /// KEY_ROLL (0x87): promote the alternate key of `target.pair()` (slot must be alternate).
     KeyRoll {
         /// The alternate slot to promote.
         target: KeyTarget,
         /// The epoch the alternate key must have.
         expected_epoch: u32,
     },
-    /// KEY_ROLL_ACK (0x08).
+    /// KEY_ROLL_ACK (0x88).
     KeyRollAck {
         /// Echo of the target.
         target: KeyTarget,
@@ -720,15 +747,15 @@ impl UalinkKeyMessage {
     /// The ObjectID.
     pub const fn object_id(&self) -> u8 {
         match self {
-            Self::Query { .. } => 0x00,
-            Self::QueryResp(_) => 0x01,
-            Self::KeyProg(_) => 0x02,
-            Self::KpAck { .. } => 0x03,
-            Self::KSetGo(_) => 0x04,
-            Self::KSetStop(_) => 0x05,
-            Self::KGoStopAck { .. } => 0x06,
-            Self::KeyRoll { .. } => 0x07,
-            Self::KeyRollAck { .. } => 0x08,
+            Self::Query { .. } => 0x80,
+            Self::QueryResp(_) => 0x81,
+            Self::KeyProg(_) => 0x82,
+            Self::KpAck { .. } => 0x83,
+            Self::KSetGo(_) => 0x84,
+            Self::KSetStop(_) => 0x85,
+            Self::KGoStopAck { .. } => 0x86,
+            Self::KeyRoll { .. } => 0x87,
+            Self::KeyRollAck { .. } => 0x88,
         }
     }
 
@@ -747,28 +774,28 @@ impl UalinkKeyMessage {
     /// Parses a UALinkSec payload (from the ProtocolID byte).
     pub fn parse(payload: &[u8]) -> Result<Self, Malformed> {
         let mut r = Reader::new(payload);
-        let object = read_object(&mut r, UALINKSEC_PROTOCOL_ID, "ProtocolID (UALinkSec)")?;
+        let object = read_object(&mut r, IDE_KM_PROTOCOL_ID, "ProtocolID (UALinkSec)")?;
         let msg = match object {
-            0x00 => {
+            0x80 => {
                 r.reserved(1, "QUERY reserved")?;
                 let port = r.u8("PortIndex")?;
                 r.reserved(1, "QUERY reserved")?;
                 Self::Query { port }
             }
-            0x01 => Self::QueryResp(UalinkQueryResp {
+            0x81 => Self::QueryResp(UalinkQueryResp {
                 status: KeyProgStatus::from_wire(r.u8("Status")?, u8::MAX)?,
                 port: r.u8("PortIndex")?,
                 max_port: r.u8("MaxPortIndex")?,
                 local_accel: AccelId::new(r.u16("LocalAccelID")?)?,
                 max_peers: r.u16("MaxPeers")?,
             }),
-            0x02 => {
+            0x82 => {
                 let (target, _) = read_head(&mut r, false)?;
                 let epoch = r.u32("KeyEpoch")?;
                 let key = MasterKey::read(&mut r, "MasterKey")?;
                 Self::KeyProg(UalinkKeyProg { target, epoch, key })
             }
-            0x03 => {
+            0x83 => {
                 let (target, status) = read_head(&mut r, true)?;
                 Self::KpAck {
                     target,
@@ -776,13 +803,13 @@ impl UalinkKeyMessage {
                     epoch: r.u32("KeyEpoch")?,
                 }
             }
-            0x04 => Self::KSetGo(read_head(&mut r, false)?.0),
-            0x05 => Self::KSetStop(read_head(&mut r, false)?.0),
-            0x06 => {
+            0x84 => Self::KSetGo(read_head(&mut r, false)?.0),
+            0x85 => Self::KSetStop(read_head(&mut r, false)?.0),
+            0x86 => {
                 let (target, status) = read_head(&mut r, true)?;
                 Self::KGoStopAck { target, status }
             }
-            0x07 => {
+            0x87 => {
                 let (target, _) = read_head(&mut r, false)?;
                 if target.slot != Slot::Alternate {
                     return Err(Malformed::UnknownValue {
@@ -795,7 +822,7 @@ impl UalinkKeyMessage {
                     expected_epoch: r.u32("ExpectedEpoch")?,
                 }
             }
-            0x08 => {
+            0x88 => {
                 let (target, status) = read_head(&mut r, true)?;
                 Self::KeyRollAck {
                     target,
@@ -821,7 +848,7 @@ impl UalinkKeyMessage {
             _ => 13,
         };
         let mut w = Writer::with_capacity(cap);
-        w.u8(UALINKSEC_PROTOCOL_ID).u8(self.object_id());
+        w.u8(IDE_KM_PROTOCOL_ID).u8(self.object_id());
         match self {
             Self::Query { port } => {
                 w.u8(0).u8(*port).u8(0);
@@ -987,13 +1014,16 @@ impl<S: KeySink> KeyProgResponder<S> {
         let result = if !in_session {
             Err(KeyProgError::SessionRequired)
         } else {
-            match payload.first().copied() {
-                Some(UALINKSEC_PROTOCOL_ID) => {
+            match (family(payload), &*payload) {
+                (Some(KeyProgFamily::UalinkSec), _) => {
                     UalinkKeyMessage::parse(payload).map_err(KeyProgError::from)
                 }
-                Some(p) => Err(KeyProgError::UnsupportedProtocol(p)),
-                None => Err(KeyProgError::Malformed(Malformed::Truncated {
-                    what: "ProtocolID",
+                (Some(KeyProgFamily::IdeKm), [_, obj, ..]) => {
+                    Err(KeyProgError::UnsupportedObject(*obj))
+                }
+                (_, [p, _, ..]) => Err(KeyProgError::UnsupportedProtocol(*p)),
+                _ => Err(KeyProgError::Malformed(Malformed::Truncated {
+                    what: "ProtocolID/ObjectID",
                 })),
             }
         };
@@ -1292,13 +1322,16 @@ impl<S: IdeKmSink> IdeKmResponder<S> {
         let result = if !in_session {
             Err(KeyProgError::SessionRequired)
         } else {
-            match payload.first().copied() {
-                Some(IDE_KM_PROTOCOL_ID) => {
+            match (family(payload), &*payload) {
+                (Some(KeyProgFamily::IdeKm), _) => {
                     IdeKmMessage::parse(payload).map_err(KeyProgError::from)
                 }
-                Some(p) => Err(KeyProgError::UnsupportedProtocol(p)),
-                None => Err(KeyProgError::Malformed(Malformed::Truncated {
-                    what: "ProtocolID",
+                (Some(KeyProgFamily::UalinkSec), [_, obj, ..]) => {
+                    Err(KeyProgError::UnsupportedObject(*obj))
+                }
+                (_, [p, _, ..]) => Err(KeyProgError::UnsupportedProtocol(*p)),
+                _ => Err(KeyProgError::Malformed(Malformed::Truncated {
+                    what: "ProtocolID/ObjectID",
                 })),
             }
         };

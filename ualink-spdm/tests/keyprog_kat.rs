@@ -151,8 +151,8 @@ fn ualinksec_layout_is_pinned() {
         key,
     });
     let mut want = vec![
-        0x55, // ProtocolID
-        0x02, // KEY_PROG
+        0x00, // ProtocolID (IDE_KM's)
+        0x82, // KEY_PROG (UALinkSec)
         0x00, // reserved (status)
         0x03, // PortIndex
         0x03, // KeyFlags: alternate | TX
@@ -169,7 +169,7 @@ fn ualinksec_layout_is_pinned() {
         status: KeyProgStatus::StaleEpoch,
         epoch: 7,
     };
-    let want = [0x55, 0x03, 0x06, 0x03, 0x03, 0xA5, 0x02, 0, 0, 7, 0, 0, 0];
+    let want = [0x00, 0x83, 0x06, 0x03, 0x03, 0xA5, 0x02, 0, 0, 7, 0, 0, 0];
     assert_eq!(ack.encode().as_slice(), &want);
     assert_eq!(UalinkKeyMessage::parse(&want).unwrap(), ack);
 
@@ -181,25 +181,25 @@ fn ualinksec_layout_is_pinned() {
     for (m, want) in [
         (
             UalinkKeyMessage::KSetGo(rx_active),
-            vec![0x55, 0x04, 0, 3, 0, 0xA5, 0x02, 0, 0],
+            vec![0x00, 0x84, 0, 3, 0, 0xA5, 0x02, 0, 0],
         ),
         (
             UalinkKeyMessage::KSetStop(rx_active),
-            vec![0x55, 0x05, 0, 3, 0, 0xA5, 0x02, 0, 0],
+            vec![0x00, 0x85, 0, 3, 0, 0xA5, 0x02, 0, 0],
         ),
         (
             UalinkKeyMessage::KGoStopAck {
                 target: rx_active,
                 status: KeyProgStatus::SlotEmpty,
             },
-            vec![0x55, 0x06, 7, 3, 0, 0xA5, 0x02, 0, 0],
+            vec![0x00, 0x86, 7, 3, 0, 0xA5, 0x02, 0, 0],
         ),
         (
             UalinkKeyMessage::KeyRoll {
                 target: target(),
                 expected_epoch: 9,
             },
-            vec![0x55, 0x07, 0, 3, 3, 0xA5, 0x02, 0, 0, 9, 0, 0, 0],
+            vec![0x00, 0x87, 0, 3, 3, 0xA5, 0x02, 0, 0, 9, 0, 0, 0],
         ),
         (
             UalinkKeyMessage::KeyRollAck {
@@ -207,11 +207,11 @@ fn ualinksec_layout_is_pinned() {
                 status: KeyProgStatus::Success,
                 active_epoch: 9,
             },
-            vec![0x55, 0x08, 0, 3, 3, 0xA5, 0x02, 0, 0, 9, 0, 0, 0],
+            vec![0x00, 0x88, 0, 3, 3, 0xA5, 0x02, 0, 0, 9, 0, 0, 0],
         ),
         (
             UalinkKeyMessage::Query { port: 3 },
-            vec![0x55, 0x00, 0, 3, 0],
+            vec![0x00, 0x80, 0, 3, 0],
         ),
         (
             UalinkKeyMessage::QueryResp(UalinkQueryResp {
@@ -221,7 +221,7 @@ fn ualinksec_layout_is_pinned() {
                 local_accel: AccelId::new(0x3FF).unwrap(),
                 max_peers: 1023,
             }),
-            vec![0x55, 0x01, 0, 3, 7, 0xFF, 0x03, 0xFF, 0x03],
+            vec![0x00, 0x81, 0, 3, 7, 0xFF, 0x03, 0xFF, 0x03],
         ),
     ] {
         assert_eq!(m.encode().as_slice(), want.as_slice(), "{m:?}");
@@ -237,8 +237,9 @@ fn ualinksec_rejects_reserved_and_unknown_values() {
         b[i] = v;
         UalinkKeyMessage::parse(&b)
     };
-    assert!(bad(0, 0x00).is_err(), "IDE_KM ProtocolID");
-    assert!(bad(1, 0x09).is_err(), "unknown ObjectID");
+    assert!(bad(0, 0x01).is_err(), "TDISP ProtocolID");
+    assert!(bad(1, 0x89).is_err(), "unknown ObjectID");
+    assert!(bad(1, 0x04).is_err(), "an IDE_KM ObjectID");
     assert!(bad(2, 0x01).is_err(), "reserved status byte in a request");
     assert!(bad(4, 0x04).is_err(), "KeyFlags bit 2");
     assert!(bad(6, 0x04).is_err(), "PeerAccelID bit 10");
@@ -423,5 +424,36 @@ fn ide_km_ack_checks() {
     assert_eq!(
         expect_ide_gostop_ack(&recs[3].1, k.slot),
         Err(KeyProgError::UnexpectedObject(0x03))
+    );
+}
+
+#[test]
+fn family_separates_ide_km_from_ualinksec_under_one_protocol_id() {
+    use ualink_spdm::keyprog::{family, ualink_query, IdeKmResponder, KeyProgError, KeyProgFamily};
+    let recs = ide_records();
+    for (d, p) in &recs {
+        assert_eq!(family(p), Some(KeyProgFamily::IdeKm), "{d}");
+    }
+    let q = ualink_query(0);
+    assert_eq!(family(&q), Some(KeyProgFamily::UalinkSec));
+    assert_eq!(family(&[0x01, 0x10]), None);
+    assert_eq!(family(&[0x00]), None);
+    // Each family's parser refuses the other's objects.
+    assert!(IdeKmMessage::parse(&q).is_err());
+    assert!(UalinkKeyMessage::parse(&recs[0].1).is_err());
+    // And so does each responder.
+    let mut dev = IdeKmResponder::new(RecordingIdeSink {
+        query_resp: match IdeKmMessage::parse(&recs[1].1).unwrap() {
+            IdeKmMessage::QueryResp(q) => q,
+            _ => panic!(),
+        },
+        programmed: vec![],
+        go: vec![],
+        stopped: vec![],
+    });
+    let mut b = q.clone();
+    assert_eq!(
+        dev.respond(&mut b, true),
+        Err(KeyProgError::UnsupportedObject(0x80))
     );
 }

@@ -206,7 +206,7 @@ fn acks_that_do_not_echo_the_request_are_rejected() {
     );
     assert_eq!(
         expect_gostop_ack(&rsp, t),
-        Err(KeyProgError::UnexpectedObject(0x03))
+        Err(KeyProgError::UnexpectedObject(0x83))
     );
 }
 
@@ -223,15 +223,21 @@ fn responses_ide_km_and_garbage_are_refused_without_touching_the_sink() {
     .to_vec();
     assert_eq!(
         dev.respond(&mut ack, true),
-        Err(KeyProgError::UnexpectedObject(0x06))
+        Err(KeyProgError::UnexpectedObject(0x86))
     );
-    // IDE_KM goes elsewhere.
+    // IDE_KM objects go to an IDE_KM responder; TDISP is not key programming.
     let mut ide = IdeKmMessage::Query { port_index: 0 }.encode().to_vec();
     assert_eq!(
         dev.respond(&mut ide, true),
-        Err(KeyProgError::UnsupportedProtocol(0x00))
+        Err(KeyProgError::UnsupportedObject(0x00))
     );
-    assert_eq!(KeyProgError::UnsupportedProtocol(0).spdm_error_code(), 0x07);
+    assert_eq!(KeyProgError::UnsupportedObject(0).spdm_error_code(), 0x07);
+    let mut tdisp = vec![0x01, 0x10, 0x81];
+    assert_eq!(
+        dev.respond(&mut tdisp, true),
+        Err(KeyProgError::UnsupportedProtocol(0x01))
+    );
+    assert_eq!(tdisp, [0, 0, 0]);
     // Truncated KEY_PROG: malformed, scrubbed, nothing stored.
     let mut short = ualink_key_prog(t, 1, &key(0x44)).to_vec();
     short.pop();
