@@ -243,3 +243,27 @@ fn client_refuses_a_wrong_server_hello_and_times_out() {
     }
     peer.join().unwrap();
 }
+
+#[test]
+fn client_refuses_discovery_in_place_of_a_response() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peer = thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut hello = [0u8; 26];
+        s.read_exact(&mut hello).unwrap();
+        let mut reply = hex::decode("0000dead000000020000000e").unwrap();
+        reply.extend_from_slice(b"Server Hello!\0");
+        s.write_all(&reply).unwrap();
+        let mut gv = [0u8; 24];
+        s.read_exact(&mut gv).unwrap();
+        s.write_all(&hex::decode("00000001000000020000000c010000000300000001000001").unwrap())
+            .unwrap();
+    });
+    let mut client = EmuClient::connect(addr, EmuConfig::new(Transport::PciDoe)).unwrap();
+    assert!(matches!(
+        client.exchange(MessageKind::Spdm, &GET_VERSION),
+        Err(EmuError::UnexpectedDiscovery)
+    ));
+    peer.join().unwrap();
+}

@@ -120,6 +120,9 @@ pub enum EmuError {
     /// The payload's transport encoding is wrong.
     #[error("transport: {0}")]
     Transport(#[from] TransportError),
+    /// A DOE discovery object where an SPDM message was expected (or the reverse).
+    #[error("unexpected DOE discovery object")]
+    UnexpectedDiscovery,
     /// DOE discovery did not end within 256 entries.
     #[error("DOE discovery does not terminate")]
     DiscoveryLoop,
@@ -325,7 +328,7 @@ impl EmuClient {
         }
         match self.conn.config.transport.decode(&f.payload)? {
             Received::Message(kind, msg) => Ok((kind, msg.to_vec())),
-            Received::DoeDiscovery(_) => Err(EmuError::UnexpectedCommand(Command::Normal)),
+            Received::DoeDiscovery(_) => Err(EmuError::UnexpectedDiscovery),
         }
     }
 
@@ -360,7 +363,7 @@ impl EmuClient {
                 return Err(EmuError::UnexpectedCommand(f.command));
             }
             let Received::DoeDiscovery(p) = Transport::PciDoe.decode(&f.payload)? else {
-                return Err(EmuError::UnexpectedCommand(Command::Normal));
+                return Err(EmuError::UnexpectedDiscovery);
             };
             let entry = DiscoveryResponse::parse(p).map_err(TransportError::from)?;
             out.push(entry);
