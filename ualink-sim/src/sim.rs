@@ -1047,6 +1047,7 @@ impl PodState {
     }
 
     pub(crate) fn slot_mut(&mut self, s: SlotRef) -> Result<&mut KeySlot, SimError> {
+        self.accel(s.peer)?;
         let p = self.accel_mut(s.accel)?.port_mut(s.port)?;
         let m = match s.dir {
             Direction::Tx => &mut p.tx,
@@ -1063,6 +1064,7 @@ impl PodState {
     }
 
     pub(crate) fn slot_info(&self, s: SlotRef) -> Result<crate::ualinksec::SlotInfo, SimError> {
+        self.accel(s.peer)?;
         Ok(match self.slot(s)? {
             Some(x) => x.info(),
             None => KeySlot::new(s.dir).info(),
@@ -1437,6 +1439,14 @@ impl PodState {
             dir: Direction::Rx,
             peer: hdr.src,
         };
+        // No slot for the claimed source (including IDs not in the pod): an unkeyed link.
+        if self.slot(rx)?.is_none() {
+            return Err(SimError::Key {
+                port: rport,
+                peer: hdr.src,
+                reason: KeyError::NoKey,
+            });
+        }
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut body = wire.ciphertext;
         let r = match self.slot_mut(rx) {
