@@ -95,3 +95,9 @@ pub trait Device {
     /// The random source for nonces, Random fields and ephemeral keys.
     fn rng(&self) -> &Rng;
 }
+
+#[cfg(feature = "std")]
+mod soft;
+
+#[cfg(feature = "std")]
+pub use soft::{SoftDevice, SoftTdi, SOFT_TDI};

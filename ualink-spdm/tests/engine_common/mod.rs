@@ -1,0 +1,106 @@
+//! Shared plumbing for the engine tests: our requester against our responder in memory.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, OnceLock};
+
+use ualink_spdm::algo::AsymAlg;
+use ualink_spdm::cert_chain::TrustAnchors;
+use ualink_spdm::device::SoftDevice;
+use ualink_spdm::identity::{DeviceIdentity, IdentityOptions};
+use ualink_spdm::requester::driver::SpdmIo;
+use ualink_spdm::requester::{Outbound, Progress, Requester, RequesterConfig};
+use ualink_spdm::responder::{Responder, ResponderConfig};
+use ualink_spdm::transport::MessageKind;
+
+/// One generated identity per curve for the whole test binary (the same root everywhere).
+pub fn identity(asym: AsymAlg) -> DeviceIdentity {
+    static P256: OnceLock<DeviceIdentity> = OnceLock::new();
+    static P384: OnceLock<DeviceIdentity> = OnceLock::new();
+    let cell = match asym {
+        AsymAlg::EcdsaP256 => &P256,
+        AsymAlg::EcdsaP384 => &P384,
+    };
+    let id =
+        cell.get_or_init(|| DeviceIdentity::generate(asym, &IdentityOptions::default()).unwrap());
+    DeviceIdentity::from_parts(
+        id.ca_der().to_vec(),
+        id.chain_der().to_vec(),
+        zeroize::Zeroizing::new(id.key_pkcs8().to_vec()),
+    )
+    .unwrap()
+}
+
+/// Trust anchors holding the identity's root.
+pub fn anchors(asym: AsymAlg) -> Arc<TrustAnchors> {
+    let mut t = TrustAnchors::new();
+    t.add_der(identity(asym).ca_der()).unwrap();
+    Arc::new(t)
+}
+
+/// A soft device for `asym`.
+pub fn device(asym: AsymAlg) -> SoftDevice {
+    SoftDevice::new(identity(asym), 7).unwrap()
+}
+
+/// A responder over a soft device for `asym`.
+pub fn responder(asym: AsymAlg) -> Responder<SoftDevice> {
+    Responder::new(device(asym), ResponderConfig::default())
+}
+
+/// A requester trusting `asym`'s root.
+pub fn requester(config: RequesterConfig, asym: AsymAlg) -> Requester {
+    Requester::new(config, anchors(asym)).unwrap()
+}
+
+/// The in-memory loop: every message goes to the responder, whose answer comes back.
+pub struct Loop<'a, D: ualink_spdm::device::Device> {
+    pub responder: &'a mut Responder<D>,
+    pending: Option<Outbound>,
+    /// Every message that crossed, in order (request, response, ...).
+    pub wire: Vec<(MessageKind, Vec<u8>)>,
+}
+
+impl<'a, D: ualink_spdm::device::Device> Loop<'a, D> {
+    pub fn new(responder: &'a mut Responder<D>) -> Self {
+        Self {
+            responder,
+            pending: None,
+            wire: Vec::new(),
+        }
+    }
+}
+
+impl<D: ualink_spdm::device::Device> SpdmIo for Loop<'_, D> {
+    fn send(&mut self, kind: MessageKind, msg: &[u8]) -> std::io::Result<()> {
+        self.wire.push((kind, msg.to_vec()));
+        self.pending = self.responder.handle(kind, msg);
+        Ok(())
+    }
+
+    fn receive(&mut self) -> std::io::Result<(MessageKind, Vec<u8>)> {
+        let out = self
+            .pending
+            .take()
+            .ok_or_else(|| std::io::Error::other("responder sent nothing"))?;
+        self.wire.push((out.kind, out.bytes.clone()));
+        Ok((out.kind, out.bytes))
+    }
+}
+
+/// Drives `req` with `first` until it stops asking to send; returns the last progress.
+pub fn run<D: ualink_spdm::device::Device>(
+    req: &mut Requester,
+    rsp: &mut Responder<D>,
+    first: Outbound,
+) -> ualink_spdm::Result<Progress> {
+    let mut out = first;
+    loop {
+        let Some(answer) = rsp.handle(out.kind, &out.bytes) else {
+            return Err(ualink_spdm::Error::ApiMisuse("responder sent nothing"));
+        };
+        match req.handle(answer.kind, &answer.bytes)? {
+            Progress::Send(next) => out = next,
+            other => return Ok(other),
+        }
+    }
+}
