@@ -452,3 +452,64 @@ fn report_fetcher_rejects_inconsistent_portions() {
     let mut f = tsm.report_fetcher(4);
     assert!(f.handle_response(&portion(vec![0; 4], 0)).is_err());
 }
+
+struct NoEntropy;
+
+impl NonceSource for NoEntropy {
+    fn fill(&mut self, _dest: &mut [u8]) -> Result<(), EntropyUnavailable> {
+        Err(EntropyUnavailable)
+    }
+}
+
+#[test]
+fn lock_without_entropy_is_insufficient_entropy() {
+    let mut dev = TdispResponder::new(
+        Dev {
+            keys_live: true,
+            report: report(0),
+            transitions: vec![],
+        },
+        NoEntropy,
+    );
+    let tsm = TdispRequester::new(id());
+    let e = tsm
+        .parse_lock_interface(&dev.respond(&tsm.lock_interface(&params()), true))
+        .unwrap_err();
+    assert_eq!(peer_code(e), TdispErrorCode::InsufficientEntropy);
+    assert_eq!(dev.state(id()), Some(TdiState::ConfigUnlocked));
+    assert!(dev.device().transitions.is_empty());
+}
+
+#[test]
+fn every_refusal_maps_to_its_wire_code() {
+    use ualink_spdm::Malformed;
+    let m = Malformed::Truncated { what: "x" };
+    let table = [
+        (TdispError::InvalidRequest(m), 0x01),
+        (TdispError::SessionRequired, 0x01),
+        (TdispError::Busy, 0x03),
+        (
+            TdispError::InvalidInterfaceState {
+                state: TdiState::Run,
+                request: 0x83,
+            },
+            0x04,
+        ),
+        (TdispError::Unspecified, 0x05),
+        (TdispError::UnsupportedRequest(0x88), 0x07),
+        (TdispError::VersionMismatch(0x11), 0x41),
+        (TdispError::VendorSpecific(9), 0xFF),
+        (TdispError::InvalidInterface(1), 0x101),
+        (TdispError::InvalidNonce, 0x102),
+        (TdispError::InsufficientEntropy, 0x103),
+        (TdispError::InvalidDeviceConfiguration("x"), 0x104),
+        (TdispError::KeysNotLive, 0x104),
+    ];
+    for (e, code) in table {
+        assert_eq!(e.code().wire(), code, "{e}");
+        assert_eq!(TdispErrorCode::from_wire(code).unwrap(), e.code());
+    }
+    assert_eq!(TdispError::VendorSpecific(9).error_data(), 9);
+    assert!(TdispErrorCode::from_wire(0x02).is_err());
+    assert!(TdispErrorCode::from_wire(0x105).is_err());
+}

@@ -299,3 +299,83 @@ fn nonce_is_redacted_and_compared_by_value() {
     assert!(!a.ct_eq(&c));
     assert!(!format!("{a:?}").contains("01"));
 }
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Lock(bool),
+    StartLive,
+    StartStale,
+    Stop,
+    ReadReport,
+    ConfigWritten,
+    IntegrityFailure,
+    Reset,
+    KeysRevoked,
+}
+
+fn arb_op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        any::<bool>().prop_map(Op::Lock),
+        Just(Op::StartLive),
+        Just(Op::StartStale),
+        Just(Op::Stop),
+        Just(Op::ReadReport),
+        Just(Op::ConfigWritten),
+        Just(Op::IntegrityFailure),
+        Just(Op::Reset),
+        Just(Op::KeysRevoked),
+    ]
+}
+
+proptest::proptest! {
+    /// Any sequence of requests and device events: a nonce is held exactly in CONFIG_LOCKED,
+    /// RUN is only entered by START with the nonce of the current LOCK, refusals change
+    /// nothing, and every LOCK draws a nonce never seen before.
+    #[test]
+    fn random_event_sequences_keep_the_invariants(ops in proptest::collection::vec(arb_op(), 0..40)) {
+        let mut rng = Counter(0);
+        let mut t = Tdi::new();
+        let mut current: Option<StartNonce> = None;
+        let mut issued: Vec<StartNonce> = Vec::new();
+        for op in ops {
+            let before = t.state();
+            let stale = issued.first().cloned().unwrap_or_else(|| StartNonce::from_bytes([0xEE; 32]));
+            let res = match op {
+                Op::Lock(keys_live) => t.handle(TdiEvent::Lock { keys_live, rng: &mut rng }),
+                Op::StartLive => {
+                    let n = current.clone().unwrap_or_else(|| StartNonce::from_bytes([0xEE; 32]));
+                    t.handle(TdiEvent::Start(&n))
+                }
+                Op::StartStale => t.handle(TdiEvent::Start(&stale)),
+                Op::Stop => t.handle(TdiEvent::Stop),
+                Op::ReadReport => t.handle(TdiEvent::ReadReport),
+                Op::ConfigWritten => t.handle(TdiEvent::ConfigWritten),
+                Op::IntegrityFailure => t.handle(TdiEvent::IntegrityFailure),
+                Op::Reset => t.handle(TdiEvent::Reset),
+                Op::KeysRevoked => t.handle(TdiEvent::KeysRevoked),
+            };
+            match res {
+                Ok(tr) => {
+                    proptest::prop_assert_eq!(tr.from, before);
+                    proptest::prop_assert_eq!(tr.to, t.state());
+                    if let Some(n) = tr.nonce {
+                        proptest::prop_assert!(issued.iter().all(|m| m != &n), "fresh nonce");
+                        issued.push(n.clone());
+                        current = Some(n);
+                    }
+                    if t.state() == TdiState::Run && before == TdiState::ConfigLocked {
+                        let used_live = matches!(op, Op::StartLive)
+                            || (matches!(op, Op::StartStale) && current.as_ref() == Some(&stale));
+                        proptest::prop_assert!(used_live, "RUN only with the live nonce");
+                    }
+                    if t.state() != TdiState::ConfigLocked {
+                        current = None;
+                    }
+                }
+                Err(_) => proptest::prop_assert_eq!(t.state(), before, "refusal changes nothing"),
+            }
+            proptest::prop_assert_eq!(t.has_live_nonce(), t.state() == TdiState::ConfigLocked);
+        }
+    }
+}
