@@ -435,17 +435,21 @@ fn unknown_codes_and_values_are_typed_errors() {
         ))
     ));
 
-    // ERROR codes.
-    for code in 0..=255u8 {
-        let r = ErrorResponse::parse(&[0x12, 0x7F, code, 0]);
-        let known = matches!(code, 0x01 | 0x03..=0x0E | 0x10 | 0x11 | 0x41 | 0x43..=0x45 | 0xFF);
-        if known {
-            assert_eq!(r.unwrap().code, ErrorCode(code));
-        } else if code != 0x42 && code != 0x0F {
-            assert!(
-                matches!(r, Err(Error::Malformed(Malformed::UnknownValue { .. }))),
-                "{code:#x}"
-            );
+    // ERROR codes: 1.3 added InvalidPolicy, OperationFailed and NoPendingRequests.
+    for version in [0x12u8, 0x13] {
+        for code in 0..=255u8 {
+            let r = ErrorResponse::parse(&[version, 0x7F, code, 0]);
+            let v13_only = matches!(code, 0x11 | 0x44 | 0x45);
+            let known = matches!(code, 0x01 | 0x03..=0x0E | 0x10 | 0x41 | 0x43 | 0xFF)
+                || (v13_only && version == 0x13);
+            if known {
+                assert_eq!(r.unwrap().code, ErrorCode(code));
+            } else if code != 0x42 && code != 0x0F {
+                assert!(
+                    matches!(r, Err(Error::Malformed(Malformed::UnknownValue { .. }))),
+                    "{version:#x} {code:#x}"
+                );
+            }
         }
     }
     // ResponseNotReady needs its four bytes; its ErrorData is reserved.

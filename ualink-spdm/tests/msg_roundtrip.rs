@@ -546,8 +546,12 @@ fn encapsulated_vendor_error_and_retry_messages_round_trip() {
             0x01u8, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0A, 0x0B, 0x0C,
         ]
         .into_iter()
-        .chain([0x0D, 0x0E, 0x10, 0x11, 0x41, 0x43, 0x44, 0x45])
-        {
+        .chain([0x0D, 0x0E, 0x10, 0x41, 0x43])
+        .chain(if v == SpdmVersion::V13 {
+            vec![0x11, 0x44, 0x45]
+        } else {
+            vec![]
+        }) {
             rt_rsp(
                 SpdmResponse::Error(ErrorResponse::new(v.byte(), ErrorCode(code), 0)),
                 Some(&c),

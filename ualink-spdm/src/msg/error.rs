@@ -72,6 +72,15 @@ impl ErrorCode {
     pub const fn is_known(self) -> bool {
         matches!(self.0, 0x01 | 0x03..=0x11 | 0x41..=0x45 | 0xFF)
     }
+
+    /// True for codes a message with header version byte `version` may carry: InvalidPolicy,
+    /// OperationFailed and NoPendingRequests exist only from SPDM 1.3 on.
+    pub const fn is_defined_in(self, version: u8) -> bool {
+        match self.0 {
+            0x11 | 0x44 | 0x45 => version >= 0x13,
+            _ => self.is_known(),
+        }
+    }
 }
 
 /// ResponseNotReady extended error data.
@@ -152,7 +161,7 @@ impl ErrorResponse {
             .into());
         }
         let code = ErrorCode(h.param1);
-        if !code.is_known() {
+        if !code.is_defined_in(h.version) {
             return Err(Malformed::UnknownValue {
                 what: "ERROR ErrorCode",
                 value: u32::from(code.0),
