@@ -33,21 +33,25 @@
 //! * every CA (all but the leaf) has basicConstraints with `cA = TRUE`, and its
 //!   `pathLenConstraint`, when present, is at least the number of CAs below it (excluding the
 //!   leaf); if it has keyUsage, keyCertSign is set;
-//! * the leaf is not a CA (no basicConstraints, or basicConstraints without `cA`); if it has
-//!   keyUsage, digitalSignature is set; if it has extendedKeyUsage and names an SPDM EKU, the
+//! * the leaf is not a CA (no basicConstraints, or basicConstraints without `cA`); it has
+//!   keyUsage with digitalSignature (mandatory for SPDM leaves, as libspdm checks); if it has
+//!   extendedKeyUsage and names an SPDM EKU, the
 //!   one for the peer's role is among them (a responder leaf carrying only
 //!   `id-DMTF-eku-requester-auth` 1.3.6.1.4.1.412.274.4 is refused, and vice versa with
 //!   `id-DMTF-eku-responder-auth` .3). A leaf without SPDM EKUs (e.g. only serverAuth/clientAuth,
 //!   like libspdm's sample chains) is accepted;
 //! * basicConstraints is DER: `SEQUENCE { cA BOOLEAN (0xFF) OPTIONAL, pathLen INTEGER OPTIONAL }`.
-//!   An explicitly encoded `cA = FALSE` (`30 03 01 01 00`) is a DER violation (DEFAULT values
-//!   are omitted) and is rejected, as libspdm does; an empty `SEQUENCE {}` is the DER for "not
-//!   a CA" and is accepted;
+//!   An explicitly encoded `cA = FALSE` (`30 03 01 01 00`) is a DER violation (X.690 §11.5:
+//!   DEFAULT values are not encoded) and is rejected; an empty `SEQUENCE {}` is the DER for
+//!   "not a CA" and is accepted (it is what OpenSSL, rcgen and libspdm's sample leaves carry).
+//!   Note: libspdm 3.1's `libspdm_verify_leaf_cert_basic_constraints` accepts both encodings,
+//!   so a chain libspdm accepts can be refused here for this reason alone;
 //! * no certificate has a critical extension we do not process (basicConstraints, keyUsage,
 //!   extendedKeyUsage, subjectKeyIdentifier, authorityKeyIdentifier, subjectAltName);
 //! * the leaf's key is on the curve of the negotiated BaseAsymAlgo.
 //!
-//! Absent keyUsage means "no restriction" (RFC 5280 §4.2.1.3); libspdm's sample root has none.
+//! On CAs an absent keyUsage means "no restriction" (RFC 5280 §4.2.1.3); libspdm's sample
+//! roots have none.
 //! Each failure is its own [`CertError`] variant, carrying the index of the certificate.
 
 use alloc::string::String;
@@ -732,7 +736,9 @@ mod x509 {
                     if bc.is_some_and(|b| b.ca) {
                         return Err(CertError::LeafIsCa);
                     }
-                    if ku.is_some_and(|k| !k.value.digital_signature()) {
+                    // DSP0274 makes keyUsage mandatory on a DeviceCert/AliasCert leaf, and
+                    // libspdm requires digitalSignature in it.
+                    if !ku.is_some_and(|k| k.value.digital_signature()) {
                         return Err(CertError::BadKeyUsage { index });
                     }
                     check_spdm_eku(cert, role, index)?;

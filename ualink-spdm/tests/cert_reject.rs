@@ -269,6 +269,19 @@ fn bad_key_usage() {
         verify(&c, AsymAlg::EcdsaP256),
         Err(CertError::BadKeyUsage { index: 1 })
     );
+    // A leaf without keyUsage at all.
+    let mut l = leaf("Leaf");
+    l.key_usages.clear();
+    let c = build(vec![(ca("Root"), P256), (l, P256)]);
+    assert_eq!(
+        verify(&c, AsymAlg::EcdsaP256),
+        Err(CertError::BadKeyUsage { index: 1 })
+    );
+    // A CA without keyUsage is fine (libspdm's sample roots), one without keyCertSign is not.
+    let mut root = ca("Root");
+    root.key_usages.clear();
+    let c = build(vec![(root, P256), (leaf("Leaf"), P256)]);
+    assert_eq!(verify(&c, AsymAlg::EcdsaP256), Ok(()));
     let mut inter = ca("Intermediate");
     inter.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     let c = build(vec![
