@@ -159,9 +159,9 @@ impl SecuredFraming {
         inner_mctp_type: false,
     };
 
-    /// The application data carrying `spdm`.
-    pub fn wrap(&self, spdm: &[u8]) -> Vec<u8> {
-        let mut v = Vec::with_capacity(spdm.len().saturating_add(1));
+    /// The application data carrying `spdm` (zeroized on drop: it may carry key material).
+    pub fn wrap(&self, spdm: &[u8]) -> zeroize::Zeroizing<Vec<u8>> {
+        let mut v = zeroize::Zeroizing::new(Vec::with_capacity(spdm.len().saturating_add(1)));
         if self.inner_mctp_type {
             v.push(crate::transport::mctp::MCTP_TYPE_SPDM);
         }
@@ -269,8 +269,9 @@ pub struct SignedMeasurements {
 /// The request in flight, kept for transcripts and retries.
 #[derive(Debug)]
 struct Pending {
-    /// The SPDM request as first sent (what enters the transcripts).
-    request: Vec<u8>,
+    /// The SPDM request as first sent (what enters the transcripts). Zeroized on drop: a
+    /// key-programming request carries key bytes.
+    request: zeroize::Zeroizing<Vec<u8>>,
     /// Sent inside the session.
     secured: bool,
     /// Busy/ResponseNotReady retries so far.
@@ -650,7 +651,7 @@ impl Requester {
                 }
                 .encode()?
             }
-            _ => pending.request.clone(),
+            _ => pending.request.to_vec(),
         };
         let out = self.seal_if(pending.secured, &wire)?;
         self.pending = Some(Pending {
@@ -664,7 +665,7 @@ impl Requester {
     fn emit(&mut self, request: Vec<u8>, secured: bool) -> Result<Outbound> {
         let out = self.seal_if(secured, &request)?;
         self.pending = Some(Pending {
-            request,
+            request: zeroize::Zeroizing::new(request),
             secured,
             retries: 0,
         });

@@ -27,13 +27,10 @@ pub enum AppRequest {
     Heartbeat,
     /// KEY_UPDATE followed by VerifyNewKey under the new key.
     KeyUpdate(KeyUpdateKind),
-    /// A PCI-SIG VENDOR_DEFINED_REQUEST: `payload` starts at the ProtocolID byte.
-    Vendor {
-        /// The PCI-SIG protocol (TDISP, IDE_KM).
-        protocol: PciSigProtocol,
-        /// The protocol message after the ProtocolID byte.
-        body: Vec<u8>,
-    },
+    /// A PCI-SIG VENDOR_DEFINED_REQUEST. `payload` starts at the ProtocolID byte (0x01 TDISP,
+    /// 0x00 IDE_KM / UALinkSec key programming), as the `tdisp` and `keyprog` builders
+    /// produce it; it is zeroized after sending (it may carry key bytes).
+    Vendor(zeroize::Zeroizing<Vec<u8>>),
     /// END_SESSION (the session is closed after the ACK).
     EndSession,
 }
@@ -54,13 +51,9 @@ pub enum AppResponse {
     HeartbeatAck,
     /// KEY_UPDATE and VerifyNewKey both acknowledged; the new keys are live.
     KeysUpdated,
-    /// VENDOR_DEFINED_RESPONSE for `protocol`: `body` follows the ProtocolID byte.
-    Vendor {
-        /// The PCI-SIG protocol answered.
-        protocol: PciSigProtocol,
-        /// The protocol message after the ProtocolID byte.
-        body: Vec<u8>,
-    },
+    /// The PCI-SIG VENDOR_DEFINED_RESPONSE payload, from the ProtocolID byte on (same
+    /// ProtocolID as the request), for the `tdisp` / `keyprog` parsers.
+    Vendor(Vec<u8>),
 }
 
 #[derive(Debug)]
@@ -378,10 +371,20 @@ impl Requester {
                 .encode()?,
                 PendingOp::EndSession,
             ),
-            AppRequest::Vendor { protocol, body } => (
-                VendorDefinedRequest::pci_sig(version, protocol, &body).encode()?,
-                PendingOp::Vendor(protocol),
-            ),
+            AppRequest::Vendor(payload) => {
+                let protocol = PciSigProtocol(*payload.first().ok_or(Error::ApiMisuse(
+                    "vendor payload must start with a ProtocolID",
+                ))?);
+                let mut v = VendorDefinedRequest {
+                    version,
+                    standard_id: msg::vendor::STANDARD_ID_PCI_SIG,
+                    vendor_id: msg::vendor::PCI_SIG_VENDOR_ID.to_vec(),
+                    payload: payload.to_vec(),
+                };
+                let bytes = v.encode();
+                zeroize::Zeroize::zeroize(&mut v.payload);
+                (bytes?, PendingOp::Vendor(protocol))
+            }
             AppRequest::KeyUpdate(kind) => {
                 let op = match kind {
                     KeyUpdateKind::RequestOnly => KeyUpdateOp::UpdateKey,
@@ -442,7 +445,7 @@ impl Requester {
             }
             PendingOp::Vendor(protocol) => {
                 let v = VendorDefinedResponse::parse(rsp)?;
-                let (p, body) = v.as_pci_sig().ok_or(PeerMisbehaved::ResponseMismatch {
+                let (p, _) = v.as_pci_sig().ok_or(PeerMisbehaved::ResponseMismatch {
                     what: "VENDOR_DEFINED_RESPONSE StandardID/VendorID",
                 })?;
                 if p != protocol {
@@ -451,10 +454,9 @@ impl Requester {
                     }
                     .into());
                 }
-                let body = body.to_vec();
                 Ok((
                     State::Established(est),
-                    Progress::Response(AppResponse::Vendor { protocol, body }),
+                    Progress::Response(AppResponse::Vendor(v.payload)),
                 ))
             }
             PendingOp::KeyUpdate { kind, tag, step } => {

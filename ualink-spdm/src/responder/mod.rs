@@ -288,7 +288,7 @@ impl<D: Device> Responder<D> {
         };
         let response = match self.config.secured.unwrap(&app) {
             Ok(request) => {
-                let request = request.to_vec();
+                let request = zeroize::Zeroizing::new(request.to_vec());
                 match self.dispatch(Via::Secured, &request) {
                     Ok(r) => r,
                     Err(e) => self.error_bytes(&request, &e),
@@ -1066,7 +1066,7 @@ impl<D: Device> Responder<D> {
     fn on_vendor(&mut self, via: Via, request: &[u8]) -> Result<Vec<u8>> {
         let code = RequestResponseCode::VENDOR_DEFINED_REQUEST;
         let version = self.conn(code)?.version();
-        let v = VendorDefinedRequest::parse(request)?;
+        let mut v = VendorDefinedRequest::parse(request)?;
         let (protocol, _) = v
             .as_pci_sig()
             .ok_or(invalid("VENDOR_DEFINED StandardID/VendorID (not PCI-SIG)"))?;
@@ -1082,13 +1082,13 @@ impl<D: Device> Responder<D> {
             (Via::Secured, _) => return Err(unexpected("an established session", code)),
             (Via::Plain, _) => Channel::Clear,
         };
-        let payload = self
-            .device
-            .vendor_request(which, channel, &v.payload)
-            .ok_or(Malformed::UnknownValue {
-                what: REQUEST_CODE_LABEL,
-                value: u32::from(code.0),
-            })??;
+        let answer = self.device.vendor_request(which, channel, &v.payload);
+        // The request may carry key bytes: scrub our copy before anything else.
+        zeroize::Zeroize::zeroize(&mut v.payload);
+        let payload = answer.ok_or(Malformed::UnknownValue {
+            what: REQUEST_CODE_LABEL,
+            value: u32::from(code.0),
+        })??;
         let (_, body) = payload
             .split_first()
             .filter(|(p, _)| **p == protocol.0)
