@@ -12,7 +12,9 @@
 //!                   | Nonce[32] | OpaqueDataLength u16 (<= 1024) | OpaqueData
 //!                   | RequesterContext[8] (1.3) | Signature[S] (iff requested)
 //! Measurement block: Index u8 (1..=0xFE) | MeasurementSpecification u8 (0x01 DMTF) | MeasurementSize u16
-//!                   | DMTFSpecMeasurementValueType u8 (bit 7 raw bit stream, bits 6:0 type 0..=10)
+//!                   | DMTFSpecMeasurementValueType u8 (bit 7 raw bit stream, bits 6:0 type 0..=10:
+//!                     ROM, firmware, HW config, FW config, manifest, device mode, version, SVN,
+//!                     HEM, informational, structured manifest)
 //!                   | DMTFSpecMeasurementValueSize u16 | DMTFSpecMeasurementValue
 //!                   (MeasurementSize = 3 + ValueSize; the blocks fill the record exactly)
 //! ```
@@ -172,12 +174,12 @@ impl DmtfValueType {
     pub const VERSION: u8 = 6;
     /// Secure version number.
     pub const SVN: u8 = 7;
-    /// Hash-extended measurement (HEM).
+    /// Hash-extended measurement (HEM, 1.3; the MEL digest).
     pub const HEM: u8 = 8;
-    /// Hash-extended.
-    pub const HASH_EXTENDED: u8 = 9;
-    /// Informational.
-    pub const INFORMATIONAL: u8 = 10;
+    /// Informational (1.3).
+    pub const INFORMATIONAL: u8 = 9;
+    /// Structured measurement manifest (1.3).
+    pub const STRUCTURED_MANIFEST: u8 = 10;
     /// Bit 7: the value is a raw bit stream rather than a digest.
     pub const RAW_BIT_STREAM: u8 = 0x80;
 
@@ -225,7 +227,7 @@ impl MeasurementBlock {
         let size = usize::from(r.u16("measurement block MeasurementSize")?);
         let mut b = r.sub(size, "measurement block Measurement")?;
         let value_type = DmtfValueType(b.u8("DMTF measurement ValueType")?);
-        if value_type.kind() > DmtfValueType::INFORMATIONAL {
+        if value_type.kind() > DmtfValueType::STRUCTURED_MANIFEST {
             return Err(Malformed::UnknownValue {
                 what: "DMTF measurement ValueType",
                 value: u32::from(value_type.0),
