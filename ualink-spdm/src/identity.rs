@@ -1,8 +1,9 @@
 //! Device test identities: a generated (or loaded) certificate chain and its leaf key.
 //!
 //! [`DeviceIdentity::generate`] makes, with rcgen, a root CA → [intermediate CA →] leaf chain
-//! for ECDSA P-256 or P-384. The leaf carries the SPDM responder-auth EKU
-//! (1.3.6.1.4.1.412.274.3), keyUsage digitalSignature and a DER-minimal basicConstraints
+//! for ECDSA P-256 or P-384. The leaf carries the SPDM EKU of its role (responder-auth
+//! 1.3.6.1.4.1.412.274.3 by default, requester-auth .4 for a mutual-auth requester), keyUsage
+//! digitalSignature and a DER-minimal basicConstraints
 //! (`SEQUENCE {}`, not a CA); CAs carry cA=TRUE (the intermediate pathLen 0) and keyUsage
 //! keyCertSign|cRLSign. Validity is fixed (2024-01-01 .. 2049-12-31) so tests do not depend
 //! on the clock.
@@ -40,6 +41,8 @@ pub const KEY_FILE: &str = "device.key.pem";
 
 /// OID arcs of `id-DMTF-eku-responder-auth`.
 const EKU_RESPONDER_AUTH: [u64; 9] = [1, 3, 6, 1, 4, 1, 412, 274, 3];
+/// OID arcs of `id-DMTF-eku-requester-auth`.
+const EKU_REQUESTER_AUTH: [u64; 9] = [1, 3, 6, 1, 4, 1, 412, 274, 4];
 
 /// Why an identity could not be made, loaded or saved.
 #[non_exhaustive]
@@ -78,8 +81,10 @@ pub enum IdentityError {
 pub struct IdentityOptions {
     /// Insert an intermediate CA between root and leaf.
     pub intermediate: bool,
-    /// Common-name prefix for the three subjects.
+    /// Common-name prefix for the subjects.
     pub name: String,
+    /// The role the leaf authenticates as (chooses its SPDM EKU).
+    pub role: PeerRole,
 }
 
 impl Default for IdentityOptions {
@@ -87,6 +92,7 @@ impl Default for IdentityOptions {
         Self {
             intermediate: false,
             name: String::from("ualink-spdm test device"),
+            role: PeerRole::Responder,
         }
     }
 }
@@ -101,6 +107,8 @@ pub enum IdentitySource {
 }
 
 /// A device identity: trust anchor, chain (root first) and the leaf's PKCS#8 key.
+/// Cloning copies the key into another zeroizing buffer.
+#[derive(Clone)]
 pub struct DeviceIdentity {
     asym: AsymAlg,
     ca_der: Vec<u8>,
@@ -157,11 +165,14 @@ impl DeviceIdentity {
         }
 
         let leaf_key = KeyPair::generate_for(alg)?;
-        let mut leaf = base_params(format!("{} responder", opts.name))?;
+        let (role, eku) = match opts.role {
+            PeerRole::Responder => ("responder", EKU_RESPONDER_AUTH),
+            PeerRole::Requester => ("requester", EKU_REQUESTER_AUTH),
+        };
+        let mut leaf = base_params(format!("{} {role}", opts.name))?;
         leaf.is_ca = IsCa::ExplicitNoCa;
         leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        leaf.extended_key_usages =
-            vec![ExtendedKeyUsagePurpose::Other(EKU_RESPONDER_AUTH.to_vec())];
+        leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::Other(eku.to_vec())];
         leaf.use_authority_key_identifier_extension = true;
         let leaf_cert = leaf.signed_by(&leaf_key, &issuer)?;
         chain.push(leaf_cert.der().to_vec());
@@ -237,11 +248,12 @@ impl DeviceIdentity {
         encode_spdm_cert_chain(hash, &self.chain_der)
     }
 
-    /// Verifies the chain against `ca.pem` as a responder identity at `now_unix`.
-    pub fn check(&self, now_unix: u64) -> Result<(), CertError> {
+    /// Verifies the chain against the identity's own trust anchor (`ca.pem`) as an identity
+    /// for `role` at `now_unix`, under [`TrustAnchors`]' policy.
+    pub fn check(&self, now_unix: u64, role: PeerRole) -> Result<(), CertError> {
         let mut anchors = TrustAnchors::new().with_time(VerifyTime::Fixed(now_unix));
         anchors.add_der(&self.ca_der)?;
-        anchors.verify_at(&self.certs_der(), self.asym, PeerRole::Responder, now_unix)?;
+        anchors.verify_at(&self.certs_der(), self.asym, role, now_unix)?;
         Ok(())
     }
 

@@ -54,7 +54,7 @@ fn generated_identities_verify_for_every_shape() {
                 anchors(&id).verify_for_role(chain.certs_der(), asym, PeerRole::Requester),
                 Err(CertError::WrongEku)
             );
-            id.check(NOW).unwrap();
+            id.check(NOW, PeerRole::Responder).unwrap();
             // The key in the proof token is the one in the PKCS#8 key.
             let alg = match asym {
                 AsymAlg::EcdsaP256 => &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
@@ -148,10 +148,24 @@ fn openssl_made_identity_loads_and_verifies() {
     assert_eq!(id.chain_der().len(), 2);
     // Made 2026-11-25, valid 9000 days.
     let when = 1_800_000_000;
-    id.check(when).unwrap();
+    id.check(when, PeerRole::Responder).unwrap();
     let mut a = TrustAnchors::new().with_time(VerifyTime::Fixed(when));
     a.add_pem_or_der(&std::fs::read(dir.join(CA_FILE)).unwrap())
         .unwrap();
     let v = a.verify(&id.certs_der(), AsymAlg::EcdsaP384).unwrap();
     assert_eq!(v.subjects()[1], "CN=openssl test device");
+}
+
+#[test]
+fn requester_identity_for_mutual_auth() {
+    let opts = IdentityOptions {
+        role: PeerRole::Requester,
+        ..IdentityOptions::default()
+    };
+    let id = DeviceIdentity::generate(AsymAlg::EcdsaP256, &opts).unwrap();
+    id.check(NOW, PeerRole::Requester).unwrap();
+    assert_eq!(id.check(NOW, PeerRole::Responder), Err(CertError::WrongEku));
+    let copy = id.clone();
+    assert_eq!(copy.key_pkcs8().as_slice(), id.key_pkcs8().as_slice());
+    assert_eq!(copy.chain_der(), id.chain_der());
 }
