@@ -10,7 +10,10 @@
 //! | A (VCA) | GET_VERSION ‖ VERSION ‖ GET_CAPABILITIES ‖ CAPABILITIES ‖ NEGOTIATE_ALGORITHMS ‖ ALGORITHMS | prefix of all below |
 //! | M1 | A ‖ B ‖ C, B = every GET_DIGESTS/DIGESTS and GET_CERTIFICATE/CERTIFICATE pair since the last CHALLENGE, C = CHALLENGE ‖ CHALLENGE_AUTH without its signature | CHALLENGE_AUTH signature |
 //! | L1 | A ‖ every GET_MEASUREMENTS/MEASUREMENTS pair since the last reset, the last response without its signature | MEASUREMENTS signature |
-//! | TH | A ‖ Hash(SPDM cert chain) ‖ KEY_EXCHANGE ‖ KEY_EXCHANGE_RSP … ‖ FINISH … ‖ FINISH_RSP | KEY_EXCHANGE_RSP signature, VerifyData, key schedule |
+//! | TH | A ‖ [D] ‖ Hash(SPDM cert chain) ‖ KEY_EXCHANGE ‖ KEY_EXCHANGE_RSP … ‖ FINISH … ‖ FINISH_RSP | KEY_EXCHANGE_RSP signature, VerifyData, key schedule |
+//!
+//! D is the last DIGESTS response, present only when SPDM 1.3 MULTI_KEY_CONN was negotiated
+//! for the responder (as libspdm's `message_d`; checked against the captured 1.3 session).
 //!
 //! Reset rules: L1 is emptied after a signed MEASUREMENTS and whenever any request other than
 //! GET_MEASUREMENTS is issued; B is emptied after CHALLENGE_AUTH; everything is emptied when
@@ -96,6 +99,8 @@ pub struct Transcripts {
     b: Vec<u8>,
     /// message_m: measurement pairs since the last reset (L1 = A ‖ message_m).
     m: Vec<u8>,
+    /// message_d: the last DIGESTS response (only recorded with MULTI_KEY_CONN).
+    d: Vec<u8>,
 }
 
 impl Transcripts {
@@ -109,6 +114,7 @@ impl Transcripts {
             vca: vca.bytes().to_vec(),
             b: Vec::new(),
             m: Vec::new(),
+            d: Vec::new(),
         })
     }
 
@@ -134,6 +140,13 @@ impl Transcripts {
     pub fn push_b(&mut self, request: &[u8], response: &[u8]) {
         self.b.extend_from_slice(request);
         self.b.extend_from_slice(response);
+    }
+
+    /// Records a DIGESTS response as message D of TH. Call only when 1.3 MULTI_KEY_CONN was
+    /// negotiated for the responder's keys; replaces any earlier one.
+    pub fn set_digests_for_th(&mut self, digests_response: &[u8]) {
+        self.d.clear();
+        self.d.extend_from_slice(digests_response);
     }
 
     /// Hash(M1) for a CHALLENGE_AUTH: A ‖ B ‖ CHALLENGE ‖ CHALLENGE_AUTH without signature.
@@ -175,10 +188,11 @@ impl Transcripts {
         l1
     }
 
-    /// Starts a session transcript TH = A ‖ Hash(cert chain).
+    /// Starts a session transcript TH = A ‖ [D] ‖ Hash(cert chain).
     pub fn start_th(&self, cert_chain: &[u8]) -> Th {
         let mut ctx = HashCtx::new(self.hash);
         ctx.update(&self.vca);
+        ctx.update(&self.d);
         ctx.update(crate::crypto::hash(self.hash, cert_chain).as_bytes());
         Th { ctx }
     }

@@ -219,6 +219,9 @@ pub struct Attestation {
     pub negotiated: Negotiated,
     /// The responder's CAPABILITIES flags.
     pub peer_flags: CapabilityFlags,
+    /// MeasurementHashAlgo as selected on the wire (e.g. 0x8 SHA-512, 0x1 raw bit streams),
+    /// whether or not this crate implements it (`negotiated.meas_hash` names it only then).
+    pub measurement_hash_algo: u32,
     /// Transcript A (VCA) as exchanged.
     pub vca: Vec<u8>,
     /// The slot attested.
@@ -285,6 +288,7 @@ struct Conn {
     ctx: MsgContext,
     peer: Capabilities,
     ours: GetCapabilities,
+    meas_hash_bits: u32,
     transcripts: Transcripts,
 }
 
@@ -828,7 +832,23 @@ impl Requester {
             }
             .into());
         }
-        let meas_hash = pol.accept_meas_hash(algs.meas_hash_sel.0)?;
+        // MeasurementHashAlgo is the responder's choice (not offered by us): any one defined
+        // bit (raw bit stream, SHA-2, SHA-3, SM3). We only name it in `Negotiated` when we
+        // implement it; the raw bits are in the attestation result.
+        let meas_bits = algs.meas_hash_sel.0;
+        if meas_bits.count_ones() > 1 || meas_bits & !msg::MeasHashBits::DEFINED != 0 {
+            return Err(PeerMisbehaved::SelectionNotOffered {
+                what: "MeasurementHashAlgo",
+            }
+            .into());
+        }
+        if meas_bits == 0 && self.config.measurements != MeasurementPlan::Skip {
+            return Err(PeerIncompatible::NoCommonAlgorithm {
+                what: "MeasurementHashAlgo",
+            }
+            .into());
+        }
+        let meas_hash = pol.accept_meas_hash(meas_bits).unwrap_or(hash);
         if algs.meas_spec_sel != MeasSpec::DMTF {
             return Err(PeerMisbehaved::SelectionNotOffered {
                 what: "MeasurementSpecificationSel",
@@ -890,6 +910,7 @@ impl Requester {
             ctx,
             peer: s.peer,
             ours: s.ours,
+            meas_hash_bits: meas_bits,
             transcripts,
         });
         self.send_get_digests(conn)
@@ -931,6 +952,9 @@ impl Requester {
             .ok_or(Malformed::BadLength { what: "DIGESTS" })?
             .clone();
         s.conn.transcripts.push_b(req, rsp);
+        if s.conn.ctx.multi_key_conn {
+            s.conn.transcripts.set_digests_for_th(rsp);
+        }
         self.send_get_certificate(ExpectCertificate {
             conn: s.conn,
             digest,
@@ -1324,6 +1348,7 @@ fn attestation(conn: &Conn, slot: u8, ev: Evidence, session_id: Option<u32>) -> 
     Attestation {
         negotiated: conn.negotiated,
         peer_flags: conn.peer.flags,
+        measurement_hash_algo: conn.meas_hash_bits,
         vca: conn.transcripts.vca().to_vec(),
         slot,
         cert_chain: ev.peer.spdm_chain,

@@ -635,6 +635,9 @@ impl<D: Device> Responder<D> {
         .encode()?;
         conn.transcripts.on_request(code.0);
         conn.transcripts.push_b(request, &response);
+        if conn.ctx.multi_key_conn {
+            conn.transcripts.set_digests_for_th(&response);
+        }
         Ok(response)
     }
 
