@@ -98,6 +98,43 @@ fn body_reserved_bits_are_errors() {
     b[17] = 0;
     b.pop();
     assert!(TdispResponse::parse(&b).is_err());
+    // ERROR_DATA is reserved except for UNSUPPORTED_REQUEST and VENDOR_SPECIFIC_ERROR, where
+    // it must be the length of the extended error data.
+    let mut e = TdispResponse::error(id, TdispErrorCode::InvalidNonce, 0)
+        .encode()
+        .unwrap();
+    e[21] = 1;
+    assert!(TdispResponse::parse(&e).is_err());
+    assert!(TdispResponse::error(id, TdispErrorCode::Busy, 1)
+        .encode()
+        .is_err());
+    assert!(
+        TdispResponse::error(id, TdispErrorCode::UnsupportedRequest, 0x88)
+            .encode()
+            .is_ok()
+    );
+    let vendor = TdispResponse::new(
+        id,
+        TdispResponseBody::Error(ErrorResponse {
+            code: TdispErrorCode::VendorSpecific,
+            data: 5,
+            vendor: Some(VendorErrorData {
+                registry_id: RegistryId::PciSig,
+                vendor_id: vec![0x01, 0x00],
+                data: vec![0xAA],
+            }),
+        }),
+    );
+    let mut b = vendor.encode().unwrap();
+    assert_eq!(TdispResponse::parse(&b).unwrap(), vendor);
+    b[21] = 4;
+    assert!(
+        TdispResponse::parse(&b).is_err(),
+        "length disagrees with the data"
+    );
+    // FUNCTION_ID: a segment without Segment Valid.
+    assert!(InterfaceId::new(0x0012_0000).is_err());
+    assert!(InterfaceId::new(0x0112_0000).is_ok());
     // Report: INTERFACE_INFO bit 6, range attribute bit 4, a count larger than the data.
     let r = InterfaceReport {
         mmio_ranges: vec![MmioRange {
@@ -157,7 +194,10 @@ impl NonceSource for Ones {
 }
 
 fn arb_interface() -> impl Strategy<Value = InterfaceId> {
-    (0u32..0x0200_0000).prop_map(|v| InterfaceId::new(v).unwrap())
+    (any::<u16>(), proptest::option::of(any::<u8>())).prop_map(|(rid, seg)| {
+        let v = u32::from(rid) | seg.map_or(0, |s| 0x0100_0000 | (u32::from(s) << 16));
+        InterfaceId::new(v).unwrap()
+    })
 }
 
 fn arb_nonce() -> impl Strategy<Value = StartNonce> {
@@ -219,15 +259,22 @@ fn arb_response() -> impl Strategy<Value = TdispResponse> {
         )
             .prop_map(|(c, data, cxl, vid, vdata)| {
                 let code = TdispErrorCode::ALL[c];
-                let vendor = (code == TdispErrorCode::VendorSpecific).then_some(VendorErrorData {
-                    registry_id: if cxl {
-                        RegistryId::Cxl
-                    } else {
-                        RegistryId::PciSig
-                    },
-                    vendor_id: vid,
-                    data: vdata,
-                });
+                let (data, vendor) = match code {
+                    TdispErrorCode::VendorSpecific => (
+                        (2 + vid.len() + vdata.len()) as u32,
+                        Some(VendorErrorData {
+                            registry_id: if cxl {
+                                RegistryId::Cxl
+                            } else {
+                                RegistryId::PciSig
+                            },
+                            vendor_id: vid,
+                            data: vdata,
+                        }),
+                    ),
+                    TdispErrorCode::UnsupportedRequest => (data, None),
+                    _ => (0, None),
+                };
                 TdispResponseBody::Error(ErrorResponse { code, data, vendor })
             }),
     ];

@@ -156,13 +156,14 @@ fn walk_with_chunked_report_fetch() {
 }
 
 #[test]
-fn lock_without_live_keys_is_refused_with_invalid_device_configuration() {
+fn lock_without_live_keys_is_refused_with_invalid_request() {
     let mut dev = responder(false);
     let tsm = TdispRequester::new(id());
     let e = tsm
         .parse_lock_interface(&dev.respond(&tsm.lock_interface(&params()), true))
         .unwrap_err();
-    assert_eq!(peer_code(e), TdispErrorCode::InvalidDeviceConfiguration);
+    // TDISP Table 11-12: keys not configured for the default stream -> INVALID_REQUEST.
+    assert_eq!(peer_code(e), TdispErrorCode::InvalidRequest);
     assert_eq!(dev.state(id()), Some(TdiState::ConfigUnlocked));
     // Once the keys are live, LOCK succeeds.
     dev.device_mut().keys_live = true;
@@ -311,7 +312,7 @@ fn every_state_times_every_request_gives_the_right_answer() {
                 (ConfigLocked | Run, 3) => None,
                 (ConfigLocked, 5) => None,
                 (ConfigLocked, 6) => Some(TdispErrorCode::InvalidNonce),
-                (ConfigLocked | Run | Error, 7) => None,
+                (_, 7) => None,
                 _ => Some(TdispErrorCode::InvalidInterfaceState),
             };
             assert_eq!(error_code(&rsp), want_err, "{state:?} x request #{req}");
@@ -498,18 +499,18 @@ fn every_refusal_maps_to_its_wire_code() {
         (TdispError::Unspecified, 0x05),
         (TdispError::UnsupportedRequest(0x88), 0x07),
         (TdispError::VersionMismatch(0x11), 0x41),
-        (TdispError::VendorSpecific(9), 0xFF),
         (TdispError::InvalidInterface(1), 0x101),
         (TdispError::InvalidNonce, 0x102),
         (TdispError::InsufficientEntropy, 0x103),
         (TdispError::InvalidDeviceConfiguration("x"), 0x104),
-        (TdispError::KeysNotLive, 0x104),
+        (TdispError::KeysNotLive, 0x01),
     ];
     for (e, code) in table {
         assert_eq!(e.code().wire(), code, "{e}");
         assert_eq!(TdispErrorCode::from_wire(code).unwrap(), e.code());
     }
-    assert_eq!(TdispError::VendorSpecific(9).error_data(), 9);
+    assert_eq!(TdispError::UnsupportedRequest(0x88).error_data(), 0x88);
+    assert_eq!(TdispError::InvalidNonce.error_data(), 0);
     assert!(TdispErrorCode::from_wire(0x02).is_err());
     assert!(TdispErrorCode::from_wire(0x105).is_err());
 }

@@ -224,7 +224,8 @@ fn expected(state: TdiState, req: u8) -> Option<TdiState> {
     match (state, req) {
         (ConfigUnlocked, code::LOCK_INTERFACE_REQUEST) => Some(ConfigLocked),
         (ConfigLocked, code::START_INTERFACE_REQUEST) => Some(Run),
-        (ConfigLocked | Run | Error, code::STOP_INTERFACE_REQUEST) => Some(ConfigUnlocked),
+        // STOP is never refused for a state (TDISP §11.3.16); from CONFIG_UNLOCKED a no-op.
+        (_, code::STOP_INTERFACE_REQUEST) => Some(ConfigUnlocked),
         (ConfigLocked | Run, code::GET_DEVICE_INTERFACE_REPORT) => Some(state),
         _ => None,
     }

@@ -87,7 +87,7 @@ fn lock_waits_for_live_link_keys_and_key_revocation_breaks_it() {
         assert!(matches!(
             e,
             Error::Tdisp(TdispError::Peer {
-                code: TdispErrorCode::InvalidDeviceConfiguration,
+                code: TdispErrorCode::InvalidRequest,
                 ..
             })
         ));

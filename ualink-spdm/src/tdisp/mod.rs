@@ -64,9 +64,6 @@ pub enum TdispError {
     /// A TDISP version other than 1.0 (VERSION_MISMATCH 0x41).
     #[error("TDISP version {0:#04x} not supported (we speak 1.0)")]
     VersionMismatch(u8),
-    /// A vendor-specific refusal (VENDOR_SPECIFIC_ERROR 0xFF), as reported by a peer.
-    #[error("vendor-specific TDISP error (data {0:#x})")]
-    VendorSpecific(u32),
     /// The interface ID names no interface of this device (INVALID_INTERFACE 0x101).
     #[error("no TDI with function id {0:#010x}")]
     InvalidInterface(u32),
@@ -88,7 +85,8 @@ pub enum TdispError {
         data: u32,
     },
     /// LOCK refused because the interface's link keys are not live. Sent on the wire as
-    /// INVALID_DEVICE_CONFIGURATION (0x104): the link that would protect the TDI is not secured.
+    /// INVALID_REQUEST (0x01), the code TDISP Table 11-12 gives for "keys have not been
+    /// configured for all sub-streams of the default stream".
     #[error("link keys for this interface are not live; LOCK refused")]
     KeysNotLive,
 }
@@ -97,27 +95,28 @@ impl TdispError {
     /// The TDISP_ERROR code this refusal is sent as.
     pub const fn code(&self) -> TdispErrorCode {
         match self {
-            Self::InvalidRequest(_) | Self::SessionRequired => TdispErrorCode::InvalidRequest,
+            Self::InvalidRequest(_) | Self::SessionRequired | Self::KeysNotLive => {
+                TdispErrorCode::InvalidRequest
+            }
             Self::Busy => TdispErrorCode::Busy,
             Self::InvalidInterfaceState { .. } => TdispErrorCode::InvalidInterfaceState,
             Self::Unspecified => TdispErrorCode::Unspecified,
             Self::UnsupportedRequest(_) => TdispErrorCode::UnsupportedRequest,
             Self::VersionMismatch(_) => TdispErrorCode::VersionMismatch,
-            Self::VendorSpecific(_) => TdispErrorCode::VendorSpecific,
             Self::InvalidInterface(_) => TdispErrorCode::InvalidInterface,
             Self::InvalidNonce => TdispErrorCode::InvalidNonce,
             Self::InsufficientEntropy => TdispErrorCode::InsufficientEntropy,
             Self::Peer { code, .. } => *code,
-            Self::InvalidDeviceConfiguration(_) | Self::KeysNotLive => {
-                TdispErrorCode::InvalidDeviceConfiguration
-            }
+            Self::InvalidDeviceConfiguration(_) => TdispErrorCode::InvalidDeviceConfiguration,
         }
     }
 
-    /// The ERROR_DATA field sent with [`Self::code`] (reserved, zero, for every code we send).
+    /// The ERROR_DATA field sent with [`Self::code`]: the request code for
+    /// UNSUPPORTED_REQUEST (TDISP Table 11-27), reserved (zero) for every other code we send.
     pub const fn error_data(&self) -> u32 {
         match self {
-            Self::VendorSpecific(d) | Self::Peer { data: d, .. } => *d,
+            Self::UnsupportedRequest(c) => *c as u32,
+            Self::Peer { data, .. } => *data,
             _ => 0,
         }
     }

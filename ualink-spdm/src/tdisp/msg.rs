@@ -76,11 +76,17 @@ impl InterfaceId {
     /// FUNCTION_ID 0 (used to echo a request whose interface ID could not be read).
     pub const ZERO: Self = Self(0);
 
-    /// A FUNCTION_ID; fails if reserved bits 31:25 are set.
+    /// A FUNCTION_ID; fails if reserved bits 31:25 are set, or if the segment (bits 23:16)
+    /// is not zero while Requester Segment Valid (bit 24) is clear (it is reserved then).
     pub const fn new(function_id: u32) -> Result<Self, Malformed> {
         if function_id & Self::RESERVED_MASK != 0 {
             return Err(Malformed::ReservedNonZero {
                 what: "FUNCTION_ID bits 31:25",
+            });
+        }
+        if function_id & 0x0100_0000 == 0 && function_id & 0x00FF_0000 != 0 {
+            return Err(Malformed::ReservedNonZero {
+                what: "FUNCTION_ID segment without Segment Valid",
             });
         }
         Ok(Self(function_id))
@@ -311,7 +317,10 @@ pub struct VendorErrorData {
 }
 
 /// TDISP_ERROR body: error_code u32, error_data u32, then extended error data only for
-/// VENDOR_SPECIFIC_ERROR (required there, forbidden otherwise).
+/// VENDOR_SPECIFIC_ERROR (required there, forbidden otherwise). ERROR_DATA is, per TDISP
+/// Table 11-27, the request code for UNSUPPORTED_REQUEST, the length of the extended error data
+/// for VENDOR_SPECIFIC_ERROR, and reserved (zero) for every other code; parse and encode
+/// enforce this.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorResponse {
     /// The error code.
@@ -622,6 +631,15 @@ impl TdispResponse {
             code::TDISP_ERROR => {
                 let code = TdispErrorCode::from_wire(r.u32("ERROR_CODE")?)?;
                 let data = r.u32("ERROR_DATA")?;
+                if code == TdispErrorCode::VendorSpecific {
+                    if usize::try_from(data).ok() != Some(r.remaining()) {
+                        return Err(Malformed::BadLength {
+                            what: "ERROR_DATA (extended error data length)",
+                        });
+                    }
+                } else if code != TdispErrorCode::UnsupportedRequest && data != 0 {
+                    return Err(Malformed::ReservedNonZero { what: "ERROR_DATA" });
+                }
                 let vendor = if code == TdispErrorCode::VendorSpecific {
                     let registry_id = match r.u8("REGISTRY_ID")? {
                         0 => RegistryId::PciSig,
@@ -703,6 +721,30 @@ impl TdispResponse {
             }
             TdispResponseBody::StartInterface | TdispResponseBody::StopInterface => {}
             TdispResponseBody::Error(e) => {
+                match (&e.vendor, e.code) {
+                    (Some(v), TdispErrorCode::VendorSpecific) => {
+                        let ext_len = v
+                            .vendor_id
+                            .len()
+                            .saturating_add(2)
+                            .saturating_add(v.data.len());
+                        if usize::try_from(e.data).ok() != Some(ext_len) {
+                            return Err(Malformed::BadLength {
+                                what: "ERROR_DATA (extended error data length)",
+                            });
+                        }
+                    }
+                    (None, TdispErrorCode::UnsupportedRequest) => {}
+                    (None, c) if c != TdispErrorCode::VendorSpecific && e.data == 0 => {}
+                    (None, c) if c != TdispErrorCode::VendorSpecific => {
+                        return Err(Malformed::ReservedNonZero { what: "ERROR_DATA" })
+                    }
+                    _ => {
+                        return Err(Malformed::BadLength {
+                            what: "EXTENDED_ERROR_DATA",
+                        })
+                    }
+                }
                 w.u32(e.code.wire()).u32(e.data);
                 match (&e.vendor, e.code == TdispErrorCode::VendorSpecific) {
                     (Some(v), true) => {

@@ -11,8 +11,9 @@
 //! ```
 //!
 //! Decisions, each checked by a test in `tests/tdisp_state.rs`:
-//! * LOCK is refused ([`TdispError::KeysNotLive`]) unless the device says the interface's
-//!   link keys are live; the state does not change.
+//! * LOCK is refused ([`TdispError::KeysNotLive`], sent as INVALID_REQUEST per TDISP Table
+//!   11-12) unless the device says the interface's link keys are live; the state does not
+//!   change.
 //! * The START nonce is 32 bytes from a caller-supplied [`NonceSource`], held in a zeroizing
 //!   buffer, compared in constant time, and single use: it is dropped (and so zeroed) when START
 //!   succeeds, on STOP and on entering ERROR. An all-zero draw is treated as an entropy failure.
@@ -22,7 +23,10 @@
 //!   change) and the TDISP text only requires the error; a guess has a 2^-256 chance, and
 //!   moving to ERROR would let any in-session party knock a TDI over without gaining anything.
 //!   A reused nonce (from an earlier LOCK) is just a wrong nonce: every LOCK draws a new one.
-//! * STOP from CONFIG_UNLOCKED is refused with INVALID_INTERFACE_STATE (as spdm-emu does).
+//! * STOP from CONFIG_UNLOCKED is accepted and changes nothing. TDISP §11.3.16 lists only an
+//!   unknown interface as a reason to fail STOP, and STOP's actions (abort, scrub) are
+//!   idempotent, so a TSM can always tear down with STOP. (spdm-emu answers
+//!   INVALID_INTERFACE_STATE here; the specification wins.)
 //! * GET_DEVICE_INTERFACE_REPORT is only allowed in CONFIG_LOCKED and RUN.
 //! * Device-side events (a write to locked configuration, an integrity failure, a function
 //!   reset, the link keys being revoked) move CONFIG_LOCKED and RUN to ERROR; they leave
@@ -209,14 +213,13 @@ impl Tdi {
                 }
                 _ => return Err(TdispError::InvalidNonce),
             },
-            (ConfigLocked | Run | Error, TdiEvent::Stop) => {
+            (ConfigUnlocked | ConfigLocked | Run | Error, TdiEvent::Stop) => {
                 self.nonce = None;
                 ConfigUnlocked
             }
             (ConfigLocked | Run, TdiEvent::ReadReport) => from,
             (ConfigLocked | Run | Error, TdiEvent::Lock { .. })
             | (ConfigUnlocked | Run | Error, TdiEvent::Start(_))
-            | (ConfigUnlocked, TdiEvent::Stop)
             | (ConfigUnlocked | Error, TdiEvent::ReadReport) => return Err(refuse(&event)),
             (
                 ConfigLocked | Run,
