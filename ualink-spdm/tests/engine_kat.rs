@@ -3,7 +3,6 @@
 //! signatures verify over (with the captured chains), and whose TH equals the th1 libspdm
 //! logged. Only the requester's view is used: exactly what `Requester` does with each pair.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-#[allow(unreachable_pub, clippy::manual_pattern_char_comparison)]
 mod common;
 
 use std::collections::BTreeMap;
