@@ -295,6 +295,7 @@ impl InvalidateSink for Notes {
 // ------------------------------------------------------------------ TSM signer
 
 pub struct Tsm {
+    pub pkcs8: Vec<u8>,
     key: EcdsaKeyPair,
     pub public: TsmPublicKey,
     pub kid: [u8; 16],
@@ -305,13 +306,18 @@ impl Tsm {
     pub fn new() -> Self {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng).unwrap();
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-            .unwrap();
+        Self::from_pkcs8(pkcs8.as_ref())
+    }
+
+    pub fn from_pkcs8(pkcs8: &[u8]) -> Self {
+        let rng = SystemRandom::new();
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, pkcs8, &rng).unwrap();
         let public = TsmPublicKey::from_sec1(key.public_key().as_ref()).unwrap();
         let d = RingCrypto.sha384(&[public.as_bytes()]);
         let mut kid = [0u8; 16];
         kid.copy_from_slice(&d[..16]);
         Tsm {
+            pkcs8: pkcs8.to_vec(),
             key,
             public,
             kid,
@@ -443,7 +449,10 @@ impl Scenario {
     }
 
     pub fn with(fabric: FakeFabric, config: Config) -> Self {
-        let tsm = Tsm::new();
+        Self::with_tsm(fabric, config, Tsm::new())
+    }
+
+    pub fn with_tsm(fabric: FakeFabric, config: Config, tsm: Tsm) -> Self {
         let n = fabric.accels.len() as u16;
         for a in 0..n {
             for b in (a + 1)..n {
