@@ -976,6 +976,24 @@ pub trait KeySink {
     fn roll(&mut self, pair: KeyPair, expected_epoch: u32) -> Result<u32, KeyProgStatus>;
     /// Whether `pair` has an active key enabled for traffic.
     fn is_live(&self, pair: KeyPair) -> bool;
+    /// Like [`Self::program`], also recording the SPDM session the key arrived in (TDISP
+    /// requires the keys protecting a TDI to come from the session that locks it). The default
+    /// does not record it.
+    fn program_in_session(
+        &mut self,
+        target: KeyTarget,
+        epoch: u32,
+        key: MasterKey,
+        session_id: u32,
+    ) -> Result<(), KeyProgStatus> {
+        let _ = session_id;
+        self.program(target, epoch, key)
+    }
+    /// The session the active key of `pair` was programmed in, if the sink records it.
+    fn programmed_in(&self, pair: KeyPair) -> Option<u32> {
+        let _ = pair;
+        None
+    }
 }
 
 /// Applies key-programming requests to a [`KeySink`] and builds the acknowledgements.
@@ -1010,6 +1028,27 @@ impl<S: KeySink> KeyProgResponder<S> {
         &mut self,
         payload: &mut [u8],
         in_session: bool,
+    ) -> Result<Vec<u8>, KeyProgError> {
+        self.respond_inner(payload, in_session, None)
+    }
+
+    /// Like [`Self::respond`] for a payload that arrived in the secured session `session_id`
+    /// (`None`: in clear, refused). Keys are programmed with
+    /// [`KeySink::program_in_session`], so the device can later check which session they came
+    /// from.
+    pub fn respond_in_session(
+        &mut self,
+        payload: &mut [u8],
+        session_id: Option<u32>,
+    ) -> Result<Vec<u8>, KeyProgError> {
+        self.respond_inner(payload, session_id.is_some(), session_id)
+    }
+
+    fn respond_inner(
+        &mut self,
+        payload: &mut [u8],
+        in_session: bool,
+        session_id: Option<u32>,
     ) -> Result<Vec<u8>, KeyProgError> {
         let result = if !in_session {
             Err(KeyProgError::SessionRequired)
@@ -1046,7 +1085,10 @@ impl<S: KeySink> KeyProgResponder<S> {
             UalinkKeyMessage::KeyProg(UalinkKeyProg { target, epoch, key }) => {
                 let status = self
                     .check_port(target.port)
-                    .and_then(|()| self.sink.program(target, epoch, key));
+                    .and_then(|()| match session_id {
+                        Some(sid) => self.sink.program_in_session(target, epoch, key, sid),
+                        None => self.sink.program(target, epoch, key),
+                    });
                 UalinkKeyMessage::KpAck {
                     target,
                     status: status_of(status),
@@ -1108,15 +1150,24 @@ fn status_of(r: Result<(), KeyProgStatus>) -> KeyProgStatus {
     }
 }
 
+#[derive(Debug)]
+struct SlotEntry {
+    epoch: u32,
+    key: MasterKey,
+    go: bool,
+    session: Option<u32>,
+}
+
 #[derive(Debug, Default)]
 struct PairSlots {
-    active: Option<(u32, MasterKey, bool)>,
-    alternate: Option<(u32, MasterKey, bool)>,
+    active: Option<SlotEntry>,
+    alternate: Option<SlotEntry>,
 }
 
 /// An in-memory [`KeySink`] (for the software device, the simulator and tests): per
 /// (port, direction, peer) pair an active and an alternate slot, each holding an epoch, a
-/// zeroizing key and whether GO was received.
+/// zeroizing key, whether GO was received and, when programmed through
+/// [`KeyProgResponder::respond_in_session`], the SPDM session it arrived in.
 ///
 /// Rules: a key's epoch must be newer than the pair's active epoch ([`KeyProgStatus::StaleEpoch`]);
 /// GO needs a key in the slot ([`KeyProgStatus::SlotEmpty`]); STOP erases the slot; ROLL needs an
@@ -1151,8 +1202,8 @@ impl MemoryKeySink {
     pub fn epoch(&self, target: KeyTarget) -> Option<u32> {
         let s = self.pairs.get(&target.pair())?;
         match target.slot {
-            Slot::Active => s.active.as_ref().map(|e| e.0),
-            Slot::Alternate => s.alternate.as_ref().map(|e| e.0),
+            Slot::Active => s.active.as_ref().map(|e| e.epoch),
+            Slot::Alternate => s.alternate.as_ref().map(|e| e.epoch),
         }
     }
 
@@ -1166,7 +1217,42 @@ impl MemoryKeySink {
             Slot::Active => &s.active,
             Slot::Alternate => &s.alternate,
         };
-        slot.as_ref().is_some_and(|e| e.1.ct_eq(key))
+        slot.as_ref().is_some_and(|e| e.key.ct_eq(key))
+    }
+
+    fn store(
+        &mut self,
+        target: KeyTarget,
+        epoch: u32,
+        key: MasterKey,
+        session: Option<u32>,
+    ) -> Result<(), KeyProgStatus> {
+        if target.peer == self.local {
+            return Err(KeyProgStatus::UnknownPeer);
+        }
+        let pair = target.pair();
+        if !self.pairs.contains_key(&pair)
+            && self.peers_on(pair.port, pair.direction) >= usize::from(self.max_peers)
+        {
+            return Err(KeyProgStatus::UnsupportedValue);
+        }
+        let slots = self.pairs.entry(pair).or_default();
+        if let Some(active) = &slots.active {
+            if epoch <= active.epoch {
+                return Err(KeyProgStatus::StaleEpoch);
+            }
+        }
+        let entry = Some(SlotEntry {
+            epoch,
+            key,
+            go: false,
+            session,
+        });
+        match target.slot {
+            Slot::Active => slots.active = entry,
+            Slot::Alternate => slots.alternate = entry,
+        }
+        Ok(())
     }
 
     fn peers_on(&self, port: u8, direction: Direction) -> usize {
@@ -1196,27 +1282,21 @@ impl KeySink for MemoryKeySink {
         epoch: u32,
         key: MasterKey,
     ) -> Result<(), KeyProgStatus> {
-        if target.peer == self.local {
-            return Err(KeyProgStatus::UnknownPeer);
-        }
-        let pair = target.pair();
-        if !self.pairs.contains_key(&pair)
-            && self.peers_on(pair.port, pair.direction) >= usize::from(self.max_peers)
-        {
-            return Err(KeyProgStatus::UnsupportedValue);
-        }
-        let slots = self.pairs.entry(pair).or_default();
-        if let Some((active, _, _)) = &slots.active {
-            if epoch <= *active {
-                return Err(KeyProgStatus::StaleEpoch);
-            }
-        }
-        let entry = Some((epoch, key, false));
-        match target.slot {
-            Slot::Active => slots.active = entry,
-            Slot::Alternate => slots.alternate = entry,
-        }
-        Ok(())
+        self.store(target, epoch, key, None)
+    }
+
+    fn program_in_session(
+        &mut self,
+        target: KeyTarget,
+        epoch: u32,
+        key: MasterKey,
+        session_id: u32,
+    ) -> Result<(), KeyProgStatus> {
+        self.store(target, epoch, key, Some(session_id))
+    }
+
+    fn programmed_in(&self, pair: KeyPair) -> Option<u32> {
+        self.pairs.get(&pair)?.active.as_ref()?.session
     }
 
     fn go(&mut self, target: KeyTarget) -> Result<(), KeyProgStatus> {
@@ -1229,7 +1309,7 @@ impl KeySink for MemoryKeySink {
             Slot::Alternate => &mut slots.alternate,
         };
         let e = slot.as_mut().ok_or(KeyProgStatus::SlotEmpty)?;
-        e.2 = true;
+        e.go = true;
         Ok(())
     }
 
@@ -1253,11 +1333,13 @@ impl KeySink for MemoryKeySink {
         let slots = self.pairs.get_mut(&pair).ok_or(KeyProgStatus::SlotEmpty)?;
         match &slots.alternate {
             None => return Err(KeyProgStatus::SlotEmpty),
-            Some((e, _, _)) if *e != expected_epoch => return Err(KeyProgStatus::EpochMismatch),
+            Some(e) if e.epoch != expected_epoch => return Err(KeyProgStatus::EpochMismatch),
             Some(_) => {}
         }
-        let (epoch, key, _) = slots.alternate.take().ok_or(KeyProgStatus::SlotEmpty)?;
-        slots.active = Some((epoch, key, true));
+        let mut entry = slots.alternate.take().ok_or(KeyProgStatus::SlotEmpty)?;
+        entry.go = true;
+        let epoch = entry.epoch;
+        slots.active = Some(entry);
         Ok(epoch)
     }
 
@@ -1265,7 +1347,7 @@ impl KeySink for MemoryKeySink {
         self.pairs
             .get(&pair)
             .and_then(|s| s.active.as_ref())
-            .is_some_and(|e| e.2)
+            .is_some_and(|e| e.go)
     }
 }
 

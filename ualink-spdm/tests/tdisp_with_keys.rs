@@ -36,6 +36,16 @@ impl TdispDevice for Accelerator {
         };
         self.keys.sink().is_live(self.link) && self.keys.sink().is_live(rx)
     }
+    fn keys_live_in_session(&self, id: InterfaceId, session_id: u32) -> bool {
+        let rx = KeyPair {
+            direction: Direction::Rx,
+            ..self.link
+        };
+        self.keys_live(id)
+            && [self.link, rx]
+                .iter()
+                .all(|p| self.keys.sink().programmed_in(*p) == Some(session_id))
+    }
     fn interface_report(
         &self,
         _id: InterfaceId,
@@ -123,4 +133,76 @@ fn lock_waits_for_live_link_keys_and_key_revocation_breaks_it() {
             .unwrap(),
         TdiState::Error
     );
+}
+
+#[test]
+fn lock_requires_keys_programmed_over_the_locking_session() {
+    let tx = KeyPair {
+        port: 0,
+        direction: Direction::Tx,
+        peer: AccelId::new(2).unwrap(),
+    };
+    let rx = KeyPair {
+        direction: Direction::Rx,
+        ..tx
+    };
+    let mut dev = TdispResponder::new(
+        Accelerator {
+            keys: KeyProgResponder::new(MemoryKeySink::new(0, AccelId::new(1).unwrap(), 8)),
+            link: tx,
+        },
+        Rng(0),
+    );
+    let id = InterfaceId::new(0x10).unwrap();
+    let tsm = TdispRequester::new(id);
+    let k = MasterKey::from_bytes(&mut [0x77; 32]);
+    // Keys arrive in session 0xA.
+    for p in [rx, tx] {
+        let t = p.slot(Slot::Active);
+        let mut b = ualink_key_prog(t, 1, &k).to_vec();
+        let ack = dev
+            .device_mut()
+            .keys
+            .respond_in_session(&mut b, Some(0xA))
+            .unwrap();
+        expect_kp_ack(&ack, t, 1).unwrap();
+        let mut b = ualink_go(t);
+        let ack = dev
+            .device_mut()
+            .keys
+            .respond_in_session(&mut b, Some(0xA))
+            .unwrap();
+        expect_gostop_ack(&ack, t).unwrap();
+    }
+    assert_eq!(dev.device().keys.sink().programmed_in(tx), Some(0xA));
+    // LOCK over session 0xB: refused (INVALID_REQUEST, Table 11-12).
+    let e = tsm
+        .parse_lock_interface(
+            &dev.respond_in_session(&tsm.lock_interface(&Default::default()), Some(0xB)),
+        )
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        Error::Tdisp(TdispError::Peer {
+            code: TdispErrorCode::InvalidRequest,
+            ..
+        })
+    ));
+    assert_eq!(dev.state(id), Some(TdiState::ConfigUnlocked));
+    // In clear: refused before anything else.
+    let rsp = dev.respond_in_session(&tsm.lock_interface(&Default::default()), None);
+    assert!(tsm.parse_lock_interface(&rsp).is_err());
+    // Over session 0xA: accepted.
+    tsm.parse_lock_interface(
+        &dev.respond_in_session(&tsm.lock_interface(&Default::default()), Some(0xA)),
+    )
+    .unwrap();
+    assert_eq!(dev.state(id), Some(TdiState::ConfigLocked));
+    // Key programming in clear through the session-aware entry point is refused too.
+    let mut b = ualink_key_prog(tx.slot(Slot::Alternate), 2, &k).to_vec();
+    assert!(dev
+        .device_mut()
+        .keys
+        .respond_in_session(&mut b, None)
+        .is_err());
 }

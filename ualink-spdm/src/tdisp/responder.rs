@@ -31,6 +31,15 @@ pub trait TdispDevice {
     /// Whether the link keys protecting `id` are programmed and live (LOCK requires it).
     fn keys_live(&self, id: InterfaceId) -> bool;
 
+    /// Whether those keys are live *and* were programmed over the SPDM session `session_id`,
+    /// the one LOCK arrived on (TDISP §11.3.8: keys "not configured over the SPDM session on
+    /// which the LOCK_INTERFACE_REQUEST was received" fail LOCK with INVALID_REQUEST). Used by
+    /// [`TdispResponder::respond_in_session`]; the default ignores the session.
+    fn keys_live_in_session(&self, id: InterfaceId, session_id: u32) -> bool {
+        let _ = session_id;
+        self.keys_live(id)
+    }
+
     /// The encoded device interface report of `id` under the lock parameters given (e.g. the
     /// MMIO reporting offset). Called once per lock, at the first report request; the bytes
     /// are then served unchanged until the TDI leaves CONFIG_LOCKED/RUN.
@@ -124,10 +133,26 @@ impl<D: TdispDevice, R: NonceSource> TdispResponder<D, R> {
     /// GET_TDISP_CAPABILITIES and GET_DEVICE_INTERFACE_STATE are answered, everything else
     /// is refused with INVALID_REQUEST (the nonce and the report must never travel in clear).
     pub fn respond(&mut self, request: &[u8], in_session: bool) -> Vec<u8> {
+        self.respond_inner(request, in_session, None)
+    }
+
+    /// Like [`Self::respond`] for a request that arrived in the secured session `session_id`
+    /// (`None`: in clear). LOCK then also requires
+    /// [`TdispDevice::keys_live_in_session`] for that session.
+    pub fn respond_in_session(&mut self, request: &[u8], session_id: Option<u32>) -> Vec<u8> {
+        self.respond_inner(request, session_id.is_some(), session_id)
+    }
+
+    fn respond_inner(
+        &mut self,
+        request: &[u8],
+        in_session: bool,
+        session_id: Option<u32>,
+    ) -> Vec<u8> {
         let echo = HeaderPeek::read(request)
             .and_then(|h| InterfaceId::new(h.function_id).ok())
             .unwrap_or(InterfaceId::ZERO);
-        let rsp = match self.handle(request, in_session) {
+        let rsp = match self.handle_inner(request, in_session, session_id) {
             Ok(rsp) => rsp,
             Err(e) => TdispResponse::error(echo, e.code(), e.error_data()),
         };
@@ -145,6 +170,15 @@ impl<D: TdispDevice, R: NonceSource> TdispResponder<D, R> {
         &mut self,
         request: &[u8],
         in_session: bool,
+    ) -> Result<TdispResponse, TdispError> {
+        self.handle_inner(request, in_session, None)
+    }
+
+    fn handle_inner(
+        &mut self,
+        request: &[u8],
+        in_session: bool,
+        session_id: Option<u32>,
     ) -> Result<TdispResponse, TdispError> {
         let peek = HeaderPeek::read(request).ok_or(TdispError::InvalidRequest(
             crate::error::Malformed::UnknownValue {
@@ -187,7 +221,10 @@ impl<D: TdispDevice, R: NonceSource> TdispResponder<D, R> {
                         "LOCK flag not supported by the device",
                     ));
                 }
-                let keys_live = self.device.keys_live(id);
+                let keys_live = match session_id {
+                    Some(sid) => self.device.keys_live_in_session(id, sid),
+                    None => self.device.keys_live(id),
+                };
                 let slot = self.slots.get_mut(idx).ok_or(TdispError::Unspecified)?;
                 let t = slot.tdi.handle(TdiEvent::Lock {
                     keys_live,
