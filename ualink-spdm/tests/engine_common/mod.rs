@@ -104,3 +104,55 @@ pub fn run<D: ualink_spdm::device::Device>(
         }
     }
 }
+
+/// Which way a message travels in [`drive`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dir {
+    /// Requester → responder.
+    ToResponder,
+    /// Responder → requester.
+    ToRequester,
+}
+
+/// Like [`run`], with `tamper` seeing (and possibly replacing) every message in flight; it
+/// returns `None` to make the responder's answer disappear (drive then fails).
+pub fn drive<D: ualink_spdm::device::Device>(
+    req: &mut Requester,
+    rsp: &mut Responder<D>,
+    first: Outbound,
+    mut tamper: impl FnMut(Dir, Outbound) -> Outbound,
+) -> ualink_spdm::Result<Progress> {
+    let mut out = first;
+    loop {
+        let out_t = tamper(Dir::ToResponder, out);
+        let Some(answer) = rsp.handle(out_t.kind, &out_t.bytes) else {
+            return Err(ualink_spdm::Error::ApiMisuse("responder sent nothing"));
+        };
+        let answer = tamper(Dir::ToRequester, answer);
+        match req.handle(answer.kind, &answer.bytes)? {
+            Progress::Send(next) => out = next,
+            other => return Ok(other),
+        }
+    }
+}
+
+/// Attests with `tamper` in the loop.
+pub fn attest_tampered(
+    config: RequesterConfig,
+    asym: AsymAlg,
+    tamper: impl FnMut(Dir, Outbound) -> Outbound,
+) -> ualink_spdm::Result<Progress> {
+    let mut rsp = responder(asym);
+    let mut req = requester(config, asym);
+    let first = req.start()?;
+    drive(&mut req, &mut rsp, first, tamper)
+}
+
+/// The request/response code of a plain SPDM message.
+pub fn code(o: &Outbound) -> u8 {
+    if o.kind == MessageKind::Spdm {
+        o.bytes.get(1).copied().unwrap_or(0)
+    } else {
+        0
+    }
+}
