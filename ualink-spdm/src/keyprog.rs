@@ -1367,6 +1367,18 @@ pub trait IdeKmSink {
         key: IdeKey,
         ifv: [u8; IFV_LEN],
     ) -> Result<(), KeyProgStatus>;
+    /// Like [`Self::program`], also given the SPDM session the key arrived in (TDISP LOCK
+    /// checks the default stream's keys came from the locking session). The default ignores it.
+    fn program_in_session(
+        &mut self,
+        slot: IdeKeySlot,
+        key: IdeKey,
+        ifv: [u8; IFV_LEN],
+        session_id: u32,
+    ) -> Result<(), KeyProgStatus> {
+        let _ = session_id;
+        self.program(slot, key, ifv)
+    }
     /// Starts using `slot`'s key set.
     fn go(&mut self, slot: IdeKeySlot) -> Result<(), KeyProgStatus>;
     /// Stops using `slot`'s key set and erases it.
@@ -1401,6 +1413,25 @@ impl<S: IdeKmSink> IdeKmResponder<S> {
         payload: &mut [u8],
         in_session: bool,
     ) -> Result<Vec<u8>, KeyProgError> {
+        self.respond_inner(payload, in_session, None)
+    }
+
+    /// Like [`Self::respond`] for a payload that arrived in the secured session `session_id`
+    /// (`None`: in clear, refused); keys go through [`IdeKmSink::program_in_session`].
+    pub fn respond_in_session(
+        &mut self,
+        payload: &mut [u8],
+        session_id: Option<u32>,
+    ) -> Result<Vec<u8>, KeyProgError> {
+        self.respond_inner(payload, session_id.is_some(), session_id)
+    }
+
+    fn respond_inner(
+        &mut self,
+        payload: &mut [u8],
+        in_session: bool,
+        session_id: Option<u32>,
+    ) -> Result<Vec<u8>, KeyProgError> {
         let result = if !in_session {
             Err(KeyProgError::SessionRequired)
         } else {
@@ -1422,15 +1453,21 @@ impl<S: IdeKmSink> IdeKmResponder<S> {
             IdeKmMessage::Query { port_index } => {
                 IdeKmMessage::QueryResp(self.sink.query(port_index).map_err(KeyProgError::Refused)?)
             }
-            IdeKmMessage::KeyProg(IdeKmKeyProg { slot, key, ifv }) => IdeKmMessage::KpAck {
-                slot,
-                status: match self.sink.program(slot, key, ifv) {
-                    Ok(()) => KeyProgStatus::Success,
-                    // IDE_KM defines statuses 0..=4 only.
-                    Err(s) if s.wire() <= 4 && s != KeyProgStatus::Success => s,
-                    Err(_) => KeyProgStatus::UnspecifiedFailure,
-                },
-            },
+            IdeKmMessage::KeyProg(IdeKmKeyProg { slot, key, ifv }) => {
+                let programmed = match session_id {
+                    Some(sid) => self.sink.program_in_session(slot, key, ifv, sid),
+                    None => self.sink.program(slot, key, ifv),
+                };
+                IdeKmMessage::KpAck {
+                    slot,
+                    status: match programmed {
+                        Ok(()) => KeyProgStatus::Success,
+                        // IDE_KM defines statuses 0..=4 only.
+                        Err(s) if s.wire() <= 4 && s != KeyProgStatus::Success => s,
+                        Err(_) => KeyProgStatus::UnspecifiedFailure,
+                    },
+                }
+            }
             IdeKmMessage::KSetGo(slot) => {
                 success(self.sink.go(slot).err().unwrap_or(KeyProgStatus::Success))?;
                 IdeKmMessage::KGoStopAck(slot)

@@ -304,6 +304,7 @@ struct RecordingIdeSink {
     programmed: Vec<(ualink_spdm::keyprog::IdeKeySlot, MasterKey)>,
     go: Vec<ualink_spdm::keyprog::IdeKeySlot>,
     stopped: Vec<ualink_spdm::keyprog::IdeKeySlot>,
+    sessions: Vec<u32>,
 }
 
 impl ualink_spdm::keyprog::IdeKmSink for RecordingIdeSink {
@@ -321,6 +322,16 @@ impl ualink_spdm::keyprog::IdeKmSink for RecordingIdeSink {
     ) -> Result<(), KeyProgStatus> {
         self.programmed.push((slot, key));
         Ok(())
+    }
+    fn program_in_session(
+        &mut self,
+        slot: ualink_spdm::keyprog::IdeKeySlot,
+        key: MasterKey,
+        ifv: [u8; 8],
+        session_id: u32,
+    ) -> Result<(), KeyProgStatus> {
+        self.sessions.push(session_id);
+        ualink_spdm::keyprog::IdeKmSink::program(self, slot, key, ifv)
     }
     fn go(&mut self, slot: ualink_spdm::keyprog::IdeKeySlot) -> Result<(), KeyProgStatus> {
         self.go.push(slot);
@@ -347,6 +358,7 @@ fn our_ide_km_responder_replays_the_capture_byte_for_byte() {
         programmed: vec![],
         go: vec![],
         stopped: vec![],
+        sessions: vec![],
     });
     let mut keys = Vec::new();
     for pair in recs.chunks(2) {
@@ -390,6 +402,7 @@ fn our_ide_km_responder_replays_the_capture_byte_for_byte() {
         programmed: vec![],
         go: vec![],
         stopped: vec![],
+        sessions: vec![],
     });
     let stop = recs.iter().find(|r| r.0.contains("K_SET_STOP")).unwrap();
     let mut buf = stop.1.clone();
@@ -450,10 +463,39 @@ fn family_separates_ide_km_from_ualinksec_under_one_protocol_id() {
         programmed: vec![],
         go: vec![],
         stopped: vec![],
+        sessions: vec![],
     });
     let mut b = q.clone();
     assert_eq!(
         dev.respond(&mut b, true),
         Err(KeyProgError::UnsupportedObject(0x80))
     );
+}
+
+#[test]
+fn ide_km_key_prog_records_its_session() {
+    use ualink_spdm::keyprog::{IdeKmResponder, KeyProgError};
+    let recs = ide_records();
+    let IdeKmMessage::QueryResp(query_resp) = IdeKmMessage::parse(&recs[1].1).unwrap() else {
+        panic!()
+    };
+    let mut dev = IdeKmResponder::new(RecordingIdeSink {
+        query_resp,
+        programmed: vec![],
+        go: vec![],
+        stopped: vec![],
+        sessions: vec![],
+    });
+    let mut b = recs[2].1.clone();
+    assert_eq!(
+        dev.respond_in_session(&mut b, None),
+        Err(KeyProgError::SessionRequired)
+    );
+    let mut b = recs[2].1.clone();
+    assert_eq!(
+        dev.respond_in_session(&mut b, Some(0xFFFF_FFFF)).unwrap(),
+        recs[3].1
+    );
+    assert!(b.iter().all(|x| *x == 0));
+    assert_eq!(dev.sink().sessions, vec![0xFFFF_FFFF]);
 }
