@@ -12,6 +12,14 @@
 //! [`TdispError`] is both what the device refuses a request with (it maps to exactly one
 //! TDISP_ERROR code, [`TdispError::code`]) and what the requester reports when a device
 //! answered TDISP_ERROR.
+//!
+//! Where the TDISP text (PCIe Base 6.x, chapter 11) is more precise than the project's
+//! PROTOCOL.md summary or the spdm-emu reference device, the specification is followed:
+//! LOCK without keys is INVALID_REQUEST (Table 11-12) and the keys must come from the locking
+//! SPDM session (§11.3.8, [`responder::TdispResponder::respond_in_session`]); STOP is never
+//! refused for its state (§11.3.16); ERROR_DATA carries the request code for
+//! UNSUPPORTED_REQUEST and the extended-data length for VENDOR_SPECIFIC_ERROR, and is reserved
+//! otherwise (Table 11-27); the FUNCTION_ID segment is reserved unless Segment Valid is set.
 
 pub mod msg;
 pub mod requester;
