@@ -8,7 +8,6 @@
 //! OCSPSigning (no SPDM EKU, so the role check does not apply) and the non-critical DMTF
 //! extension 1.3.6.1.4.1.412.274.6.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-#[allow(unreachable_pub, clippy::manual_pattern_char_comparison)]
 mod common;
 
 use ualink_spdm::algo::{AsymAlg, HashAlg};

@@ -1,7 +1,6 @@
 //! Properties: the chain codec and verifier never panic, and no single-bit change to a real
 //! captured chain still verifies.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-#[allow(unreachable_pub, clippy::manual_pattern_char_comparison)]
 mod common;
 
 use proptest::prelude::*;

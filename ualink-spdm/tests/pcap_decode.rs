@@ -1,7 +1,6 @@
 //! The three spdm-emu captures decode to the same records, bytes and lines as the reference
 //! transcripts beside them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-#[allow(unreachable_pub, clippy::manual_pattern_char_comparison)]
 mod common;
 
 use ualink_spdm::pcap::{Capture, LinkType, PcapError, RecordKind};

@@ -2,7 +2,6 @@
 //! exchanged decodes and re-encodes to the same bytes, and our DOE discovery responder
 //! answers the captured discovery requests with the captured responses.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-#[allow(unreachable_pub, clippy::manual_pattern_char_comparison)]
 mod common;
 
 use ualink_spdm::transport::doe::{self, DataObjectType};

@@ -1,6 +1,5 @@
 //! Properties: transport and capture decoders never panic, and encode/decode round-trip.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-#[allow(unreachable_pub, clippy::manual_pattern_char_comparison)]
 mod common;
 
 use proptest::prelude::*;

@@ -387,6 +387,28 @@ impl EmuClient {
     }
 }
 
+impl From<EmuError> for io::Error {
+    /// Socket failures stay what they were; protocol failures become `InvalidData`.
+    fn from(e: EmuError) -> Self {
+        match e {
+            EmuError::Io(e) => e,
+            EmuError::Closed => io::Error::from(io::ErrorKind::UnexpectedEof),
+            other => io::Error::new(io::ErrorKind::InvalidData, other),
+        }
+    }
+}
+
+/// The blocking requester driver runs over an spdm-emu connection as is.
+impl crate::requester::driver::SpdmIo for EmuClient {
+    fn send(&mut self, kind: MessageKind, msg: &[u8]) -> io::Result<()> {
+        EmuClient::send(self, kind, msg).map_err(io::Error::from)
+    }
+
+    fn receive(&mut self) -> io::Result<(MessageKind, Vec<u8>)> {
+        EmuClient::receive(self).map_err(io::Error::from)
+    }
+}
+
 /// A listening spdm-emu responder socket.
 #[derive(Debug)]
 pub struct EmuServer {
