@@ -123,3 +123,36 @@ fn default_config_negotiates_highest_version_and_walks_each_index() {
     assert_eq!(a.session_id, None);
     assert!(m.l1.len() > a.vca.len() + 6 * 40);
 }
+
+#[test]
+fn over_pci_doe_and_mctp_framing() {
+    use ualink_spdm::requester::{AppRequest, Progress, SecuredFraming};
+    use ualink_spdm::responder::{Responder, ResponderConfig};
+    use ualink_spdm::transport::Transport;
+    for transport in [Transport::PciDoe, Transport::Mctp] {
+        for in_clear in [false, true] {
+            let asym = AsymAlg::EcdsaP256;
+            let framing = SecuredFraming::for_transport(transport);
+            let mut rsp = Responder::new(
+                device(asym),
+                ResponderConfig {
+                    secured: framing,
+                    ..ResponderConfig::default()
+                },
+            );
+            let mut req = requester(
+                RequesterConfig {
+                    secured: framing,
+                    ..config(SpdmVersion::V12, asym, in_clear)
+                },
+                asym,
+            );
+            let first = req.start().unwrap();
+            let p = run_over(transport, &mut req, &mut rsp, first).unwrap();
+            assert!(matches!(p, Progress::Attested(_)), "{transport:?}");
+            let hb = req.request(AppRequest::Heartbeat).unwrap();
+            let p = run_over(transport, &mut req, &mut rsp, hb).unwrap();
+            assert!(matches!(p, Progress::Response(AppResponse::HeartbeatAck)));
+        }
+    }
+}

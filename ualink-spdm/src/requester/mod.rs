@@ -138,13 +138,17 @@ impl Default for SessionConfig {
     }
 }
 
-/// How secured messages are framed on the transport in use.
+/// What the transport binding in use means for the engine: how secured messages are framed,
+/// and whether plain messages arrive padded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SecuredFraming {
     /// Record-layer parameters (sequence-number width, padding).
     pub params: crate::secured::SecuredParams,
     /// The application data starts with the MCTP message type 0x05 (MCTP binding).
     pub inner_mctp_type: bool,
+    /// Plain messages may carry up to 3 zero bytes of DWORD padding (PCI DOE). The engine
+    /// finds the message's own length by parsing it and keeps padding out of transcripts.
+    pub dword_padding: bool,
 }
 
 impl SecuredFraming {
@@ -152,12 +156,48 @@ impl SecuredFraming {
     pub const MCTP: Self = Self {
         params: crate::secured::SecuredParams::MCTP,
         inner_mctp_type: true,
+        dword_padding: false,
     };
     /// PCI DOE: no sequence number on the wire, no padding, bare SPDM message.
     pub const PCI_DOE: Self = Self {
         params: crate::secured::SecuredParams::PCI_DOE,
         inner_mctp_type: false,
+        dword_padding: true,
     };
+
+    /// The framing for `transport` (`None` when it cannot carry secured messages: the
+    /// engine then behaves as on MCTP, which only matters if a session is attempted).
+    pub const fn for_transport(transport: crate::transport::Transport) -> Self {
+        match transport {
+            crate::transport::Transport::PciDoe => Self::PCI_DOE,
+            crate::transport::Transport::Mctp | crate::transport::Transport::None => Self::MCTP,
+        }
+    }
+
+    /// The message without transport padding: `msg` itself unless padding is in use, else
+    /// the prefix that parses as one message (`ctx`: the negotiated context, refined for the
+    /// request being answered; `None` before ALGORITHMS).
+    pub fn strip_padding<'a>(
+        &self,
+        msg: &'a [u8],
+        request: bool,
+        ctx: Option<&MsgContext>,
+    ) -> Result<&'a [u8]> {
+        if !self.dword_padding {
+            return Ok(msg);
+        }
+        let used = if request {
+            msg::SpdmRequest::parse_padded(msg, ctx)?.1
+        } else {
+            msg::SpdmResponse::parse_padded(msg, ctx)?.1
+        };
+        msg.get(..used).ok_or(
+            Malformed::Truncated {
+                what: "padded SPDM message",
+            }
+            .into(),
+        )
+    }
 
     /// The application data carrying `spdm` (zeroized on drop: it may carry key material).
     pub fn wrap(&self, spdm: &[u8]) -> zeroize::Zeroizing<Vec<u8>> {
@@ -407,6 +447,19 @@ impl State {
         }
     }
 
+    /// The negotiated message context (None before ALGORITHMS).
+    fn msg_ctx(&self) -> Option<MsgContext> {
+        match self {
+            State::ExpectDigests(s) => Some(s.conn.ctx),
+            State::ExpectCertificate(s) => Some(s.conn.ctx),
+            State::ExpectChallengeAuth(s) => Some(s.conn.ctx),
+            State::ExpectMeasurements(s) => Some(s.conn.ctx),
+            State::ExpectKeyExchangeRsp(s) => Some(s.msg_ctx()),
+            State::ExpectFinishRsp(s) => Some(s.msg_ctx()),
+            _ => None,
+        }
+    }
+
     /// The version every response in this state must carry (None before VERSION).
     fn negotiated_version(&self) -> Option<SpdmVersion> {
         match self {
@@ -575,6 +628,19 @@ impl Requester {
         if let Some(v) = state.negotiated_version() {
             negotiation::check_version(v, header.version)?;
         }
+        let rsp = if pending.secured {
+            rsp
+        } else {
+            let ctx = match state.msg_ctx() {
+                Some(c) => {
+                    Some(c.for_response_to(&msg::SpdmRequest::parse(&pending.request, Some(&c))?))
+                }
+                None => None,
+            };
+            self.config
+                .secured
+                .strip_padding(rsp, false, ctx.as_ref())?
+        };
         if header.code == RequestResponseCode::ERROR {
             return self.on_error(state, pending, rsp);
         }

@@ -69,6 +69,9 @@ impl ExpectKeyExchangeRsp {
     pub(super) fn version(&self) -> SpdmVersion {
         self.conn.version()
     }
+    pub(super) fn msg_ctx(&self) -> msg::MsgContext {
+        self.conn.ctx
+    }
 }
 
 pub(super) struct ExpectFinishRsp {
@@ -93,6 +96,9 @@ impl core::fmt::Debug for ExpectFinishRsp {
 impl ExpectFinishRsp {
     pub(super) fn version(&self) -> SpdmVersion {
         self.conn.version()
+    }
+    pub(super) fn msg_ctx(&self) -> msg::MsgContext {
+        self.conn.ctx
     }
 }
 

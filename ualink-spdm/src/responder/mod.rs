@@ -210,6 +210,16 @@ impl<D: Device> Responder<D> {
     /// Handles one request of `kind` and returns the response to send, or `None` when nothing
     /// may be sent (a secured message for a session we do not have).
     pub fn handle(&mut self, kind: MessageKind, bytes: &[u8]) -> Option<Outbound> {
+        self.sealed = None;
+        if bytes.len() > usize::try_from(self.config.max_spdm_msg_size).unwrap_or(usize::MAX) {
+            let err = Error::PeerIncompatible(PeerIncompatible::TooLarge {
+                what: "request larger than MaxSPDMmsgSize",
+            });
+            return Some(Outbound {
+                kind: MessageKind::Spdm,
+                bytes: self.error_bytes(bytes, &err),
+            });
+        }
         match kind {
             MessageKind::Spdm => Some(self.handle_plain(bytes)),
             MessageKind::Secured => self.handle_secured(bytes),
@@ -244,7 +254,15 @@ impl<D: Device> Responder<D> {
     }
 
     fn handle_plain(&mut self, request: &[u8]) -> Outbound {
-        let response = match self.dispatch(Via::Plain, request) {
+        let ctx = match &self.conn {
+            Conn::Negotiated(c) => Some(c.ctx),
+            _ => None,
+        };
+        let stripped = self
+            .config
+            .secured
+            .strip_padding(request, true, ctx.as_ref());
+        let response = match stripped.and_then(|r| self.dispatch(Via::Plain, r)) {
             Ok(r) => r,
             Err(e) => self.error_bytes(request, &e),
         };
