@@ -108,6 +108,21 @@ fn good_chains_verify_p256_p384_two_and_three_certs() {
         .verify(&chain, AsymAlg::EcdsaP256)
         .unwrap();
     assert_eq!(v.leaf_public_key(), leaf_key.public_key_raw());
+    // A root that only shares the anchor's key must carry a valid self-signature.
+    let mut bad_root = root.der().to_vec();
+    let last = bad_root.len() - 1;
+    bad_root[last] ^= 1;
+    let chain = [bad_root.clone(), l.der().to_vec()].concat();
+    assert_eq!(
+        anchors(reissued.der()).verify(&chain, AsymAlg::EcdsaP256),
+        Err(CertError::BadSignature { index: 0 })
+    );
+    // The same corruption against the DER anchor: the root no longer equals it, so the
+    // self-signature is checked (the key still matches) and fails.
+    assert_eq!(
+        anchors(root.der()).verify(&chain, AsymAlg::EcdsaP256),
+        Err(CertError::BadSignature { index: 0 })
+    );
 }
 
 #[test]
