@@ -108,8 +108,7 @@ proptest! {
         let mut out = req.start().unwrap();
         let mut n = 0;
         let mut corrupted = false;
-        loop {
-            let Some(mut answer) = rsp.handle(out.kind, &out.bytes) else { break };
+        while let Some(mut answer) = rsp.handle(out.kind, &out.bytes) {
             if n == at && !answer.bytes.is_empty() {
                 let i = pos.index(answer.bytes.len());
                 if truncate { answer.bytes.truncate(i); } else { answer.bytes[i] ^= flip; }

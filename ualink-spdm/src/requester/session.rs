@@ -450,7 +450,7 @@ impl Requester {
                 Ok((State::Closed, Progress::SessionClosed))
             }
             PendingOp::Vendor(protocol) => {
-                let v = VendorDefinedResponse::parse(rsp)?;
+                let mut v = VendorDefinedResponse::parse(rsp)?;
                 let (p, _) = v.as_pci_sig().ok_or(PeerMisbehaved::ResponseMismatch {
                     what: "VENDOR_DEFINED_RESPONSE StandardID/VendorID",
                 })?;
@@ -462,7 +462,7 @@ impl Requester {
                 }
                 Ok((
                     State::Established(est),
-                    Progress::Response(AppResponse::Vendor(v.payload)),
+                    Progress::Response(AppResponse::Vendor(core::mem::take(&mut v.payload))),
                 ))
             }
             PendingOp::KeyUpdate { kind, tag, step } => {
