@@ -534,6 +534,13 @@ fn encapsulated_vendor_error_and_retry_messages_round_trip() {
         };
         rt_rsp(SpdmResponse::VendorDefined(vrsp.clone()), Some(&c));
         assert_eq!(vrsp.as_pci_sig(), None);
+        // Payloads may carry key bytes (IDE_KM KEY_PROG): Debug shows only their length.
+        let key_prog = VendorDefinedRequest::pci_sig(v, PciSigProtocol::IDE_KM, &[0xA5; 40]);
+        let dbg = format!("{key_prog:?}");
+        assert!(
+            dbg.contains("payload_len: 41") && !dbg.contains("165"),
+            "{dbg}"
+        );
         rt_req(
             SpdmRequest::RespondIfReady(RespondIfReady {
                 version: v,

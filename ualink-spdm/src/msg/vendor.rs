@@ -11,6 +11,9 @@
 //! The protocol messages themselves (IDE_KM, TDISP) are decoded by `tdisp` / `keyprog`.
 
 use alloc::vec::Vec;
+use core::fmt;
+
+use zeroize::Zeroize;
 
 use super::header::RequestResponseCode;
 use crate::algo::SpdmVersion;
@@ -35,13 +38,8 @@ impl PciSigProtocol {
     pub const TDISP: Self = Self(0x01);
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Body {
-    version: SpdmVersion,
-    standard_id: u16,
-    vendor_id: Vec<u8>,
-    payload: Vec<u8>,
-}
+/// Version, StandardID, VendorID, payload.
+type Body = (SpdmVersion, u16, Vec<u8>, Vec<u8>);
 
 fn read_body(
     r: &mut Reader<'_>,
@@ -63,31 +61,35 @@ fn read_body(
     let vendor_id = super::take_vec(r, len, "VENDOR_DEFINED VendorID")?;
     let plen = usize::from(r.u16("VENDOR_DEFINED payload length")?);
     let payload = super::take_vec(r, plen, "VENDOR_DEFINED payload")?;
-    Ok(Body {
-        version,
-        standard_id,
-        vendor_id,
-        payload,
-    })
+    Ok((version, standard_id, vendor_id, payload))
 }
 
-fn write_body(code: RequestResponseCode, b: &Body) -> Result<Vec<u8>, Error> {
-    let vlen = u8::try_from(b.vendor_id.len()).map_err(|_| Malformed::LengthOverflow {
+fn write_body(
+    code: RequestResponseCode,
+    version: SpdmVersion,
+    standard_id: u16,
+    vendor_id: &[u8],
+    payload: &[u8],
+) -> Result<Vec<u8>, Error> {
+    let vlen = u8::try_from(vendor_id.len()).map_err(|_| Malformed::LengthOverflow {
         what: "VENDOR_DEFINED Len",
     })?;
-    let mut w = super::start(b.version, code, 0, 0);
-    w.u16(b.standard_id)
+    let mut w = super::start(version, code, 0, 0);
+    w.u16(standard_id)
         .u8(vlen)
-        .bytes(&b.vendor_id)
-        .len_u16(b.payload.len(), "VENDOR_DEFINED payload length")?
-        .bytes(&b.payload);
+        .bytes(vendor_id)
+        .len_u16(payload.len(), "VENDOR_DEFINED payload length")?
+        .bytes(payload);
     Ok(w.into_vec())
 }
 
 macro_rules! vendor_msg {
     ($(#[$doc:meta])* $name:ident, $code:ident, $label:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq)]
+        ///
+        /// The payload may carry key material (IDE_KM KEY_PROG): it is zeroed on drop and
+        /// `Debug` prints only its length.
+        #[derive(Clone, PartialEq, Eq)]
         pub struct $name {
             /// Header version.
             pub version: SpdmVersion,
@@ -109,12 +111,13 @@ macro_rules! vendor_msg {
             }
 
             pub(crate) fn read(r: &mut Reader<'_>) -> Result<Self, Error> {
-                let b = read_body(r, RequestResponseCode::$code, concat!($label, " Param1/Param2"))?;
+                let (version, standard_id, vendor_id, payload) =
+                    read_body(r, RequestResponseCode::$code, concat!($label, " Param1/Param2"))?;
                 Ok(Self {
-                    version: b.version,
-                    standard_id: b.standard_id,
-                    vendor_id: b.vendor_id,
-                    payload: b.payload,
+                    version,
+                    standard_id,
+                    vendor_id,
+                    payload,
                 })
             }
 
@@ -122,12 +125,10 @@ macro_rules! vendor_msg {
             pub fn encode(&self) -> Result<Vec<u8>, Error> {
                 write_body(
                     RequestResponseCode::$code,
-                    &Body {
-                        version: self.version,
-                        standard_id: self.standard_id,
-                        vendor_id: self.vendor_id.clone(),
-                        payload: self.payload.clone(),
-                    },
+                    self.version,
+                    self.standard_id,
+                    &self.vendor_id,
+                    &self.payload,
                 )
             }
 
@@ -157,6 +158,27 @@ macro_rules! vendor_msg {
     };
 }
 
+macro_rules! vendor_drop_debug {
+    ($name:ident) => {
+        impl Drop for $name {
+            fn drop(&mut self) {
+                self.payload.zeroize();
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("version", &self.version)
+                    .field("standard_id", &self.standard_id)
+                    .field("vendor_id", &self.vendor_id)
+                    .field("payload_len", &self.payload.len())
+                    .finish_non_exhaustive()
+            }
+        }
+    };
+}
+
 vendor_msg!(
     /// VENDOR_DEFINED_REQUEST.
     VendorDefinedRequest,
@@ -169,3 +191,6 @@ vendor_msg!(
     VENDOR_DEFINED_RESPONSE,
     "VENDOR_DEFINED_RESPONSE"
 );
+
+vendor_drop_debug!(VendorDefinedRequest);
+vendor_drop_debug!(VendorDefinedResponse);
