@@ -34,6 +34,7 @@ fn rt_rsp(m: SpdmResponse, ctx: Option<&MsgContext>) -> Vec<u8> {
     let b = m.encode().unwrap();
     assert_eq!(SpdmResponse::parse(&b, ctx).unwrap(), m, "{:02x?}", b);
     assert_eq!(SpdmHeader::peek(&b).unwrap().code, m.code());
+    assert_eq!(m.version_byte(), b[0]);
     b
 }
 

@@ -386,3 +386,29 @@ impl SpdmRequest {
         }
     }
 }
+
+impl SpdmResponse {
+    /// The SPDMVersion byte in the header (0x10 for VERSION; ERROR carries its own).
+    pub fn version_byte(&self) -> u8 {
+        match self {
+            Self::Version(_) => header::VERSION_10,
+            Self::Capabilities(m) => m.version.byte(),
+            Self::Algorithms(m) => m.version.byte(),
+            Self::Digests(m) => m.version.byte(),
+            Self::Certificate(m) => m.version.byte(),
+            Self::ChallengeAuth(m) => m.version.byte(),
+            Self::Measurements(m) => m.version.byte(),
+            Self::KeyExchangeRsp(m) => m.version.byte(),
+            Self::FinishRsp(m) => m.version.byte(),
+            Self::PskExchangeRsp(m) => m.version.byte(),
+            Self::PskFinishRsp(m) => m.version.byte(),
+            Self::HeartbeatAck(m) => m.version.byte(),
+            Self::KeyUpdateAck(m) => m.version.byte(),
+            Self::EncapsulatedRequest(m) => m.version.byte(),
+            Self::EncapsulatedResponseAck(m) => m.version.byte(),
+            Self::EndSessionAck(m) => m.version.byte(),
+            Self::VendorDefined(m) => m.version.byte(),
+            Self::Error(m) => m.version,
+        }
+    }
+}
