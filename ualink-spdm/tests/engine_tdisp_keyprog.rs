@@ -160,3 +160,48 @@ fn key_programming_outside_a_session_is_refused() {
     let v = msg::VendorDefinedResponse::parse(&answer).unwrap();
     assert!(tdi.parse_lock_interface(&v.payload).is_err());
 }
+
+#[test]
+fn lock_needs_keys_from_the_locking_session() {
+    let asym = AsymAlg::EcdsaP256;
+    let mut rsp = responder(asym);
+    let tdi = TdispRequester::new(InterfaceId::new(SOFT_TDI).unwrap());
+    let t = target();
+    {
+        // Session 1 programs and enables the keys, then ends.
+        let mut req = requester(config(SpdmVersion::V12, asym), asym);
+        let mut io = Loop::new(&mut rsp);
+        attest(&mut req, &mut io).unwrap();
+        let ack = vendor(
+            &mut req,
+            &mut io,
+            keyprog::ualink_key_prog(t, 1, &key()).to_vec(),
+        );
+        keyprog::expect_kp_ack(&ack, t, 1).unwrap();
+        let ack = vendor(&mut req, &mut io, keyprog::ualink_go(t));
+        keyprog::expect_gostop_ack(&ack, t).unwrap();
+        assert_eq!(
+            request(&mut req, &mut io, AppRequest::EndSession).unwrap(),
+            None
+        );
+    }
+    // Session 2 (a new connection to the same device) may not lock on session 1's keys.
+    let mut req = requester(config(SpdmVersion::V12, asym), asym);
+    let mut io = Loop::new(&mut rsp);
+    attest(&mut req, &mut io).unwrap();
+    let params = LockInterfaceParams::default();
+    assert!(tdi
+        .parse_lock_interface(&vendor(&mut req, &mut io, tdi.lock_interface(&params)))
+        .is_err());
+    // Re-programming the keys in this session makes LOCK possible.
+    let ack = vendor(
+        &mut req,
+        &mut io,
+        keyprog::ualink_key_prog(t, 2, &key()).to_vec(),
+    );
+    keyprog::expect_kp_ack(&ack, t, 2).unwrap();
+    let ack = vendor(&mut req, &mut io, keyprog::ualink_go(t));
+    keyprog::expect_gostop_ack(&ack, t).unwrap();
+    tdi.parse_lock_interface(&vendor(&mut req, &mut io, tdi.lock_interface(&params)))
+        .unwrap();
+}

@@ -28,10 +28,12 @@ struct StoredMeasurement {
     value: Vec<u8>,
 }
 
-/// The TDISP side of the soft device: one TDI, live-keys flag fed from the key sink.
+/// The TDISP side of the soft device: one TDI, whose link keys count as live once any key
+/// pair is enabled, and as belonging to the session that last programmed one.
 #[derive(Debug)]
 pub struct SoftTdi {
     keys_live: bool,
+    key_session: Option<u32>,
 }
 
 impl TdispDevice for SoftTdi {
@@ -50,6 +52,10 @@ impl TdispDevice for SoftTdi {
 
     fn keys_live(&self, _id: InterfaceId) -> bool {
         self.keys_live
+    }
+
+    fn keys_live_in_session(&self, _id: InterfaceId, session_id: u32) -> bool {
+        self.keys_live && self.key_session == Some(session_id)
     }
 
     fn interface_report(
@@ -147,7 +153,10 @@ impl SoftDevice {
             flags: Self::DEFAULT_FLAGS,
             measurements,
             tdisp: TdispResponder::new(
-                SoftTdi { keys_live: false },
+                SoftTdi {
+                    keys_live: false,
+                    key_session: None,
+                },
                 ring::rand::SystemRandom::new(),
             ),
             keys: KeyProgResponder::new(MemoryKeySink::new(3, local, 1024)),
@@ -291,16 +300,24 @@ impl Device for SoftDevice {
         channel: Channel,
         payload: &[u8],
     ) -> Option<Result<Vec<u8>>> {
-        let in_session = matches!(channel, Channel::Secured(_));
+        let session = match channel {
+            Channel::Secured(sid) => Some(sid),
+            Channel::Clear => None,
+        };
         Some(match protocol {
-            VendorProtocol::Tdisp => Ok(self.tdisp.respond(payload, in_session)),
+            VendorProtocol::Tdisp => Ok(self.tdisp.respond_in_session(payload, session)),
             VendorProtocol::KeyProgramming => {
                 let mut buf = zeroize::Zeroizing::new(payload.to_vec());
                 let r = self
                     .keys
-                    .respond(&mut buf, in_session)
+                    .respond_in_session(&mut buf, session)
                     .map_err(keyprog_error);
-                self.tdisp.device_mut().keys_live = self.keys.sink().any_live();
+                let live = self.keys.sink().any_live();
+                let tdi = self.tdisp.device_mut();
+                tdi.keys_live = live;
+                if r.is_ok() && live {
+                    tdi.key_session = session;
+                }
                 r
             }
         })

@@ -200,7 +200,7 @@ impl SecuredFraming {
     }
 
     /// The application data carrying `spdm` (zeroized on drop: it may carry key material).
-    pub fn wrap(&self, spdm: &[u8]) -> zeroize::Zeroizing<Vec<u8>> {
+    pub fn to_app_data(&self, spdm: &[u8]) -> zeroize::Zeroizing<Vec<u8>> {
         let mut v = zeroize::Zeroizing::new(Vec::with_capacity(spdm.len().saturating_add(1)));
         if self.inner_mctp_type {
             v.push(crate::transport::mctp::MCTP_TYPE_SPDM);
@@ -210,7 +210,7 @@ impl SecuredFraming {
     }
 
     /// The SPDM message inside application data.
-    pub fn unwrap<'a>(&self, app: &'a [u8]) -> Result<&'a [u8]> {
+    pub fn from_app_data<'a>(&self, app: &'a [u8]) -> Result<&'a [u8]> {
         if !self.inner_mctp_type {
             return Ok(app);
         }
@@ -607,7 +607,7 @@ impl Requester {
             (true, MessageKind::Secured) => {
                 let app = self.open(&state, bytes)?;
                 plaintext = app;
-                self.config.secured.unwrap(&plaintext)?
+                self.config.secured.from_app_data(&plaintext)?
             }
             (true, MessageKind::Spdm) => {
                 return Err(PeerMisbehaved::UnexpectedMessage {
@@ -749,7 +749,7 @@ impl Requester {
                 bytes: spdm.to_vec(),
             });
         }
-        let app = self.config.secured.wrap(spdm);
+        let app = self.config.secured.to_app_data(spdm);
         let session = self
             .session
             .as_mut()

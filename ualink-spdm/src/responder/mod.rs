@@ -304,7 +304,7 @@ impl<D: Device> Responder<D> {
                 });
             }
         };
-        let response = match self.config.secured.unwrap(&app) {
+        let response = match self.config.secured.from_app_data(&app) {
             Ok(request) => {
                 let request = zeroize::Zeroizing::new(request.to_vec());
                 match self.dispatch(Via::Secured, &request) {
@@ -324,7 +324,7 @@ impl<D: Device> Responder<D> {
         if let Some(done) = self.sealed.take() {
             return Some(done);
         }
-        let app = self.config.secured.wrap(response);
+        let app = self.config.secured.to_app_data(response);
         let record = match self.session.as_mut().filter(|s| s.id() == sid)? {
             Session::Handshake(h) => h.record.as_mut()?,
             Session::Established(e) => &mut e.record,
@@ -994,7 +994,7 @@ impl<D: Device> Responder<D> {
         let record = match h.record.take() {
             Some(mut record) => {
                 // FINISH_RSP still goes under the handshake keys; then switch.
-                let app = self.config.secured.wrap(&response);
+                let app = self.config.secured.to_app_data(&response);
                 let sealed = record.seal(&app, self.device.rng())?;
                 record.switch_to_application(&data)?;
                 self.sealed = Some(Outbound {
@@ -1065,7 +1065,7 @@ impl<D: Device> Responder<D> {
             RequestResponseCode::END_SESSION => {
                 let es = EndSession::parse(request)?;
                 let response = EndSessionAck { version }.encode()?;
-                let app = self.config.secured.wrap(&response);
+                let app = self.config.secured.to_app_data(&response);
                 let Some(Session::Established(est)) = self.session.as_mut() else {
                     return Err(unexpected("an established session", code));
                 };
