@@ -374,33 +374,44 @@ impl AuditLogWriter {
     /// [`Self::sync`] or [`Self::checkpoint`].
     pub fn append(&mut self, record: &AuditRecord) -> Result<u64> {
         self.ready()?;
-        let cbor = record.to_cbor()?;
-        self.append_encoded(&cbor)
-    }
-
-    /// Appends an already CBOR-encoded record (checked to decode as an [`AuditRecord`]).
-    pub fn append_encoded(&mut self, cbor: &[u8]) -> Result<u64> {
-        self.ready()?;
-        AuditRecord::from_cbor(cbor)?;
         let seq = self.tree.size();
-        let seq_bytes = seq.to_be_bytes();
         let start = self.buf.len();
-        file::encode_frame(
-            &mut self.buf,
-            file::FRAME_ENTRY,
-            &[&seq_bytes, &self.prev, cbor],
-        )?;
-        let payload = self
-            .buf
-            .get(start + 5..self.buf.len() - 4)
-            .unwrap_or_default();
-        let leaf = merkle::leaf_hash(payload);
+        // Frame header with a placeholder length, then the payload encoded in place.
+        self.buf.push(file::FRAME_ENTRY);
+        self.buf.extend_from_slice(&[0; 4]);
+        self.buf.extend_from_slice(&seq.to_be_bytes());
+        self.buf.extend_from_slice(&self.prev);
+        record.encode_cbor(&mut self.buf);
+        let payload_len = self.buf.len() - start - 5;
+        let len32 = match u32::try_from(payload_len) {
+            Ok(l) if payload_len <= file::MAX_PAYLOAD => l,
+            _ => {
+                self.buf.truncate(start);
+                return Err(Error::ApiMisuse {
+                    reason: "audit frame larger than 1 MiB",
+                });
+            }
+        };
+        if let Some(len_field) = self.buf.get_mut(start + 1..start + 5) {
+            len_field.copy_from_slice(&len32.to_be_bytes());
+        }
+        let frame = self.buf.get(start..).unwrap_or_default();
+        let leaf = merkle::leaf_hash(frame.get(5..).unwrap_or_default());
+        let crc = crc32fast::hash(frame);
+        self.buf.extend_from_slice(&crc.to_be_bytes());
         self.tree.push(leaf);
         self.prev = leaf;
         if self.buf.len() >= 1 << 20 {
             self.flush_buf()?;
         }
         Ok(seq)
+    }
+
+    /// Appends an already CBOR-encoded record; it must decode as an [`AuditRecord`].
+    pub fn append_encoded(&mut self, cbor: &[u8]) -> Result<u64> {
+        self.ready()?;
+        let record = AuditRecord::from_cbor(cbor)?;
+        self.append(&record)
     }
 
     fn flush_buf(&mut self) -> Result<()> {

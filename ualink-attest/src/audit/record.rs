@@ -119,6 +119,21 @@ pub enum DecisionKind {
     PolicyChange,
 }
 
+impl DecisionKind {
+    /// The wire name (kebab-case), as in the record's `kind`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DecisionKind::DeviceAppraisal => "device-appraisal",
+            DecisionKind::TdiAcceptance => "tdi-acceptance",
+            DecisionKind::Share => "share",
+            DecisionKind::Revocation => "revocation",
+            DecisionKind::KeyRotation => "key-rotation",
+            DecisionKind::CvmAppraisal => "cvm-appraisal",
+            DecisionKind::PolicyChange => "policy-change",
+        }
+    }
+}
+
 /// The outcome of a decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -129,6 +144,17 @@ pub enum Outcome {
     Deny,
     /// Informational (no decision, e.g. a rotation completed).
     Info,
+}
+
+impl Outcome {
+    /// The wire name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Allow => "allow",
+            Outcome::Deny => "deny",
+            Outcome::Info => "info",
+        }
+    }
 }
 
 /// A named digest.
@@ -267,12 +293,85 @@ impl AuditRecord {
         &self.reasons
     }
 
-    /// The CBOR encoding.
+    /// The CBOR encoding (see [`Self::encode_cbor`]).
     pub fn to_cbor(&self) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(256);
-        ciborium::into_writer(self, &mut out)
-            .map_err(|e| Error::malformed("audit record", e.to_string()))?;
+        let mut out = Vec::with_capacity(512);
+        self.encode_cbor(&mut out);
         Ok(out)
+    }
+
+    /// Appends the CBOR encoding to `out`: a definite-length map of the nine fields in schema
+    /// order with text keys and shortest-form heads, byte-identical to what `ciborium`'s
+    /// serde encoder produces for this type (tested), but written directly because appending
+    /// to the audit log is on the hot path.
+    pub fn encode_cbor(&self, out: &mut Vec<u8>) {
+        fn head(out: &mut Vec<u8>, major: u8, v: u64) {
+            let m = major << 5;
+            if v < 24 {
+                out.push(m | v as u8);
+            } else if let Ok(b) = u8::try_from(v) {
+                out.extend_from_slice(&[m | 24, b]);
+            } else if let Ok(h) = u16::try_from(v) {
+                out.push(m | 25);
+                out.extend_from_slice(&h.to_be_bytes());
+            } else if let Ok(w) = u32::try_from(v) {
+                out.push(m | 26);
+                out.extend_from_slice(&w.to_be_bytes());
+            } else {
+                out.push(m | 27);
+                out.extend_from_slice(&v.to_be_bytes());
+            }
+        }
+        fn text(out: &mut Vec<u8>, s: &str) {
+            head(out, 3, s.len() as u64);
+            out.extend_from_slice(s.as_bytes());
+        }
+        fn digest(out: &mut Vec<u8>, d: &Digest384) {
+            head(out, 2, 48);
+            out.extend_from_slice(&d.0);
+        }
+        fn named(out: &mut Vec<u8>, list: &[NamedDigest]) {
+            head(out, 4, list.len() as u64);
+            for n in list {
+                head(out, 5, 2);
+                text(out, "name");
+                text(out, &n.name);
+                text(out, "sha384");
+                digest(out, &n.sha384);
+            }
+        }
+        fn texts(out: &mut Vec<u8>, list: &[String]) {
+            head(out, 4, list.len() as u64);
+            for s in list {
+                text(out, s);
+            }
+        }
+        head(out, 5, 9);
+        text(out, "time");
+        if self.time >= 0 {
+            head(out, 0, self.time.unsigned_abs());
+        } else {
+            head(out, 1, (-(self.time + 1)).unsigned_abs());
+        }
+        text(out, "kind");
+        text(out, self.kind.name());
+        text(out, "subject");
+        text(out, &self.subject);
+        text(out, "inputs");
+        named(out, &self.inputs);
+        text(out, "keys");
+        named(out, &self.keys);
+        text(out, "policy");
+        match &self.policy {
+            Some(d) => digest(out, d),
+            None => out.push(0xF6),
+        }
+        text(out, "rules");
+        texts(out, &self.rules);
+        text(out, "outcome");
+        text(out, self.outcome.name());
+        text(out, "reasons");
+        texts(out, &self.reasons);
     }
 
     /// Decodes a record; trailing bytes, unknown keys and over-long strings are refused.
@@ -331,6 +430,68 @@ mod tests {
         long.push(0);
         assert!(AuditRecord::from_cbor(&long).is_err());
         assert!(AuditRecord::from_cbor(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    fn serde_cbor(r: &AuditRecord) -> Vec<u8> {
+        let mut out = Vec::new();
+        ciborium::into_writer(r, &mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn hand_encoder_matches_serde_encoding() {
+        let kinds = [
+            DecisionKind::DeviceAppraisal,
+            DecisionKind::TdiAcceptance,
+            DecisionKind::Share,
+            DecisionKind::Revocation,
+            DecisionKind::KeyRotation,
+            DecisionKind::CvmAppraisal,
+            DecisionKind::PolicyChange,
+        ];
+        let outcomes = [Outcome::Allow, Outcome::Deny, Outcome::Info];
+        for (i, time) in [
+            0i64,
+            23,
+            24,
+            255,
+            256,
+            65_536,
+            1 << 40,
+            -1,
+            -25,
+            -1_000_000,
+            i64::MIN,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut r = AuditRecord::new(
+                crate::UnixTime::from_secs(time),
+                kinds[i % kinds.len()],
+                &"s".repeat(i * 23),
+                outcomes[i % 3],
+            )
+            .unwrap();
+            for j in 0..i {
+                r = r
+                    .with_input(&format!("in{j}"), Digest384::of(&[j as u8]))
+                    .unwrap()
+                    .with_rule(&"r".repeat(j * 25))
+                    .unwrap()
+                    .with_reason(&"why".repeat(j * 30))
+                    .unwrap();
+            }
+            if i % 2 == 0 {
+                r = r.with_policy(Digest384::of(b"p"));
+            }
+            if i % 3 == 0 {
+                r = r.with_key_fingerprint("k", Digest384::of(b"k")).unwrap();
+            }
+            let mine = r.to_cbor().unwrap();
+            assert_eq!(mine, serde_cbor(&r), "case {i}");
+            assert_eq!(AuditRecord::from_cbor(&mine).unwrap(), r);
+        }
     }
 
     #[test]
