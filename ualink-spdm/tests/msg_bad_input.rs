@@ -392,6 +392,16 @@ fn unknown_codes_and_values_are_typed_errors() {
     assert!(unknown(set("v13", 4, 36, 0x02))); // AlgStructs not ascending
     assert!(unknown(set("v13", 17, 3, 0x03))); // ENCAPSULATED_RESPONSE_ACK PayloadType 3
     assert!(unknown(set("v13", 7, 2, 0x03))); // DIGESTS provisioned slot not supported
+                                              // FINISH with a signature when no requester signature algorithm was negotiated.
+    let fin = find("v13", 38);
+    let no_mut = MsgContext {
+        req_sig_len: 0,
+        ..fin.ctx.unwrap()
+    };
+    assert!(matches!(
+        Finish::parse(&fin.bytes, &no_mut),
+        Err(Error::Malformed(Malformed::UnknownValue { .. }))
+    ));
 
     // Every header code: unknown codes are UnknownValue, the wrong direction is
     // UnexpectedMessage, and nothing panics.

@@ -16,7 +16,7 @@ use super::header::RequestResponseCode;
 use super::MsgContext;
 use crate::algo::SpdmVersion;
 use crate::codec::Reader;
-use crate::error::Error;
+use crate::error::{Error, Malformed};
 
 /// FINISH Param1 bit 0.
 pub const SIGNATURE_INCLUDED: u8 = 0x01;
@@ -52,6 +52,14 @@ impl Finish {
             super::slot(p2, "FINISH ReqSlotID")?
         };
         let signature = if p1 & SIGNATURE_INCLUDED != 0 {
+            if ctx.req_sig_len == 0 {
+                // No requester signature algorithm was negotiated (no mutual authentication).
+                return Err(Malformed::UnknownValue {
+                    what: "FINISH SignatureIncluded without a negotiated ReqBaseAsymAlg",
+                    value: u32::from(p1),
+                }
+                .into());
+            }
             Some(super::take_vec(r, ctx.req_sig_len, "FINISH Signature")?)
         } else {
             None
