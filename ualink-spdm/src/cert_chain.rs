@@ -392,6 +392,7 @@ fn der_sequence_len(buf: &[u8]) -> Option<usize> {
     (total <= buf.len()).then_some(total)
 }
 
+#[cfg(any(feature = "std", test))]
 /// One DER TLV: its tag, the whole encoding, its contents and what follows it.
 struct Tlv<'a> {
     tag: u8,
@@ -400,6 +401,7 @@ struct Tlv<'a> {
     rest: &'a [u8],
 }
 
+#[cfg(any(feature = "std", test))]
 /// Splits the DER TLV at the start of `buf` (single-byte tag, minimal definite length).
 fn der_tlv(buf: &[u8]) -> Option<Tlv<'_>> {
     let (&tag, after_tag) = buf.split_first()?;
@@ -418,6 +420,7 @@ fn der_tlv(buf: &[u8]) -> Option<Tlv<'_>> {
     })
 }
 
+#[cfg(any(feature = "std", test))]
 /// [`der_tlv`] that also requires `tag`.
 fn der_expect(buf: &[u8], tag: u8) -> Option<Tlv<'_>> {
     der_tlv(buf).filter(|t| t.tag == tag)
@@ -428,6 +431,7 @@ fn der_expect(buf: &[u8], tag: u8) -> Option<Tlv<'_>> {
 /// `SEQUENCE { tbs SEQUENCE, signatureAlgorithm SEQUENCE, signature BIT STRING (0 unused) }`
 /// with `signatureAlgorithm` identical to the TBS `signature` field (after `[0] version` and
 /// `serialNumber`).
+#[cfg(any(feature = "std", test))]
 fn outer_der_is_strict(cert: &[u8]) -> bool {
     fn check(cert: &[u8]) -> Option<()> {
         let outer = der_expect(cert, 0x30)?;
