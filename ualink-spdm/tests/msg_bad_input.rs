@@ -23,10 +23,14 @@ struct Case {
 
 impl Case {
     fn parse(&self, bytes: &[u8]) -> Result<Vec<u8>, Error> {
+        self.parse_with(bytes, self.ctx.as_ref())
+    }
+
+    fn parse_with(&self, bytes: &[u8], ctx: Option<&MsgContext>) -> Result<Vec<u8>, Error> {
         if self.request {
-            SpdmRequest::parse(bytes, self.ctx.as_ref())?.encode()
+            SpdmRequest::parse(bytes, ctx)?.encode()
         } else {
-            SpdmResponse::parse(bytes, self.ctx.as_ref())?.encode()
+            SpdmResponse::parse(bytes, ctx)?.encode()
         }
     }
 
@@ -402,6 +406,20 @@ fn unknown_codes_and_values_are_typed_errors() {
         Finish::parse(&fin.bytes, &no_mut),
         Err(Error::Malformed(Malformed::UnknownValue { .. }))
     ));
+    // KEY_EXCHANGE(_RSP) when no DHE group was negotiated.
+    for idx in [30, 31] {
+        let ke = find("v13", idx);
+        let no_dhe = MsgContext {
+            dhe_len: 0,
+            ..ke.ctx.unwrap()
+        };
+        assert!(matches!(
+            ke.parse_with(&ke.bytes, Some(&no_dhe)),
+            Err(Error::PeerMisbehaved(
+                PeerMisbehaved::UnexpectedMessage { .. }
+            ))
+        ));
+    }
 
     // Every header code: unknown codes are UnknownValue, the wrong direction is
     // UnexpectedMessage, and nothing panics.

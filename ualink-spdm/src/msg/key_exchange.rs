@@ -23,7 +23,19 @@ use super::header::RequestResponseCode;
 use super::{MsgContext, RANDOM_LEN};
 use crate::algo::SpdmVersion;
 use crate::codec::Reader;
-use crate::error::{Error, Malformed};
+use crate::error::{Error, Malformed, PeerMisbehaved};
+
+/// KEY_EXCHANGE needs a negotiated DHE group: without one the ExchangeData size is unknown.
+fn need_dhe(ctx: &MsgContext, code: RequestResponseCode) -> Result<(), Error> {
+    if ctx.dhe_len == 0 {
+        return Err(PeerMisbehaved::UnexpectedMessage {
+            expected: "no KEY_EXCHANGE (no DHE group negotiated)",
+            got: code.0,
+        }
+        .into());
+    }
+    Ok(())
+}
 
 /// KEY_EXCHANGE: starts a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +77,7 @@ impl KeyExchange {
     pub(crate) fn read(r: &mut Reader<'_>, ctx: &MsgContext) -> Result<Self, Error> {
         let (version, p1, p2) =
             super::begin(r, RequestResponseCode::KEY_EXCHANGE, Some(ctx.version))?;
+        need_dhe(ctx, RequestResponseCode::KEY_EXCHANGE)?;
         let summary_type =
             MeasurementSummaryType::from_byte(p1, "KEY_EXCHANGE MeasurementSummaryHashType")?;
         let slot_id = if p2 == 0xFF {
@@ -169,6 +182,7 @@ impl KeyExchangeRsp {
     pub(crate) fn read(r: &mut Reader<'_>, ctx: &MsgContext) -> Result<Self, Error> {
         let (version, p1, p2) =
             super::begin(r, RequestResponseCode::KEY_EXCHANGE_RSP, Some(ctx.version))?;
+        need_dhe(ctx, RequestResponseCode::KEY_EXCHANGE_RSP)?;
         super::zero(p2, "KEY_EXCHANGE_RSP Param2")?;
         let rsp_session_id = r.u16("KEY_EXCHANGE_RSP RspSessionID")?;
         let mut_auth = r.u8("KEY_EXCHANGE_RSP MutAuthRequested")?;
