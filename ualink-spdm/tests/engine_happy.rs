@@ -42,6 +42,25 @@ fn full_run(version: SpdmVersion, asym: AsymAlg, in_clear: bool) {
         request(&mut req, &mut io, AppRequest::Heartbeat).unwrap(),
         Some(AppResponse::HeartbeatAck)
     );
+    // Fresh signed measurements inside the session; a firmware change shows up.
+    let Some(AppResponse::Measurements(before)) =
+        request(&mut req, &mut io, AppRequest::Measurements).unwrap()
+    else {
+        panic!("expected measurements")
+    };
+    assert_eq!(before.blocks, m.blocks);
+    io.responder
+        .device_mut()
+        .set_measurement(2, b"ualink soft device firmware 1.1")
+        .unwrap();
+    let Some(AppResponse::Measurements(after)) =
+        request(&mut req, &mut io, AppRequest::Measurements).unwrap()
+    else {
+        panic!("expected measurements")
+    };
+    assert_ne!(after.blocks[1].value, before.blocks[1].value);
+    assert_eq!(after.blocks[0], before.blocks[0]);
+    assert!(after.l1.starts_with(&a.vca));
     for kind in [KeyUpdateKind::RequestOnly, KeyUpdateKind::All] {
         assert_eq!(
             request(&mut req, &mut io, AppRequest::KeyUpdate(kind)).unwrap(),

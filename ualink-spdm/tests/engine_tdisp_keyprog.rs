@@ -108,6 +108,24 @@ fn tdisp_walk_and_key_programming_in_session() {
             .is_err());
         tdi.parse_stop_interface(&vendor(&mut req, &mut io, tdi.stop_interface()))
             .unwrap();
+        // A configuration change while locked breaks the lock.
+        let nonce = tdi
+            .parse_lock_interface(&vendor(&mut req, &mut io, tdi.lock_interface(&params)))
+            .unwrap();
+        io.responder
+            .device_mut()
+            .set_measurement(4, b"ualinksec=off")
+            .unwrap();
+        assert_eq!(
+            tdi.parse_state(&vendor(&mut req, &mut io, tdi.get_state()))
+                .unwrap(),
+            TdiState::Error
+        );
+        assert!(tdi
+            .parse_start_interface(&vendor(&mut req, &mut io, tdi.start_interface(&nonce)))
+            .is_err());
+        tdi.parse_stop_interface(&vendor(&mut req, &mut io, tdi.stop_interface()))
+            .unwrap();
         assert_eq!(
             tdi.parse_state(&vendor(&mut req, &mut io, tdi.get_state()))
                 .unwrap(),

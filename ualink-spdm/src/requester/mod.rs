@@ -294,7 +294,7 @@ pub struct SignedChallenge {
 }
 
 /// Verified signed measurements.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedMeasurements {
     /// The measurement blocks of every MEASUREMENTS response in L1, in order.
     pub blocks: Vec<msg::MeasurementBlock>,

@@ -4,7 +4,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use super::{attestation, Conn, Evidence, Progress, Requester, SessionConfig, State};
+use super::{attestation, Conn, Evidence, PeerChain, Progress, Requester, SessionConfig, State};
 use crate::algo::SpdmVersion;
 use crate::crypto::{self, EphemeralDhe};
 use crate::error::{Error, Malformed, PeerIncompatible, PeerMisbehaved, Result};
@@ -33,6 +33,9 @@ pub enum AppRequest {
     Vendor(zeroize::Zeroizing<Vec<u8>>),
     /// END_SESSION (the session is closed after the ACK).
     EndSession,
+    /// Signed GET_MEASUREMENTS for all blocks inside the session (fresh evidence without a
+    /// new handshake); L1 = A ‖ this request ‖ the response without its signature.
+    Measurements,
 }
 
 /// Which keys a KEY_UPDATE rolls.
@@ -54,6 +57,8 @@ pub enum AppResponse {
     /// The PCI-SIG VENDOR_DEFINED_RESPONSE payload, from the ProtocolID byte on (same
     /// ProtocolID as the request), for the `tdisp` / `keyprog` parsers.
     Vendor(Vec<u8>),
+    /// Verified signed measurements.
+    Measurements(Box<super::SignedMeasurements>),
 }
 
 #[derive(Debug)]
@@ -105,13 +110,15 @@ impl ExpectFinishRsp {
 /// A live session with no request outstanding.
 #[derive(Debug)]
 pub(super) struct Established {
-    version: SpdmVersion,
+    conn: Box<Conn>,
+    /// The verified chain, for signed measurements inside the session.
+    peer: PeerChain,
     next_tag: u8,
 }
 
 impl Established {
     pub(super) fn version(&self) -> SpdmVersion {
-        self.version
+        self.conn.version()
     }
 }
 
@@ -131,6 +138,7 @@ enum PendingOp {
     },
     Vendor(PciSigProtocol),
     EndSession,
+    Measurements([u8; msg::NONCE_LEN]),
 }
 
 #[derive(Debug)]
@@ -141,7 +149,7 @@ pub(super) struct ExpectAppResponse {
 
 impl ExpectAppResponse {
     pub(super) fn version(&self) -> SpdmVersion {
-        self.est.version
+        self.est.version()
     }
 
     /// The response to UpdateAllKeys comes under the new response key (or, for an ERROR,
@@ -340,7 +348,7 @@ impl Requester {
                 )?)
             }
         }
-        let version = s.conn.version();
+        let peer = s.ev.peer.clone();
         let report = Box::new(attestation(
             &s.conn,
             self.config.slot,
@@ -348,7 +356,8 @@ impl Requester {
             Some(s.session_id),
         ));
         let est = Established {
-            version,
+            conn: s.conn,
+            peer,
             next_tag: 1,
         };
         Ok((State::Established(est), Progress::Attested(report)))
@@ -366,8 +375,21 @@ impl Requester {
                 ));
             }
         };
-        let version = est.version;
+        let mut est = est;
+        let version = est.version();
         let (bytes, op) = match app {
+            AppRequest::Measurements => {
+                let nonce = self.rng.nonce32()?;
+                let bytes = msg::GetMeasurements {
+                    version,
+                    attributes: 1,
+                    operation: msg::MeasurementOperation::All,
+                    nonce_and_slot: Some((nonce, self.config.slot)),
+                    requester_context: self.context_for(version),
+                }
+                .encode()?;
+                (bytes, PendingOp::Measurements(nonce))
+            }
             AppRequest::Heartbeat => (Heartbeat { version }.encode()?, PendingOp::Heartbeat),
             AppRequest::EndSession => (
                 EndSession {
@@ -411,6 +433,9 @@ impl Requester {
                 )
             }
         };
+        est.conn
+            .transcripts
+            .on_request(bytes.get(1).copied().unwrap_or(0));
         // If sealing fails (session terminated or exhausted) the requester stays Failed.
         let out = self.emit(bytes, true)?;
         if let PendingOp::KeyUpdate {
@@ -432,11 +457,51 @@ impl Requester {
     pub(super) fn on_app_response(
         &mut self,
         s: ExpectAppResponse,
-        _req: &[u8],
+        req: &[u8],
         rsp: &[u8],
     ) -> Result<(State, Progress)> {
         let mut est = s.est;
         match s.op {
+            PendingOp::Measurements(nonce) => {
+                let mut ctx = est.conn.ctx;
+                ctx.measurement_signature_requested = true;
+                let m = msg::Measurements::parse(rsp, &ctx)?;
+                self.check_context(
+                    est.version(),
+                    &m.requester_context,
+                    "MEASUREMENTS RequesterContext",
+                )?;
+                if m.slot_id != self.config.slot || m.total_indices != 0 {
+                    return Err(PeerMisbehaved::ResponseMismatch {
+                        what: "MEASUREMENTS SlotID/Param1",
+                    }
+                    .into());
+                }
+                let signature = m.signature.clone().ok_or(Malformed::Truncated {
+                    what: "MEASUREMENTS Signature",
+                })?;
+                let l1 = est.conn.transcripts.take_l1(req, m.signed_portion(rsp)?);
+                crypto::verify(
+                    est.conn.negotiated.asym,
+                    est.peer.verified.leaf_public_key(),
+                    est.version(),
+                    crypto::CTX_MEASUREMENTS,
+                    crypto::hash(est.conn.hash(), &l1).as_bytes(),
+                    &signature,
+                    "MEASUREMENTS",
+                )?;
+                let signed = super::SignedMeasurements {
+                    blocks: m.blocks,
+                    l1,
+                    signature,
+                    requester_nonce: nonce,
+                    responder_nonce: m.nonce,
+                };
+                Ok((
+                    State::Established(est),
+                    Progress::Response(AppResponse::Measurements(Box::new(signed))),
+                ))
+            }
             PendingOp::Heartbeat => {
                 HeartbeatAck::parse(rsp)?;
                 Ok((
@@ -489,7 +554,7 @@ impl Requester {
                         let verify_tag = est.next_tag;
                         est.next_tag = est.next_tag.wrapping_add(1);
                         let bytes = KeyUpdate {
-                            version: est.version,
+                            version: est.version(),
                             op: KeyUpdateOp::VerifyNewKey,
                             tag: verify_tag,
                         }

@@ -401,7 +401,10 @@ impl<D: Device> Responder<D> {
             RequestResponseCode::GET_DIGESTS => self.on_get_digests(request),
             RequestResponseCode::GET_CERTIFICATE => self.on_get_certificate(request),
             RequestResponseCode::CHALLENGE if via == Via::Plain => self.on_challenge(request),
-            RequestResponseCode::GET_MEASUREMENTS if via == Via::Plain => {
+            RequestResponseCode::GET_MEASUREMENTS => {
+                if via == Via::Secured {
+                    self.established(code)?;
+                }
                 self.on_get_measurements(request)
             }
             RequestResponseCode::KEY_EXCHANGE if via == Via::Plain => self.on_key_exchange(request),
@@ -411,12 +414,11 @@ impl<D: Device> Responder<D> {
             | RequestResponseCode::END_SESSION
                 if via == Via::Secured =>
             {
+                self.conn(code)?.transcripts.on_request(code.0);
                 self.on_session_request(code, request)
             }
             RequestResponseCode::VENDOR_DEFINED_REQUEST => self.on_vendor(via, request),
-            RequestResponseCode::CHALLENGE
-            | RequestResponseCode::GET_MEASUREMENTS
-            | RequestResponseCode::KEY_EXCHANGE => {
+            RequestResponseCode::CHALLENGE | RequestResponseCode::KEY_EXCHANGE => {
                 Err(unexpected("a plain (unsecured) request", code))
             }
             RequestResponseCode::HEARTBEAT
@@ -1086,7 +1088,9 @@ impl<D: Device> Responder<D> {
 
     fn on_vendor(&mut self, via: Via, request: &[u8]) -> Result<Vec<u8>> {
         let code = RequestResponseCode::VENDOR_DEFINED_REQUEST;
-        let version = self.conn(code)?.version();
+        let conn = self.conn(code)?;
+        conn.transcripts.on_request(code.0);
+        let version = conn.version();
         let mut v = VendorDefinedRequest::parse(request)?;
         let (protocol, _) = v
             .as_pci_sig()
