@@ -60,11 +60,15 @@ fn bench(c: &mut Criterion) {
         } else {
             "sim/write_64KiB/txn=32KiB"
         };
+        // Sanity: the bytes really arrive.
+        pod.write(a, b, 0, &data).unwrap();
+        assert!(
+            pod.local_read(b, 0, LEN).unwrap() == data,
+            "data did not arrive"
+        );
         g.bench_function(name, |bch| {
             bch.iter(|| pod.write(a, b, 0, black_box(&data)).unwrap())
         });
-        // Sanity: the bytes really arrived.
-        assert_eq!(pod.local_read(b, 0, LEN).unwrap(), data);
     }
 
     let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7u8; 32]).unwrap());

@@ -76,6 +76,9 @@ pub enum SimError {
         /// Destination accelerator ID in the header.
         dst: AccelId,
     },
+    /// The switch's egress port for the destination has no accelerator cabled to it.
+    #[error("switch {0:?} port {1:?} is not cabled")]
+    Uncabled(SwitchIndex, SwitchPort),
     /// The link on this port is down (flap, reset, migration).
     #[error("link on {0:?} is down")]
     LinkDown(PortRef),

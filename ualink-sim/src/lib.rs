@@ -7,8 +7,20 @@
 //! resets, link flaps, tampering, lost KeyRollMSGs, port migration and a host that bypasses the
 //! driver. A leak oracle records every byte that crossed a tenant boundary without a live grant.
 //!
-//! The driver core (`ualink-kdrv`) runs on top through its `FabricOps` trait, the idea of the
-//! kernel's `cxl_test` mock ops: the real core runs on a fake topology.
+//! The driver core (`ualink-kdrv`) runs on top through its `FabricOps` trait ([`fabric`]), the
+//! idea of the kernel's `cxl_test` mock ops: the real core runs on a fake topology.
+//!
+//! Map of the crate:
+//! - [`pod`]: TOML pod descriptions and the default generator.
+//! - [`sim`]: the pod itself ([`SimPod`]): data path, key sink, fault knobs, leak oracle.
+//! - [`ualinksec`]: the link-encryption engine (key slots, KMAC256 derivation, AES-256-GCM with
+//!   the 8-byte tag, wire codecs).
+//! - [`switch`], [`memory`], [`pki`], [`measurement`]: the hardware pieces.
+//!
+//! Not here yet: the accelerators' SPDM responders (ualink-spdm's `Device` trait, with TDISP and
+//! the key-programming path into the key sink), the malicious-responder knobs, and the
+//! `ualink-sim serve` binary. Until then `FabricOps::spdm_send`/`spdm_receive` answer
+//! `Unsupported`.
 #![forbid(unsafe_code)]
 
 pub mod error;

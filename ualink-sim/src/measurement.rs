@@ -56,12 +56,27 @@ impl MeasurementKind {
 }
 
 /// One measured component.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct MeasurementBlock {
     /// Which component.
     pub kind: MeasurementKind,
     /// The component's current image.
     pub image: Vec<u8>,
+}
+
+impl core::fmt::Debug for MeasurementBlock {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let d = self.digest();
+        let mut hex = String::with_capacity(16);
+        for b in d.iter().take(8) {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        f.debug_struct("MeasurementBlock")
+            .field("kind", &self.kind)
+            .field("image_len", &self.image.len())
+            .field("sha384", &format_args!("{hex}.."))
+            .finish()
+    }
 }
 
 impl MeasurementBlock {

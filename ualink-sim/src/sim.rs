@@ -1342,13 +1342,25 @@ impl PodState {
         };
         let threshold = self.sec.roll_threshold;
         let slot = self.slot_mut(slot_ref)?;
-        let tag = slot
-            .seal(hdr.cmd.stream(), &aad, &mut body)
-            .map_err(|reason| SimError::Key {
-                port: from,
-                peer: hdr.dst,
-                reason,
-            })?;
+        let was_live = slot.is_live();
+        let sealed = slot.seal(hdr.cmd.stream(), &aad, &mut body);
+        let tag = match sealed {
+            Ok(t) => t,
+            Err(reason) => {
+                // Exhausting a counter stops the slot once; report it like a stale key (the key
+                // is past its use limit and traffic with the peer stops).
+                if was_live && reason == KeyError::Stopped(StopReason::CounterExhausted) {
+                    self.faults.push_back(FaultReport::StaleKey {
+                        slot: kslot(slot_ref),
+                    });
+                }
+                return Err(SimError::Key {
+                    port: from,
+                    peer: hdr.dst,
+                    reason,
+                });
+            }
+        };
         let roll_due = slot.roll_due(threshold);
         let wire = WireTxn {
             header: aad,
@@ -1414,10 +1426,9 @@ impl PodState {
         let hdr = TxnHeader::decode(&wire.header)?;
         let switch = self.switch(sw)?;
         let egress = switch.forward(ingress, hdr.dst)?;
-        let rport = switch.attached(egress).ok_or(SimError::LinkDown(PortRef {
-            accel: hdr.dst,
-            port: PortIndex(u16::MAX),
-        }))?;
+        let rport = switch
+            .attached(egress)
+            .ok_or(SimError::Uncabled(sw, egress))?;
         let rp = self.accel(rport.accel)?.port(rport.port)?;
         if !rp.carries_traffic() {
             return Err(SimError::LinkDown(rport));

@@ -366,3 +366,26 @@ fn host_config_write_to_a_tdi_reaches_the_security_engine() {
     );
     assert!(p.take_device_events(id(2)).unwrap().is_empty());
 }
+
+#[test]
+fn debug_output_of_the_whole_pod_never_shows_key_bytes() {
+    let p = pod(2);
+    p.open_routes(id(1), id(2)).unwrap();
+    let k = [0x5cu8; 32];
+    p.program_key(tx(id(1), id(2)), KeyRole::Active, MasterKey::new(k, 1))
+        .unwrap();
+    p.program_key(rx(id(2), id(1)), KeyRole::Active, MasterKey::new(k, 1))
+        .unwrap();
+    p.program_key(tx(id(1), id(2)), KeyRole::Alternate, MasterKey::new(k, 2))
+        .unwrap();
+    let d = format!("{p:?}");
+    assert!(d.contains("redacted"));
+    assert!(
+        !d.contains("92, 92, 92, 92, 92, 92, 92, 92"),
+        "key bytes in Debug output"
+    );
+    assert!(
+        !d.to_lowercase().contains("5c5c"),
+        "key bytes in Debug output"
+    );
+}

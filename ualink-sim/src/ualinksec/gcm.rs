@@ -91,8 +91,8 @@ impl StreamCipher {
     }
 
     /// Verifies the 8-byte `tag` over (`aad`, `in_out`) and decrypts `in_out` in place (see the
-    /// module doc for the construction). `scratch` is a reusable buffer (cleared and zeroed by
-    /// this call). On error `in_out` is zeroed.
+    /// module doc for the construction). `scratch` is a reusable buffer; on return it holds only
+    /// ciphertext. On error `in_out` is zeroed.
     pub fn open(
         &self,
         counter: u32,
@@ -117,12 +117,12 @@ impl StreamCipher {
         // Step 2: re-encrypt a copy of P to obtain the full tag over the received C.
         scratch.clear();
         scratch.extend_from_slice(in_out);
+        // After this pass `scratch` holds C again: public ciphertext, so it is not zeroized.
         let full = self.key.seal_in_place_separate_tag(
             Nonce::assume_unique_for_key(iv(counter)),
             Aad::from(aad),
             scratch,
         );
-        scratch.zeroize();
         let ok = match full {
             Ok(full) => match full.as_ref().get(..TAG_LEN) {
                 Some(prefix) => bool::from(prefix.ct_eq(tag)),
