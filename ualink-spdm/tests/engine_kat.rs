@@ -194,3 +194,58 @@ fn v12_p256_doe_session_th1_matches_libspdm() {
     let logged = common::log_values("tsm_like_v12_p256_pcidoe.req.log", "th1 hash");
     assert_eq!(v.th1, logged[..v.th1.len()]);
 }
+
+/// The hex dump that follows line `at` of a libspdm log (`0000: 13 e0 ...` lines).
+fn dump_after(lines: &[&str], at: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for l in &lines[at + 1..] {
+        let Some((off, rest)) = l.split_once(": ") else {
+            break;
+        };
+        if off.len() != 4 || !off.chars().all(|c| c.is_ascii_hexdigit()) {
+            break;
+        }
+        out.extend(hex::decode(rest.split_whitespace().collect::<String>()).unwrap());
+    }
+    out
+}
+
+/// The libspdm requester's L1/L2 hashes for every signed MEASUREMENTS (outside and inside the
+/// session) equal Hash(A ‖ GET_MEASUREMENTS ‖ MEASUREMENTS without signature), the rule our
+/// requester and responder apply in both places.
+#[test]
+fn v13_l1_hashes_inside_and_outside_the_session_match_libspdm() {
+    let recs: Vec<_> = common::transcript("v13_p384_session.transcript.full.txt");
+    let mut vca = Vca::new();
+    for r in &recs[..6] {
+        vca.push(&r.bytes).unwrap();
+    }
+    let req_caps = GetCapabilities::parse(&recs[2].bytes).unwrap();
+    let rsp_caps = Capabilities::parse(&recs[3].bytes).unwrap();
+    let algs = Algorithms::parse(&recs[5].bytes).unwrap();
+    let hash = algs.base_hash_sel.to_alg().unwrap();
+    let mut ctx = MsgContext::from_negotiation(&algs, req_caps.flags, rsp_caps.flags).unwrap();
+    ctx.measurement_signature_requested = true;
+
+    let text = String::from_utf8(common::data("v13_p384_session.req.log")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let logged = common::log_values("v13_p384_session.req.log", "l1l2 hash");
+    let mut ours = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        if !l.contains("msg SPDM_GET_MEASUREMENTS(0xe0)") {
+            continue;
+        }
+        let req = dump_after(&lines, i);
+        let j = (i + 1..lines.len())
+            .find(|&j| lines[j].contains("msg SPDM_MEASUREMENTS(0x60)"))
+            .unwrap();
+        let rsp = dump_after(&lines, j);
+        let m = Measurements::parse(&rsp, &ctx).unwrap();
+        let mut t = Transcripts::new(hash, &vca).unwrap();
+        t.on_request(req[1]);
+        let l1 = t.take_l1(&req, m.signed_portion(&rsp).unwrap());
+        ours.push(crypto::hash(hash, &l1).as_bytes().to_vec());
+    }
+    assert_eq!(ours.len(), 3);
+    assert_eq!(ours, logged);
+}
