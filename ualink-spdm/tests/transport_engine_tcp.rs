@@ -1,8 +1,5 @@
-//! Our requester against our responder over real TCP with the spdm-emu framing:
-//! attestation, session, heartbeat, key update, end session, shutdown.
-//!
-//! PCI DOE is not here yet: the requester's message parsers refuse the DWORD padding the
-//! DOE binding adds (VERSION fails with TrailingBytes); see the s3-pki report.
+//! Our requester against our responder over real TCP with the spdm-emu framing, on every
+//! transport binding: attestation, session, heartbeat, key update, end session, shutdown.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod engine_common;
 
@@ -21,10 +18,7 @@ use ualink_spdm::transport::emu_socket::{EmuClient, EmuConfig, EmuServer, Server
 use ualink_spdm::transport::Transport;
 
 fn framing(t: Transport) -> SecuredFraming {
-    match t {
-        Transport::PciDoe => SecuredFraming::PCI_DOE,
-        _ => SecuredFraming::MCTP,
-    }
+    SecuredFraming::for_transport(t)
 }
 
 /// Serves one connection with a fresh responder until SHUTDOWN; returns how many SPDM or
@@ -113,4 +107,24 @@ fn mctp_v13_p384_with_session() {
 #[test]
 fn none_v12_p256_without_session() {
     run(Transport::None, SpdmVersion::V12, AsymAlg::EcdsaP256, false);
+}
+
+#[test]
+fn pci_doe_v12_p256_with_session() {
+    run(
+        Transport::PciDoe,
+        SpdmVersion::V12,
+        AsymAlg::EcdsaP256,
+        true,
+    );
+}
+
+#[test]
+fn pci_doe_v13_p384_with_session() {
+    run(
+        Transport::PciDoe,
+        SpdmVersion::V13,
+        AsymAlg::EcdsaP384,
+        true,
+    );
 }
