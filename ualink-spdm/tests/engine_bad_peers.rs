@@ -454,8 +454,14 @@ fn decrypt_failure_ends_the_session_on_both_sides() {
     let answer = rsp.handle(hb.kind, &hb.bytes).unwrap();
     assert_eq!(error_code(&answer).0, ErrorCode::DECRYPT_ERROR);
     assert_eq!(rsp.session_id(), None);
-    // The requester, expecting a secured answer, refuses the plain ERROR and is done.
-    assert!(req.handle(answer.kind, &answer.bytes).is_err());
+    // The requester reports the plain ERROR (it could not be sealed) and is done.
+    assert_eq!(
+        misbehaved(req.handle(answer.kind, &answer.bytes)),
+        PeerMisbehaved::ErrorResponse {
+            code: 0x06,
+            data: 0
+        }
+    );
     assert!(req.is_failed());
 
     // Requester side: a flipped MAC byte in the response.
@@ -471,6 +477,30 @@ fn decrypt_failure_ends_the_session_on_both_sides() {
     );
     assert_eq!(req.session_id(), None);
     assert!(req.request(AppRequest::Heartbeat).is_err());
+}
+
+#[test]
+fn corrupted_encrypted_finish_is_a_decrypt_error() {
+    // Encrypted handshake: a corrupted FINISH record cannot be opened. The responder answers
+    // DecryptError in the clear and drops the handshake; the requester reports that ERROR.
+    let mut rsp = responder(P256);
+    let mut req = requester(cfg(SpdmVersion::V12, P256), P256);
+    let first = req.start().unwrap();
+    let r = drive(&mut req, &mut rsp, first, |dir, mut o| {
+        if dir == Dir::ToResponder && o.kind == MessageKind::Secured {
+            let n = o.bytes.len();
+            o.bytes[n - 1] ^= 1;
+        }
+        o
+    });
+    assert_eq!(
+        misbehaved(r),
+        PeerMisbehaved::ErrorResponse {
+            code: 0x06,
+            data: 0
+        }
+    );
+    assert_eq!(rsp.session_id(), None);
 }
 
 #[test]

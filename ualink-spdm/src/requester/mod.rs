@@ -610,11 +610,21 @@ impl Requester {
                 self.config.secured.from_app_data(&plaintext)?
             }
             (true, MessageKind::Spdm) => {
+                // A responder that could not decrypt our request can only answer in the
+                // clear: report its ERROR (never retry on it); anything else is refused.
+                if bytes.get(1) == Some(&RequestResponseCode::ERROR.0) {
+                    let err = ErrorResponse::parse(bytes)?;
+                    return Err(PeerMisbehaved::ErrorResponse {
+                        code: err.code.0,
+                        data: err.data,
+                    }
+                    .into());
+                }
                 return Err(PeerMisbehaved::UnexpectedMessage {
                     expected: "a secured message",
                     got: bytes.get(1).copied().unwrap_or(0),
                 }
-                .into())
+                .into());
             }
             (false, MessageKind::Secured) => {
                 return Err(PeerMisbehaved::UnexpectedMessage {

@@ -314,7 +314,20 @@ impl<D: Device> Responder<D> {
             }
             Err(e) => self.error_bytes(&[], &e),
         };
-        self.seal_response(sid, &response)
+        match self.seal_response(sid, &response) {
+            Some(out) => Some(out),
+            // The request ended the session (e.g. a wrong RequesterVerifyData): its ERROR can
+            // only go in the clear. Nothing else is ever sent unsealed.
+            None if self.session.is_none()
+                && response.get(1) == Some(&RequestResponseCode::ERROR.0) =>
+            {
+                Some(Outbound {
+                    kind: MessageKind::Spdm,
+                    bytes: response,
+                })
+            }
+            None => None,
+        }
     }
 
     /// Seals a response in the session it answers. Called after `dispatch`, which may have
