@@ -608,6 +608,78 @@ fn encapsulated_vendor_error_and_retry_messages_round_trip() {
     );
 }
 
+#[test]
+fn chunk_messages_round_trip() {
+    for v in VERSIONS {
+        for (seq_no, large) in [(0u16, Some(9000u32)), (3, None)] {
+            for last in [false, true] {
+                rt_req(
+                    SpdmRequest::ChunkSend(ChunkSend {
+                        version: v,
+                        last,
+                        handle: 7,
+                        seq_no,
+                        large_message_size: large,
+                        chunk: vec![0x33; 100],
+                    }),
+                    None,
+                );
+                rt_rsp(
+                    SpdmResponse::ChunkResponse(ChunkResponse {
+                        version: v,
+                        last,
+                        handle: 7,
+                        seq_no,
+                        large_message_size: large,
+                        chunk: vec![0x44; 10],
+                    }),
+                    None,
+                );
+            }
+        }
+        for early_error in [false, true] {
+            let inner = if early_error {
+                ErrorResponse::new(v.byte(), ErrorCode::REQUEST_TOO_LARGE, 0)
+                    .encode()
+                    .unwrap()
+            } else {
+                vec![]
+            };
+            rt_rsp(
+                SpdmResponse::ChunkSendAck(ChunkSendAck {
+                    version: v,
+                    early_error,
+                    handle: 7,
+                    seq_no: 2,
+                    response: inner,
+                }),
+                None,
+            );
+        }
+        rt_req(
+            SpdmRequest::ChunkGet(ChunkGet {
+                version: v,
+                handle: 1,
+                seq_no: 65535,
+            }),
+            None,
+        );
+        // LargeMessageSize only on the first chunk; chunks are never empty.
+        let bad = ChunkSend {
+            version: v,
+            last: true,
+            handle: 0,
+            seq_no: 1,
+            large_message_size: Some(5),
+            chunk: vec![1],
+        };
+        assert!(bad.encode().is_err());
+        assert!(ChunkSend::parse(&[v.byte(), 0x85, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]).is_err());
+        assert!(ChunkSend::parse(&[v.byte(), 0x85, 2, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9]).is_err());
+        assert!(ChunkSend::parse(&[v.byte(), 0x85, 1, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9]).is_ok());
+    }
+}
+
 fn arb_block() -> impl Strategy<Value = MeasurementBlock> {
     (
         1u8..=0xFE,

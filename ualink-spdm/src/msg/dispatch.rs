@@ -1,6 +1,6 @@
 //! Dispatch by RequestResponseCode: [`SpdmRequest`] and [`SpdmResponse`].
 //!
-//! Unknown codes and codes this crate does not implement (CHUNK_*, GET_CSR, SET_CERTIFICATE, ...)
+//! Unknown codes and codes this crate does not implement (GET_CSR, SET_CERTIFICATE, ...)
 //! are [`Malformed::UnknownValue`]; a response code where a request is expected (or the other way
 //! round) is [`PeerMisbehaved::UnexpectedMessage`].
 
@@ -94,6 +94,10 @@ pub enum SpdmRequest {
     VendorDefined(VendorDefinedRequest),
     /// RESPOND_IF_READY.
     RespondIfReady(RespondIfReady),
+    /// CHUNK_SEND.
+    ChunkSend(ChunkSend),
+    /// CHUNK_GET.
+    ChunkGet(ChunkGet),
 }
 
 impl SpdmRequest {
@@ -153,6 +157,8 @@ impl SpdmRequest {
                 Self::VendorDefined(VendorDefinedRequest::read(r)?)
             }
             RequestResponseCode::RESPOND_IF_READY => Self::RespondIfReady(RespondIfReady::read(r)?),
+            RequestResponseCode::CHUNK_SEND => Self::ChunkSend(ChunkSend::read(r)?),
+            RequestResponseCode::CHUNK_GET => Self::ChunkGet(ChunkGet::read(r)?),
             c => return Err(unexpected(c, true)),
         })
     }
@@ -178,6 +184,8 @@ impl SpdmRequest {
             Self::EndSession(m) => m.encode(),
             Self::VendorDefined(m) => m.encode(),
             Self::RespondIfReady(m) => m.encode(),
+            Self::ChunkSend(m) => m.encode(),
+            Self::ChunkGet(m) => m.encode(),
         }
     }
 
@@ -204,6 +212,8 @@ impl SpdmRequest {
             Self::EndSession(_) => RequestResponseCode::END_SESSION,
             Self::VendorDefined(_) => RequestResponseCode::VENDOR_DEFINED_REQUEST,
             Self::RespondIfReady(_) => RequestResponseCode::RESPOND_IF_READY,
+            Self::ChunkSend(_) => RequestResponseCode::CHUNK_SEND,
+            Self::ChunkGet(_) => RequestResponseCode::CHUNK_GET,
         }
     }
 }
@@ -247,6 +257,10 @@ pub enum SpdmResponse {
     VendorDefined(VendorDefinedResponse),
     /// ERROR.
     Error(ErrorResponse),
+    /// CHUNK_SEND_ACK.
+    ChunkSendAck(ChunkSendAck),
+    /// CHUNK_RESPONSE.
+    ChunkResponse(ChunkResponse),
 }
 
 impl SpdmResponse {
@@ -308,6 +322,8 @@ impl SpdmResponse {
                 Self::VendorDefined(VendorDefinedResponse::read(r)?)
             }
             RequestResponseCode::ERROR => Self::Error(ErrorResponse::read(r)?),
+            RequestResponseCode::CHUNK_SEND_ACK => Self::ChunkSendAck(ChunkSendAck::read(r)?),
+            RequestResponseCode::CHUNK_RESPONSE => Self::ChunkResponse(ChunkResponse::read(r)?),
             c => return Err(unexpected(c, false)),
         })
     }
@@ -333,6 +349,8 @@ impl SpdmResponse {
             Self::EndSessionAck(m) => m.encode(),
             Self::VendorDefined(m) => m.encode(),
             Self::Error(m) => m.encode(),
+            Self::ChunkSendAck(m) => m.encode(),
+            Self::ChunkResponse(m) => m.encode(),
         }
     }
 
@@ -357,6 +375,8 @@ impl SpdmResponse {
             Self::EndSessionAck(_) => RequestResponseCode::END_SESSION_ACK,
             Self::VendorDefined(_) => RequestResponseCode::VENDOR_DEFINED_RESPONSE,
             Self::Error(_) => RequestResponseCode::ERROR,
+            Self::ChunkSendAck(_) => RequestResponseCode::CHUNK_SEND_ACK,
+            Self::ChunkResponse(_) => RequestResponseCode::CHUNK_RESPONSE,
         }
     }
 }
@@ -383,6 +403,8 @@ impl SpdmRequest {
             Self::EndSession(m) => m.version.byte(),
             Self::VendorDefined(m) => m.version.byte(),
             Self::RespondIfReady(m) => m.version.byte(),
+            Self::ChunkSend(m) => m.version.byte(),
+            Self::ChunkGet(m) => m.version.byte(),
         }
     }
 }
@@ -409,6 +431,8 @@ impl SpdmResponse {
             Self::EndSessionAck(m) => m.version.byte(),
             Self::VendorDefined(m) => m.version.byte(),
             Self::Error(m) => m.version,
+            Self::ChunkSendAck(m) => m.version.byte(),
+            Self::ChunkResponse(m) => m.version.byte(),
         }
     }
 }

@@ -33,6 +33,7 @@ pub mod algorithms;
 pub mod capabilities;
 pub mod certificate;
 pub mod challenge;
+pub mod chunk;
 pub mod digests;
 pub mod encapsulated;
 pub mod end_session;
@@ -58,6 +59,7 @@ pub use algorithms::{
 pub use capabilities::{Capabilities, CapabilityFlags, GetCapabilities};
 pub use certificate::{Certificate, GetCertificate};
 pub use challenge::{Challenge, ChallengeAuth, MeasurementSummaryType};
+pub use chunk::{ChunkGet, ChunkResponse, ChunkSend, ChunkSendAck};
 pub use digests::{Digests, GetDigests, KeyPairInfo};
 pub use dispatch::{SpdmRequest, SpdmResponse};
 pub use encapsulated::{
