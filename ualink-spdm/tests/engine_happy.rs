@@ -175,3 +175,26 @@ fn over_pci_doe_and_mctp_framing() {
         }
     }
 }
+
+#[test]
+fn engines_can_move_between_threads() {
+    fn send<T: Send>() {}
+    send::<ualink_spdm::requester::Requester>();
+    send::<ualink_spdm::responder::Responder<ualink_spdm::device::SoftDevice>>();
+    // A device survives its connection: a second requester attests it again.
+    let asym = AsymAlg::EcdsaP256;
+    let mut rsp = responder(asym);
+    for _ in 0..2 {
+        let mut req = requester(config(SpdmVersion::V12, asym, false), asym);
+        let mut io = Loop::new(&mut rsp);
+        attest(&mut req, &mut io).unwrap();
+    }
+    let dev = rsp.into_device();
+    let mut rsp = ualink_spdm::responder::Responder::new(dev, Default::default());
+    let mut req = requester(config(SpdmVersion::V13, asym, true), asym);
+    let mut io = Loop::new(&mut rsp);
+    assert_eq!(
+        attest(&mut req, &mut io).unwrap().negotiated.version,
+        SpdmVersion::V13
+    );
+}

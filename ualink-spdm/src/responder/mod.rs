@@ -191,6 +191,13 @@ impl<D: Device> Responder<D> {
         &mut self.device
     }
 
+    /// Ends any session and returns the device (to serve the next connection with a fresh
+    /// `Responder`, keeping the device's state such as programmed keys and TDI states).
+    pub fn into_device(mut self) -> D {
+        self.end_session();
+        self.device
+    }
+
     /// The negotiated parameters, once NEGOTIATE_ALGORITHMS succeeded.
     pub fn negotiated(&self) -> Option<Negotiated> {
         match &self.conn {
