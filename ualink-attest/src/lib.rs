@@ -17,10 +17,12 @@
 pub mod audit;
 pub mod ear;
 pub mod error;
+pub mod evidence;
 pub mod pki;
 pub mod sim;
 pub mod snp;
 pub mod tdx;
+pub mod time;
 
 pub use error::{Error, ErrorClass, Result};
 

@@ -1,0 +1,321 @@
+//! `ualink-attest`: the auditor's command. This version implements `verify`; `report`,
+//! `policy test` and `log` follow.
+//!
+//! Exit codes (one per failure class, see `ualink_attest::ErrorClass`):
+//! 0 verified; 2 usage error; 10 malformed evidence; 11 unsupported version or algorithm;
+//! 12 bad signature; 13 untrusted, invalid or expired chain (or TDX quote rejected);
+//! 14 binding mismatch (report_data, TCB, chip id, key kind); 15 tampered log;
+//! 16 I/O error; 17 API misuse; 18 unknown evidence type.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use serde_json::json;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use ualink_attest::evidence::{decode_hex_or_binary, detect, EvidenceKind};
+use ualink_attest::pki::{certs_from_pem_or_der, AnchorOrigin, TrustAnchors};
+use ualink_attest::snp::{SnpCerts, SnpVerifier};
+use ualink_attest::tdx::{trim_zero_padding, verify_quote, TdxCollateral};
+use ualink_attest::{Error, ErrorClass, ExpectedReportData, UnixTime};
+
+#[derive(Parser)]
+#[command(
+    name = "ualink-attest",
+    version,
+    about = "Verify ualink-cc evidence offline"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Verify one evidence item (SNP or sim report, TDX quote), type detected from its bytes
+    /// (hex or binary).
+    ///
+    /// Exit codes: 0 verified, 10 malformed, 11 unsupported, 12 bad signature, 13 untrusted
+    /// or expired chain / quote rejected, 14 binding mismatch, 16 I/O, 18 unknown type.
+    Verify {
+        /// The evidence file.
+        file: PathBuf,
+        /// What the evidence does not carry: SNP VCEK/VLEK and ASK/ASVK (PEM or DER), or TDX
+        /// collateral JSON.
+        #[arg(long = "certs")]
+        certs: Vec<PathBuf>,
+        /// Additional trust anchors (PEM or DER root certificates), e.g. a sim platform's
+        /// ark.pem. The AMD roots are always trusted for SNP.
+        #[arg(long = "trust")]
+        trust: Vec<PathBuf>,
+        /// Verification time (RFC 3339); default: now.
+        #[arg(long = "now")]
+        now: Option<String>,
+        /// Expected report_data: exactly 64 bytes as hex.
+        #[arg(long = "report-data")]
+        report_data: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// An error with its exit code.
+struct Failure {
+    code: u8,
+    class: &'static str,
+    message: String,
+}
+
+fn code_of(e: &Error) -> (u8, &'static str) {
+    match e.class() {
+        ErrorClass::Malformed => (10, "malformed"),
+        ErrorClass::Unsupported => (11, "unsupported"),
+        ErrorClass::Crypto => (12, "bad-signature"),
+        ErrorClass::Trust => (13, "untrusted"),
+        ErrorClass::Binding => (14, "binding-mismatch"),
+        ErrorClass::Tampered => (15, "tampered"),
+        ErrorClass::Io => (16, "io"),
+        _ => (17, "api-misuse"),
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let (code, class) = code_of(&e);
+        Failure {
+            code,
+            class,
+            message: e.to_string(),
+        }
+    }
+}
+
+fn io_failure(e: anyhow::Error) -> Failure {
+    Failure {
+        code: 16,
+        class: "io",
+        message: format!("{e:#}"),
+    }
+}
+
+fn read(path: &PathBuf) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path)
+        .with_context(|| format!("reading {}", path.display()))
+        .map_err(io_failure)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Verify {
+            file,
+            certs,
+            trust,
+            now,
+            report_data,
+            json,
+        } => match verify(
+            &file,
+            &certs,
+            &trust,
+            now.as_deref(),
+            report_data.as_deref(),
+        ) {
+            Ok(out) => {
+                if json {
+                    emit(&serde_json::to_string_pretty(&out).unwrap_or_default());
+                } else {
+                    print_text(&out);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(f) => {
+                if json {
+                    let out = json!({"verified": false, "class": f.class, "error": f.message});
+                    emit(&serde_json::to_string_pretty(&out).unwrap_or_default());
+                } else {
+                    let mut err = std::io::stderr().lock();
+                    let _ = writeln!(err, "REFUSED ({}): {}", f.class, f.message);
+                }
+                ExitCode::from(f.code)
+            }
+        },
+    }
+}
+
+/// Writes to stdout; a closed pipe is not an error worth a panic.
+fn emit(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+}
+
+fn print_text(out: &serde_json::Value) {
+    let mut text = String::from("VERIFIED");
+    if let Some(map) = out.as_object() {
+        for (k, v) in map {
+            match v {
+                serde_json::Value::String(s) => text.push_str(&format!("\n  {k:<22} {s}")),
+                other => text.push_str(&format!("\n  {k:<22} {other}")),
+            }
+        }
+    }
+    emit(&text);
+}
+
+fn verify(
+    file: &PathBuf,
+    certs: &[PathBuf],
+    trust: &[PathBuf],
+    now: Option<&str>,
+    report_data: Option<&str>,
+) -> Result<serde_json::Value, Failure> {
+    let bytes = decode_hex_or_binary(&read(file)?);
+    let now = match now {
+        Some(s) => ualink_attest::time::parse_rfc3339(s)?,
+        None => UnixTime::now(),
+    };
+    let expected = match report_data {
+        None => ExpectedReportData::NotProvided,
+        Some(h) => {
+            let b = hex::decode(h.trim()).map_err(|e| Failure {
+                code: 2,
+                class: "usage",
+                message: format!("--report-data is not hex: {e}"),
+            })?;
+            let arr = <[u8; 64]>::try_from(b.as_slice()).map_err(|_| Failure {
+                code: 2,
+                class: "usage",
+                message: format!("--report-data must be 64 bytes, got {}", b.len()),
+            })?;
+            ExpectedReportData::Expected(arr)
+        }
+    };
+    match detect(&bytes) {
+        Some(EvidenceKind::SnpReport) => verify_snp(&bytes, certs, trust, &expected, now),
+        Some(EvidenceKind::TdxQuote) => verify_tdx(&bytes, certs, &expected, now),
+        Some(EvidenceKind::AuditLog) => Err(Failure {
+            code: 18,
+            class: "unknown-type",
+            message: "audit logs are verified with `ualink-attest report` (not yet available)"
+                .into(),
+        }),
+        None => Err(Failure {
+            code: 18,
+            class: "unknown-type",
+            message: format!(
+                "{} bytes are not an SNP report, a TDX quote or an audit log",
+                bytes.len()
+            ),
+        }),
+    }
+}
+
+fn verify_snp(
+    report: &[u8],
+    cert_files: &[PathBuf],
+    trust: &[PathBuf],
+    expected: &ExpectedReportData,
+    now: UnixTime,
+) -> Result<serde_json::Value, Failure> {
+    let mut anchors = TrustAnchors::amd_builtin()?;
+    for t in trust {
+        anchors = anchors.with_explicit_roots_pem(&read(t)?)?;
+    }
+    // The leaf is the one certificate that is not a CA; the rest are intermediates.
+    let mut leaf = None;
+    let mut intermediates = Vec::new();
+    for f in cert_files {
+        for der in certs_from_pem_or_der(&read(f)?)? {
+            let is_ca = x509_parser::parse_x509_certificate(&der)
+                .ok()
+                .and_then(|(_, c)| c.basic_constraints().ok().flatten().map(|b| b.value.ca))
+                .unwrap_or(false);
+            if is_ca {
+                intermediates.push(der);
+            } else if leaf.replace(der).is_some() {
+                return Err(Failure {
+                    code: 2,
+                    class: "usage",
+                    message: "--certs holds more than one leaf (VCEK/VLEK) certificate".into(),
+                });
+            }
+        }
+    }
+    let leaf = leaf.ok_or_else(|| Failure {
+        code: 2,
+        class: "usage",
+        message: "an SNP report needs its VCEK or VLEK: pass it with --certs".into(),
+    })?;
+    let v = SnpVerifier::new(anchors).verify(
+        report,
+        &SnpCerts {
+            leaf,
+            intermediates,
+        },
+        expected,
+        now,
+    )?;
+    let r = &v.report;
+    let root = match &v.root {
+        AnchorOrigin::AmdBuiltin(g) => format!("AMD {g:?} ARK (built in)"),
+        AnchorOrigin::Explicit => {
+            "explicitly trusted root (not an AMD root: sim or --trust)".into()
+        }
+    };
+    Ok(json!({
+        "type": if matches!(v.root, AnchorOrigin::Explicit) { "snp-report (explicit root)" } else { "snp-report" },
+        "version": r.version,
+        "signer": v.signer.name(),
+        "root": root,
+        "intermediate": v.intermediate,
+        "vcek_sha384": hex::encode(v.leaf_fingerprint),
+        "measurement": hex::encode(r.measurement),
+        "report_data": hex::encode(r.report_data),
+        "report_data_checked": v.report_data_checked,
+        "host_data": hex::encode(r.host_data),
+        "vmpl": r.vmpl,
+        "guest_policy": format!("{:#x}", r.policy),
+        "reported_tcb": format!("bl={} tee={} snp={} ucode={}{}", r.reported_tcb.bootloader,
+            r.reported_tcb.tee, r.reported_tcb.snp, r.reported_tcb.microcode,
+            r.reported_tcb.fmc.map(|f| format!(" fmc={f}")).unwrap_or_default()),
+        "chip_id": hex::encode(r.chip_id),
+        "chip_id_checked": v.chip_id_checked,
+        "verified_at": now.secs(),
+    }))
+}
+
+fn verify_tdx(
+    buf: &[u8],
+    cert_files: &[PathBuf],
+    expected: &ExpectedReportData,
+    now: UnixTime,
+) -> Result<serde_json::Value, Failure> {
+    let quote = trim_zero_padding(buf)?;
+    let [collateral_file] = cert_files else {
+        return Err(Failure {
+            code: 2,
+            class: "usage",
+            message: "a TDX quote needs exactly one --certs FILE: its collateral JSON".into(),
+        });
+    };
+    let collateral = TdxCollateral::from_json(&read(collateral_file)?)?;
+    let v = verify_quote(quote, &collateral, expected, now)?;
+    Ok(json!({
+        "type": "tdx-quote",
+        "version": v.version,
+        "tcb_status": v.tcb_status,
+        "advisory_ids": v.advisory_ids,
+        "zero_padding_trimmed": buf.len() - quote.len(),
+        "mr_td": hex::encode(v.td.mr_td),
+        "rtmr0": hex::encode(v.td.rtmr[0]),
+        "rtmr1": hex::encode(v.td.rtmr[1]),
+        "rtmr2": hex::encode(v.td.rtmr[2]),
+        "rtmr3": hex::encode(v.td.rtmr[3]),
+        "mr_seam": hex::encode(v.td.mr_seam),
+        "td_attributes": hex::encode(v.td.td_attributes),
+        "report_data": hex::encode(v.td.report_data),
+        "report_data_checked": v.report_data_checked,
+        "verified_at": now.secs(),
+    }))
+}
