@@ -22,6 +22,33 @@
 //! [`Finish::signed_portion`] / [`Finish::without_verify_data`],
 //! [`PskExchangeRsp::without_verify_data`]. They slice the received bytes (as received, never
 //! re-encoded) at offsets computed from the parsed fields.
+//!
+//! # Using the codecs from an engine
+//!
+//! * Before ALGORITHMS, parse with `ctx = None` (only GET_VERSION..ALGORITHMS, ERROR and the
+//!   fixed-layout messages are accepted); afterwards build the context once with
+//!   [`MsgContext::from_negotiation`] and, for each response, refine it with
+//!   [`MsgContext::for_response_to`] the request it answers (that is what sizes the optional
+//!   MeasurementSummaryHash and the MEASUREMENTS signature). After a new GET_VERSION, parse the
+//!   VERSION (or ERROR, which then carries 0x10) with `ctx = None` again.
+//! * Expecting a specific response? Parse with [`SpdmResponse::parse`] and match, so that an
+//!   ERROR (Busy, ResponseNotReady, ...) arrives as [`SpdmResponse::Error`] rather than as an
+//!   unexpected-code error from the specific type's `parse`.
+//! * PCI DOE pads every message to a DWORD: use [`SpdmRequest::parse_padded`] /
+//!   [`SpdmResponse::parse_padded`], which accept at most three zero bytes and return the
+//!   message length; transcripts take only that many bytes.
+//! * Encapsulated flows: [`EncapsulatedRequest::inner`] / [`EncapsulatedResponseAck::inner`] and
+//!   [`DeliverEncapsulatedResponse::inner`] parse the wrapped message with the context reversed
+//!   ([`MsgContext::reversed`]: the requester's signature size and multi-key setting apply).
+//!
+//! # Transcripts (checked against the captured libspdm signatures, `tests/msg_signed_kat.rs`)
+//!
+//! * M1 = VCA ‖ every GET_DIGESTS/DIGESTS and GET_CERTIFICATE/CERTIFICATE pair (all slots, in
+//!   order) ‖ CHALLENGE ‖ `ChallengeAuth::signed_portion`.
+//! * L1 = VCA ‖ GET_MEASUREMENTS ‖ `Measurements::signed_portion` (1.2 and 1.3).
+//! * TH for the KEY_EXCHANGE_RSP signature = VCA ‖ [DIGESTS response, 1.3 with MULTI_KEY_CONN]
+//!   ‖ Hash(certificate chain) ‖ KEY_EXCHANGE ‖ `KeyExchangeRsp::signed_portion`; the DIGESTS
+//!   comes *before* the chain hash.
 
 use alloc::vec::Vec;
 
