@@ -154,6 +154,12 @@ pub(crate) fn verify_chain(
     now: UnixTime,
 ) -> Result<VerifiedChain> {
     check_validity(leaf, now)?;
+    if is_ca(leaf) {
+        return Err(Error::ChainInvalid {
+            cert: subject_string(leaf),
+            reason: "the signing certificate is a CA, not an end-entity key".into(),
+        });
+    }
     let leaf_issuer = leaf.issuer().as_raw();
     let mut last_err = None;
     let mut found_issuer = false;

@@ -322,3 +322,17 @@ fn vlek_report_with_vcek_is_refused() {
         .unwrap_err();
     assert!(matches!(e, Error::KeyKindMismatch { .. }), "{e}");
 }
+
+#[test]
+fn a_ca_certificate_is_not_accepted_as_the_signing_key() {
+    let ask = certs_from_pem_or_der(sev::certs::snp::builtin::milan::ASK).unwrap();
+    let e = amd()
+        .verify(
+            &milan_report(),
+            &SnpCerts::leaf_only(&ask[0]),
+            &ExpectedReportData::NotProvided,
+            NOW,
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::ChainInvalid { .. }), "{e}");
+}
