@@ -390,3 +390,15 @@ pub struct CvmAppraisalInput {
     /// The time of the decision (unix seconds).
     pub now: u64,
 }
+
+impl From<&crate::Decision> for PriorDecision {
+    /// The summary of `d` that a later decision carries (e.g. the device appraisal inside a
+    /// [`TdiAcceptInput`]).
+    fn from(d: &crate::Decision) -> Self {
+        Self {
+            allow: d.allow,
+            rules: d.rules.clone(),
+            policy_digest: Sha384(d.policy_digest),
+        }
+    }
+}

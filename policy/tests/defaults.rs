@@ -686,3 +686,29 @@ fn several_failures_are_all_named_and_sorted() {
         ["deny.debug_enabled", "deny.report_data_not_bound"]
     );
 }
+
+#[test]
+fn device_appraisal_feeds_tdi_acceptance() {
+    use ualink_policy::input::PriorDecision;
+    let e = engine();
+    let appraisal = e
+        .evaluate(DeviceAppraisal, &input(DeviceAppraisal))
+        .unwrap();
+    let mut tdi: ualink_policy::TdiAcceptInput =
+        serde_json::from_value(input(TdiAcceptance)).unwrap();
+    tdi.device_appraisal = PriorDecision::from(&appraisal);
+    let d = e.evaluate_tdi_accept(&tdi).unwrap();
+    assert!(d.allow, "{d:?}");
+    assert!(d
+        .reasons
+        .iter()
+        .any(|r| r.contains(&hex::encode(appraisal.policy_digest))));
+
+    let mut bad = input(DeviceAppraisal);
+    set(&mut bad, "model", json!("X9"));
+    tdi.device_appraisal = PriorDecision::from(&e.evaluate(DeviceAppraisal, &bad).unwrap());
+    assert_denied_by(
+        &e.evaluate_tdi_accept(&tdi).unwrap(),
+        "device_not_appraised",
+    );
+}
