@@ -493,6 +493,14 @@ fn unknown_codes_and_values_are_typed_errors() {
             rdtm: 1
         })
     );
+    // ResponseNotReady must name a request being processed.
+    assert!(ErrorResponse::parse(&[0x12, 0x7F, 0x42, 0, 1, 0x60, 7, 1]).is_err());
+    assert!(ErrorResponse::parse(&[0x12, 0x7F, 0x42, 0, 1, 0xF0, 7, 1]).is_err());
+    assert_eq!(
+        ErrorCode::RESPONSE_NOT_READY.name(),
+        Some("ResponseNotReady")
+    );
+    assert_eq!(ErrorCode(0x02).name(), None);
     // A code without extended data followed by bytes.
     assert!(ErrorResponse::parse(&[0x12, 0x7F, 0x03, 0, 0]).is_err());
 

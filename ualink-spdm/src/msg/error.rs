@@ -68,9 +68,38 @@ impl ErrorCode {
     /// Vendor/other standards defined.
     pub const VENDOR: Self = Self(0xFF);
 
+    /// The spec name of a defined code.
+    pub const fn name(self) -> Option<&'static str> {
+        Some(match self.0 {
+            0x01 => "InvalidRequest",
+            0x03 => "Busy",
+            0x04 => "UnexpectedRequest",
+            0x05 => "Unspecified",
+            0x06 => "DecryptError",
+            0x07 => "UnsupportedRequest",
+            0x08 => "RequestInFlight",
+            0x09 => "InvalidResponseCode",
+            0x0A => "SessionLimitExceeded",
+            0x0B => "SessionRequired",
+            0x0C => "ResetRequired",
+            0x0D => "ResponseTooLarge",
+            0x0E => "RequestTooLarge",
+            0x0F => "LargeResponse",
+            0x10 => "MessageLost",
+            0x11 => "InvalidPolicy",
+            0x41 => "VersionMismatch",
+            0x42 => "ResponseNotReady",
+            0x43 => "RequestResynch",
+            0x44 => "OperationFailed",
+            0x45 => "NoPendingRequests",
+            0xFF => "Vendor",
+            _ => return None,
+        })
+    }
+
     /// True for codes defined by SPDM 1.2/1.3 (0x02 InvalidSession was removed in 1.2).
     pub const fn is_known(self) -> bool {
-        matches!(self.0, 0x01 | 0x03..=0x11 | 0x41..=0x45 | 0xFF)
+        self.name().is_some()
     }
 
     /// True for codes a message with header version byte `version` may carry: InvalidPolicy,
@@ -173,6 +202,13 @@ impl ErrorResponse {
                 super::zero(h.param2, "ERROR ErrorData (ResponseNotReady)")?;
                 let rdt_exponent = r.u8("ResponseNotReady RDTExponent")?;
                 let request_code = RequestResponseCode(r.u8("ResponseNotReady RequestCode")?);
+                if !request_code.is_request() || request_code.name().is_none() {
+                    return Err(Malformed::UnknownValue {
+                        what: "ResponseNotReady RequestCode",
+                        value: u32::from(request_code.0),
+                    }
+                    .into());
+                }
                 let token = r.u8("ResponseNotReady Token")?;
                 let rdtm = r.u8("ResponseNotReady RDTM")?;
                 ExtendedErrorData::ResponseNotReady(ResponseNotReady {
