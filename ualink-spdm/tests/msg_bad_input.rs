@@ -396,6 +396,8 @@ fn unknown_codes_and_values_are_typed_errors() {
     assert!(unknown(set("v13", 4, 36, 0x02))); // AlgStructs not ascending
     assert!(unknown(set("v13", 17, 3, 0x03))); // ENCAPSULATED_RESPONSE_ACK PayloadType 3
     assert!(unknown(set("v13", 7, 2, 0x03))); // DIGESTS provisioned slot not supported
+    assert!(unknown(set("v13", 7, 151, 0x04))); // DIGESTS CertModel 4
+    assert!(unknown(set("v13", 9, 3, 0x07))); // CERTIFICATE CertModel 7
                                               // FINISH with a signature when no requester signature algorithm was negotiated.
     let fin = find("v13", 38);
     let no_mut = MsgContext {

@@ -104,6 +104,7 @@ impl Certificate {
         super::only_bits(p1, 0x0F, "CERTIFICATE Param1")?;
         let slot_id = super::slot(p1, "CERTIFICATE SlotID")?;
         super::only_bits(p2, p2_mask(version, false), "CERTIFICATE Param2")?;
+        super::digests::cert_model(p2, "CERTIFICATE CertificateInfo CertModel")?;
         let portion_len = usize::from(r.u16("CERTIFICATE PortionLength")?);
         let remainder_length = r.u16("CERTIFICATE RemainderLength")?;
         let portion = super::take_vec(r, portion_len, "CERTIFICATE CertChain portion")?;

@@ -58,6 +58,17 @@ pub struct KeyPairInfo {
     pub key_usage_mask: u16,
 }
 
+/// CertificateInfo CertModel (bits 2:0): 0 none, 1 device, 2 alias, 3 generic; 4..7 reserved.
+pub(crate) fn cert_model(info: u8, what: &'static str) -> Result<u8, Malformed> {
+    match info & 0x07 {
+        m @ 0..=3 => Ok(m),
+        m => Err(Malformed::UnknownValue {
+            what,
+            value: u32::from(m),
+        }),
+    }
+}
+
 /// KeyUsageMask bits that are defined.
 pub const KEY_USAGE_DEFINED: u16 = 0xC00F;
 
@@ -108,6 +119,7 @@ impl Digests {
             for (id, info) in ids.iter().zip(infos) {
                 let key_usage_mask = r.u16("DIGESTS KeyUsageMask")?;
                 super::only_bits(*info, 0x07, "DIGESTS CertificateInfo")?;
+                cert_model(*info, "DIGESTS CertificateInfo CertModel")?;
                 if key_usage_mask & !KEY_USAGE_DEFINED != 0 {
                     return Err(Malformed::ReservedNonZero {
                         what: "DIGESTS KeyUsageMask",
