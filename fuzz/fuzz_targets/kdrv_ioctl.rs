@@ -174,6 +174,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = d.vpod_create(&tsm, TenantId(1), &[acc(0), acc(1)]);
     let _ = d.vpod_create(&tsm, TenantId(2), &[acc(2), acc(3)]);
     for a in 0..N_ACC {
+        let _ = d.tdi_update(&tsm, acc(a), ualink_kdrv::TdiState::ConfigLocked, 1, false);
         let _ = d.tdi_update(&tsm, acc(a), ualink_kdrv::TdiState::Run, 1, false);
     }
     let _ = d.window_create(&tsm, TenantId(1), acc(0), 0, 1 << 20);

@@ -129,6 +129,24 @@ pub enum TdiState {
 }
 
 impl TdiState {
+    /// The TDISP state machine (TDISP 1.0 §11.1): LOCK (UNLOCKED → LOCKED), START (LOCKED → RUN), an
+    /// error (LOCKED or RUN → ERROR), STOP (any → UNLOCKED), and staying put (an epoch update). Any
+    /// other transition is refused, so a confused or malicious TSM cannot mirror a TDI into RUN without
+    /// it having been locked first.
+    ///
+    /// Return: the new state, or `EINVAL` for an illegal transition.
+    pub fn transition(self, to: TdiState) -> core::result::Result<TdiState, Errno> {
+        use TdiState::*;
+        match (self, to) {
+            (a, b) if a == b => Ok(b),
+            (_, ConfigUnlocked)
+            | (ConfigUnlocked, ConfigLocked)
+            | (ConfigLocked, Run)
+            | (ConfigLocked | Run, Error) => Ok(to),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
     /// From the UAPI encoding (0 unlocked, 1 locked, 2 run, 3 error).
     ///
     /// Return: `EINVAL` for any other value.
@@ -813,9 +831,9 @@ impl<F: FabricOps, C: CryptoBackend, A: AuditSink, N: InvalidateSink> Driver<F, 
 
     /// Updates the mirror of `accel`'s TDI (TSM only). Leaving RUN or changing the attestation epoch
     /// revokes every attachment whose grant named this TDI. `quarantine` marks the device unusable for
-    /// new vPods and windows.
+    /// new vPods and windows. The state must follow the TDISP state machine ([`TdiState::transition`]).
     ///
-    /// Return: `EPERM`, `ENOENT`, `ENOMEM`.
+    /// Return: `EPERM`, `ENOENT`, `EINVAL` (illegal transition), `ENOMEM`.
     pub fn tdi_update(
         &mut self,
         file: &FileCtx,
@@ -829,7 +847,9 @@ impl<F: FabricOps, C: CryptoBackend, A: AuditSink, N: InvalidateSink> Driver<F, 
             .accel_mut(accel)
             .ok_or(ApiMisuse::NotFound("accelerator"))?;
         let (old_state, old_epoch) = (a.tdi, a.epoch);
-        a.tdi = state;
+        a.tdi = old_state
+            .transition(state)
+            .map_err(|_| Malformed::BadField("illegal TDISP transition"))?;
         a.epoch = epoch;
         a.quarantined = a.quarantined || quarantine;
         self.audit.record(&AuditEvent::TdiUpdate {
@@ -857,9 +877,10 @@ impl<F: FabricOps, C: CryptoBackend, A: AuditSink, N: InvalidateSink> Driver<F, 
 
     /// Relays a key-slot command to the device and records the returned metadata (TSM only). If a slot
     /// that was live stops being live, or its key (fingerprint or epoch) changes, every attachment
-    /// between the two accelerators is revoked.
+    /// between the two accelerators is revoked. `Go` on a TX slot is refused until the peer's matching
+    /// RX slot is enabled (RX before TX, UALink_200 §9.5.10).
     ///
-    /// Return: `EPERM`, `ENOENT`, `ENOMEM`, or the backend's errno.
+    /// Return: `EPERM`, `ENOENT`, `EBUSY` (TX before the peer's RX), `ENOMEM`, or the backend's errno.
     pub fn key_slot(
         &mut self,
         file: &FileCtx,
@@ -870,10 +891,41 @@ impl<F: FabricOps, C: CryptoBackend, A: AuditSink, N: InvalidateSink> Driver<F, 
         if self.accel(slot.accel).is_none() || self.accel(slot.peer).is_none() {
             return Err(ApiMisuse::NotFound("accelerator").into());
         }
+        if cmd == KeySlotCommand::Go && slot.dir == Direction::Tx && !self.peer_rx_enabled(&slot) {
+            return Err(ApiMisuse::Busy("RX must be enabled at the peer before TX").into());
+        }
         self.key_slots.try_reserve(1)?;
         let status = self.fabric.key_slot(slot, cmd)?;
         self.record_slot(slot, status)?;
         Ok(status)
+    }
+
+    /// Bring-up order (UALink_200 §9.5.10): a TX slot may go live only once the peer's matching RX
+    /// slot — on the peer port that shares a switch with this port — is enabled.
+    fn peer_rx_enabled(&self, tx: &KeySlotRef) -> bool {
+        let Some(sw) = self
+            .links
+            .iter()
+            .find(|l| l.accel == tx.accel && l.accel_port == tx.port)
+            .map(|l| l.switch)
+        else {
+            return false;
+        };
+        self.links
+            .iter()
+            .filter(|l| l.accel == tx.peer && l.switch == sw)
+            .any(|l| {
+                let rx = KeySlotRef {
+                    accel: tx.peer,
+                    port: l.accel_port,
+                    dir: Direction::Rx,
+                    peer: tx.accel,
+                };
+                match self.key_slots.binary_search_by(|(s, _)| s.cmp(&rx)) {
+                    Ok(i) => self.key_slots.get(i).is_some_and(|(_, st)| st.enabled),
+                    Err(_) => false,
+                }
+            })
     }
 
     fn record_slot(&mut self, slot: KeySlotRef, status: KeySlotStatus) -> Result<()> {
@@ -1475,7 +1527,7 @@ impl<F: FabricOps, C: CryptoBackend, A: AuditSink, N: InvalidateSink> Driver<F, 
         b.state = BufferState::Revoking;
         let handle = b.handle;
         let atts = core::mem::take(&mut b.attachments);
-        let stats = self.revoke_keys(&atts, cause);
+        let stats = self.revoke_keys(&atts);
         let mut pins = 0;
         let mut wkey = None;
         if let Some(b) = self.buffers.get_mut(k) {
@@ -1504,7 +1556,7 @@ impl<F: FabricOps, C: CryptoBackend, A: AuditSink, N: InvalidateSink> Driver<F, 
         if keys.is_empty() {
             return;
         }
-        let stats = self.revoke_keys(keys, cause);
+        let stats = self.revoke_keys(keys);
         self.audit.record(&AuditEvent::Revoke {
             scope: RevokeScope::Attachments,
             cause,
@@ -1518,7 +1570,7 @@ impl<F: FabricOps, C: CryptoBackend, A: AuditSink, N: InvalidateSink> Driver<F, 
 
     /// Marks, notifies, drains (one shared bound) and zaps. Never fails: hardware errors are counted
     /// and the driver state fails closed (the attachments are revoked regardless).
-    fn revoke_keys(&mut self, keys: &[Key], _cause: RevokeCause) -> RevokeStats {
+    fn revoke_keys(&mut self, keys: &[Key]) -> RevokeStats {
         let mut stats = RevokeStats::default();
         // Phase 1: mark revoked, move_notify every mapped importer.
         for k in keys {
@@ -1573,9 +1625,11 @@ impl<F: FabricOps, C: CryptoBackend, A: AuditSink, N: InvalidateSink> Driver<F, 
     }
 
     /// Offboards a tenant (TSM only): its buffers are revoked (DEAD), its own attachments revoked and
-    /// removed, its windows' permissions and its vPod's routes cleared, its accelerators freed.
+    /// removed, its windows' permissions and its vPod's routes cleared, its accelerators freed, and
+    /// every link key to or from its accelerators zeroized at both ends.
     ///
-    /// Return: `EPERM`, `ENOENT`, `ENOMEM`.
+    /// Return: `EPERM`, `ENOENT`, `ENOMEM`, `EIO` (a key slot could not be invalidated; the offboarding
+    /// itself is complete).
     pub fn tenant_offboard(&mut self, file: &FileCtx, tenant: TenantId) -> Result<()> {
         Self::require_tsm(file)?;
         let pos = self
@@ -1615,6 +1669,26 @@ impl<F: FabricOps, C: CryptoBackend, A: AuditSink, N: InvalidateSink> Driver<F, 
                 a.tenant = None;
             }
         }
+        // Zeroize every link key to or from the tenant's accelerators, at both ends.
+        let mut hw_errors = 0u32;
+        for (slot, _) in self
+            .key_slots
+            .iter()
+            .filter(|(s, _)| t.members.contains(&s.accel) || t.members.contains(&s.peer))
+        {
+            if self
+                .fabric
+                .key_slot(*slot, KeySlotCommand::Invalidate)
+                .is_err()
+            {
+                hw_errors = hw_errors.saturating_add(1);
+            }
+        }
+        self.key_slots
+            .retain(|(s, _)| !(t.members.contains(&s.accel) || t.members.contains(&s.peer)));
+        if hw_errors != 0 {
+            return Err(OpsError::Io.into());
+        }
         Ok(())
     }
 
@@ -1646,13 +1720,12 @@ impl<F: FabricOps, C: CryptoBackend, A: AuditSink, N: InvalidateSink> Driver<F, 
     // ---------------------------------------------------------------- RAS
 
     /// Handles up to `max` pending hardware fault reports (bounded by the config); returns how many
-    /// were handled. Each is audited.
+    /// were handled. Each is audited. Then runs the expiry timer ([`Driver::tick`]).
     ///
     /// Return: `EPERM`, `ENOMEM`.
     pub fn process_faults(&mut self, file: &FileCtx, max: u32) -> Result<u32> {
         Self::require_tsm(file)?;
         let max = max.min(self.config.max_faults_per_poll);
-        self.tick()?;
         let mut n = 0u32;
         while n < max {
             let Some(f) = self.fabric.next_fault() else {
@@ -1662,6 +1735,8 @@ impl<F: FabricOps, C: CryptoBackend, A: AuditSink, N: InvalidateSink> Driver<F, 
             self.audit.record(&AuditEvent::Fault(f));
             self.handle_fault(f)?;
         }
+        // Last, so that time spent draining for the faults above counts toward grant expiry.
+        self.tick()?;
         Ok(n)
     }
 

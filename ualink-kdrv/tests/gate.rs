@@ -276,7 +276,7 @@ fn stale_epoch_is_estale_and_tdi_not_running_is_ehostdown() {
     let r = s.attach_b(Some(&g), Rights::READ);
     assert_denied(&s, r, Errno::ESTALE, Denial::StaleEpoch);
 
-    s.d.tdi_update(&t, acc(2), TdiState::ConfigLocked, 1, false)
+    s.d.tdi_update(&t, acc(2), TdiState::Error, 1, false)
         .unwrap();
     let mut c = s.claims_for_b();
     c.exporter_epoch = 2;

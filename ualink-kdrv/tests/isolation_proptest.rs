@@ -294,14 +294,22 @@ fn run(ops: Vec<Op>) -> usize {
             }
             Op::Tdi { accel, run, bump } => {
                 let e = m.tdi.get_mut(&accel).unwrap();
+                let was_run = e.0;
                 e.0 = run;
                 if bump {
                     e.1 += 1;
                 }
+                if run && !was_run {
+                    // STOP to a known state, LOCK, then START (the TDISP order).
+                    s.d.tdi_update(&t, acc(accel), TdiState::ConfigUnlocked, e.1, false)
+                        .unwrap();
+                    s.d.tdi_update(&t, acc(accel), TdiState::ConfigLocked, e.1, false)
+                        .unwrap();
+                }
                 let st = if run {
                     TdiState::Run
                 } else {
-                    TdiState::ConfigLocked
+                    TdiState::ConfigUnlocked
                 };
                 s.d.tdi_update(&t, acc(accel), st, e.1, false).unwrap();
             }

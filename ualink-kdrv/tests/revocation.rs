@@ -608,3 +608,84 @@ fn grant_expiry_revokes_at_the_next_tick_only_the_expired_attachments() {
         }
     )));
 }
+
+#[test]
+fn tdi_mirror_follows_the_tdisp_state_machine() {
+    let mut s = Scenario::new();
+    let t = s.tsm_file;
+    // RUN -> LOCKED is not a TDISP transition.
+    assert_eq!(
+        s.d.tdi_update(&t, acc(4), TdiState::ConfigLocked, 1, false)
+            .map_err(Errno::from),
+        Err(Errno::EINVAL)
+    );
+    s.d.tdi_update(&t, acc(4), TdiState::ConfigUnlocked, 1, false)
+        .unwrap();
+    // UNLOCKED -> RUN skips LOCK.
+    assert_eq!(
+        s.d.tdi_update(&t, acc(4), TdiState::Run, 1, false)
+            .map_err(Errno::from),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(s.d.tdi(acc(4)), Some((TdiState::ConfigUnlocked, 1)));
+    s.d.tdi_update(&t, acc(4), TdiState::ConfigLocked, 2, false)
+        .unwrap();
+    s.d.tdi_update(&t, acc(4), TdiState::Error, 2, false)
+        .unwrap();
+    assert_eq!(
+        s.d.tdi_update(&t, acc(4), TdiState::Run, 2, false)
+            .map_err(Errno::from),
+        Err(Errno::EINVAL)
+    );
+    // Tenants cannot touch the mirror.
+    let fa = s.fa;
+    assert_eq!(
+        s.d.tdi_update(&fa, acc(0), TdiState::ConfigUnlocked, 1, false)
+            .map_err(Errno::from),
+        Err(Errno::EPERM)
+    );
+}
+
+#[test]
+fn tx_goes_live_only_after_the_peers_rx() {
+    let mut s = Scenario::new();
+    let t = s.tsm_file;
+    let tx = KeySlotRef {
+        accel: acc(4),
+        port: PortId(0),
+        dir: Direction::Tx,
+        peer: acc(5),
+    };
+    let rx = KeySlotRef {
+        accel: acc(5),
+        port: PortId(0),
+        dir: Direction::Rx,
+        peer: acc(4),
+    };
+    s.d.key_slot(&t, rx, KeySlotCommand::Stop).unwrap();
+    s.d.key_slot(&t, tx, KeySlotCommand::Stop).unwrap();
+    assert_eq!(
+        s.d.key_slot(&t, tx, KeySlotCommand::Go)
+            .map_err(Errno::from),
+        Err(Errno::EBUSY)
+    );
+    s.d.key_slot(&t, rx, KeySlotCommand::Go).unwrap();
+    assert!(s.d.key_slot(&t, tx, KeySlotCommand::Go).unwrap().enabled);
+}
+
+#[test]
+fn offboarding_zeroizes_link_keys_at_both_ends() {
+    let mut w = World::new();
+    let t = w.s.tsm_file;
+    w.s.d.tenant_offboard(&t, TENANT_B).unwrap();
+    for (slot, st) in w.s.d.fabric().slots.borrow().iter() {
+        let involves_b = [2, 3].contains(&slot.accel.get()) || [2, 3].contains(&slot.peer.get());
+        if involves_b {
+            assert_eq!(st.active.fingerprint, None, "{slot:?}");
+            assert!(!st.enabled, "{slot:?}");
+            assert_eq!(w.s.d.key_slot_meta(slot), None);
+        } else {
+            assert!(st.enabled, "{slot:?}");
+        }
+    }
+}

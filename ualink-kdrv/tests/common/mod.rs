@@ -475,6 +475,8 @@ impl Scenario {
         d.vpod_create(&t, TENANT_A, &[acc(0), acc(1)]).unwrap();
         d.vpod_create(&t, TENANT_B, &[acc(2), acc(3)]).unwrap();
         for a in 0..n {
+            d.tdi_update(&t, acc(a), TdiState::ConfigLocked, 1, false)
+                .unwrap();
             d.tdi_update(&t, acc(a), TdiState::Run, 1, false).unwrap();
         }
         // The TSM records every key slot the devices report.
