@@ -249,3 +249,53 @@ fn v13_l1_hashes_inside_and_outside_the_session_match_libspdm() {
     assert_eq!(ours.len(), 3);
     assert_eq!(ours, logged);
 }
+
+/// libspdm's requester messages, replayed into our responder (with our own P-256/P-384
+/// identity), get proper answers: VCA, DIGESTS, CERTIFICATE, CHALLENGE_AUTH, MEASUREMENTS.
+#[test]
+fn libspdm_requests_are_answered_by_our_responder() {
+    use ualink_spdm::algo::AsymAlg;
+    use ualink_spdm::device::SoftDevice;
+    use ualink_spdm::identity::{DeviceIdentity, IdentityOptions};
+    use ualink_spdm::responder::{Responder, ResponderConfig};
+    use ualink_spdm::transport::MessageKind;
+
+    for (name, asym, expect_version) in [
+        (
+            "v12_p256_nosession.transcript.full.txt",
+            AsymAlg::EcdsaP256,
+            0x12,
+        ),
+        (
+            "v13_p384_session.transcript.full.txt",
+            AsymAlg::EcdsaP384,
+            0x13,
+        ),
+    ] {
+        let id = DeviceIdentity::generate(asym, &IdentityOptions::default()).unwrap();
+        let mut rsp = Responder::new(SoftDevice::new(id, 1).unwrap(), ResponderConfig::default());
+        let recs = common::transcript(name);
+        let wanted = [0x84u8, 0xE1, 0xE3, 0x81, 0x82, 0x83, 0xE0];
+        let mut seen = Vec::new();
+        for r in recs.iter().take_while(|r| r.is_spdm()) {
+            let code = r.bytes[1];
+            // Requests only, each code once, slot 0 for certificates.
+            if !wanted.contains(&code) || seen.contains(&code) || (code == 0x82 && r.bytes[2] != 0)
+            {
+                continue;
+            }
+            seen.push(code);
+            let out = rsp.handle(MessageKind::Spdm, &r.bytes).unwrap();
+            assert_ne!(
+                out.bytes[1], 0x7F,
+                "{name}: {} answered with ERROR {:02x?}",
+                r.decode, &out.bytes
+            );
+            assert_eq!(out.bytes[1], code & 0x7F, "{name}");
+            if code != 0x84 {
+                assert_eq!(out.bytes[0], expect_version, "{name}");
+            }
+        }
+        assert_eq!(seen, wanted, "{name}");
+    }
+}
