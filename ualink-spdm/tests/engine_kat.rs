@@ -1,7 +1,7 @@
 //! Known answers: the captured libspdm sessions, fed through our transcript rules, give
 //! transcripts whose hashes the captured CHALLENGE_AUTH, MEASUREMENTS and KEY_EXCHANGE_RSP
-//! signatures verify over (with the captured chains), and whose TH equals the th1 libspdm
-//! logged. Only the requester's view is used: exactly what `Requester` does with each pair.
+//! signatures verify over (with the captured chains), and whose TH equals the th1 (and th2)
+//! libspdm logged. Only the requester's view is used: exactly what `Requester` does with each pair.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod common;
 
@@ -19,12 +19,14 @@ use ualink_spdm::transcript::{Transcripts, Vca};
 /// Inside every sample certificate's validity.
 const NOW: u64 = 1_798_761_600;
 
-#[derive(Default, Debug)]
+#[derive(Default)]
 struct Verified {
     challenge_auth: usize,
     measurements: usize,
     key_exchange_rsp: usize,
     th1: Vec<Vec<u8>>,
+    /// TH after each KEY_EXCHANGE_RSP including its ResponderVerifyData (ready for FINISH).
+    th: Vec<ualink_spdm::transcript::Th>,
 }
 
 fn replay(name: &str) -> Verified {
@@ -163,6 +165,10 @@ fn replay(name: &str) -> Verified {
                 .unwrap();
                 th.push(kr.without_verify_data(rsp).unwrap());
                 out.th1.push(th.hash().as_bytes().to_vec());
+                if let Some(vd) = &kr.verify_data {
+                    th.push(vd);
+                }
+                out.th.push(th);
                 out.key_exchange_rsp += 1;
             }
             _ => {}
@@ -174,13 +180,23 @@ fn replay(name: &str) -> Verified {
 #[test]
 fn v12_p256_no_session_signatures_verify_over_our_transcripts() {
     let v = replay("v12_p256_nosession.transcript.full.txt");
-    assert_eq!((v.challenge_auth, v.measurements), (1, 1), "{v:?}");
+    assert_eq!(
+        (v.challenge_auth, v.measurements),
+        (1, 1),
+        "{:?}",
+        (v.challenge_auth, v.measurements, v.key_exchange_rsp)
+    );
 }
 
 #[test]
 fn v13_p384_session_signatures_and_th1_match_libspdm() {
     let v = replay("v13_p384_session.transcript.full.txt");
-    assert_eq!((v.challenge_auth, v.measurements), (1, 1), "{v:?}");
+    assert_eq!(
+        (v.challenge_auth, v.measurements),
+        (1, 1),
+        "{:?}",
+        (v.challenge_auth, v.measurements, v.key_exchange_rsp)
+    );
     // The second KEY_EXCHANGE follows in-session traffic, where this plain replay stops.
     assert_eq!(v.key_exchange_rsp, 1);
     let logged = common::log_values("v13_p384_session.req.log", "th1 hash");
@@ -190,9 +206,26 @@ fn v13_p384_session_signatures_and_th1_match_libspdm() {
 #[test]
 fn v12_p256_doe_session_th1_matches_libspdm() {
     let v = replay("tsm_like_v12_p256_pcidoe.transcript.full.txt");
-    assert!(v.key_exchange_rsp >= 1, "{v:?}");
+    assert!(
+        v.key_exchange_rsp >= 1,
+        "{:?}",
+        (v.challenge_auth, v.measurements, v.key_exchange_rsp)
+    );
     let logged = common::log_values("tsm_like_v12_p256_pcidoe.req.log", "th1 hash");
     assert_eq!(v.th1, logged[..v.th1.len()]);
+
+    // th2 = TH ‖ ResponderVerifyData ‖ FINISH ‖ FINISH_RSP (FINISH went encrypted; the log
+    // prints the plaintext), equal to the th2 libspdm derived the data keys from.
+    let text = String::from_utf8(common::data("tsm_like_v12_p256_pcidoe.req.log")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let at = |what: &str| lines.iter().position(|l| l.contains(what)).unwrap();
+    let finish = dump_after(&lines, at("msg SPDM_FINISH(0xe5)"));
+    let finish_rsp = dump_after(&lines, at("msg SPDM_FINISH_RSP(0x65)"));
+    let mut th = v.th.into_iter().next().unwrap();
+    th.push(&finish);
+    th.push(&finish_rsp);
+    let th2 = common::log_values("tsm_like_v12_p256_pcidoe.req.log", "th2 hash");
+    assert_eq!(th.hash().as_bytes(), &th2[0][..]);
 }
 
 /// The hex dump that follows line `at` of a libspdm log (`0000: 13 e0 ...` lines).
