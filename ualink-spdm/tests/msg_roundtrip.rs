@@ -503,6 +503,42 @@ fn encapsulated_vendor_error_and_retry_messages_round_trip() {
             d.inner(&rc.for_response_to(&inner_req)).unwrap(),
             SpdmResponse::Digests(digests)
         );
+        // Over PCI DOE the wrapper's tail carries the DWORD padding; inner_padded strips it.
+        let odd = VendorDefinedRequest::pci_sig(v, PciSigProtocol::TDISP, &[1, 2]);
+        let odd_bytes = odd.encode().unwrap();
+        let wrapped = EncapsulatedRequest {
+            version: v,
+            request_id: 5,
+            request: odd_bytes.clone(),
+        };
+        let mut padded = wrapped.encode().unwrap();
+        assert_ne!(padded.len() % 4, 0);
+        while padded.len() % 4 != 0 {
+            padded.push(0);
+        }
+        let (outer, used) = SpdmResponse::parse_padded(&padded, Some(&c)).unwrap();
+        assert_eq!(used, padded.len());
+        let SpdmResponse::EncapsulatedRequest(outer) = outer else {
+            panic!("not ENCAPSULATED_REQUEST")
+        };
+        assert!(outer.inner(&c).is_err());
+        assert_eq!(
+            outer.inner_padded(&c).unwrap(),
+            (SpdmRequest::VendorDefined(odd), odd_bytes.len())
+        );
+        let mut dpad = d.encode().unwrap();
+        while dpad.len() % 4 != 0 {
+            dpad.push(0);
+        }
+        let (SpdmRequest::DeliverEncapsulatedResponse(dd), _) =
+            SpdmRequest::parse_padded(&dpad, Some(&c)).unwrap()
+        else {
+            panic!("not DELIVER_ENCAPSULATED_RESPONSE")
+        };
+        assert_eq!(
+            dd.inner_padded(&rc.for_response_to(&inner_req)).unwrap().1,
+            d.response.len()
+        );
         for payload in [
             AckPayload::Absent,
             AckPayload::Request(inner.clone()),
@@ -518,6 +554,10 @@ fn encapsulated_vendor_error_and_retry_messages_round_trip() {
             assert_eq!(
                 ack.inner(&c).unwrap().is_some(),
                 matches!(ack.payload, AckPayload::Request(_))
+            );
+            assert_eq!(
+                ack.inner_padded(&c).unwrap().map(|(_, n)| n),
+                matches!(ack.payload, AckPayload::Request(_)).then_some(inner.len())
             );
         }
         let vreq =

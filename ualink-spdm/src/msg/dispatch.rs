@@ -114,6 +114,11 @@ impl SpdmRequest {
     /// Like [`Self::parse`] for transports that pad to 4 bytes (PCI DOE): accepts up to three
     /// zero bytes after the message and returns the message length without them (use that many
     /// bytes of the input for transcripts).
+    ///
+    /// Messages whose last field runs to the end of the message (the encapsulated-flow
+    /// wrappers, CHUNK_SEND_ACK, vendor ERROR data) cannot tell padding from content: their tail
+    /// keeps it and the returned length includes it. For the wrappers, `inner_padded` parses the
+    /// wrapped message and returns its unpadded length.
     pub fn parse_padded(bytes: &[u8], ctx: Option<&MsgContext>) -> Result<(Self, usize), Error> {
         let mut r = Reader::new(bytes);
         let m = Self::read(&mut r, ctx)?;
@@ -277,6 +282,11 @@ impl SpdmResponse {
     /// Like [`Self::parse`] for transports that pad to 4 bytes (PCI DOE): accepts up to three
     /// zero bytes after the message and returns the message length without them (use that many
     /// bytes of the input for transcripts).
+    ///
+    /// Messages whose last field runs to the end of the message (the encapsulated-flow
+    /// wrappers, CHUNK_SEND_ACK, vendor ERROR data) cannot tell padding from content: their tail
+    /// keeps it and the returned length includes it. For the wrappers, `inner_padded` parses the
+    /// wrapped message and returns its unpadded length.
     pub fn parse_padded(bytes: &[u8], ctx: Option<&MsgContext>) -> Result<(Self, usize), Error> {
         let mut r = Reader::new(bytes);
         let m = Self::read(&mut r, ctx)?;

@@ -82,6 +82,13 @@ impl EncapsulatedRequest {
     pub fn inner(&self, ctx: &MsgContext) -> Result<SpdmRequest, Error> {
         SpdmRequest::parse(&self.request, Some(&ctx.reversed()))
     }
+
+    /// Like [`Self::inner`] when the outer message came over PCI DOE through
+    /// [`SpdmResponse::parse_padded`]: the DWORD padding then sits at the end of the wrapped
+    /// request. Returns the wrapped request and its length without the padding.
+    pub fn inner_padded(&self, ctx: &MsgContext) -> Result<(SpdmRequest, usize), Error> {
+        SpdmRequest::parse_padded(&self.request, Some(&ctx.reversed()))
+    }
 }
 
 /// DELIVER_ENCAPSULATED_RESPONSE: carries the requester's answer.
@@ -131,6 +138,13 @@ impl DeliverEncapsulatedResponse {
     /// [`MsgContext::for_response_to`] for the wrapped request; it is reversed internally.
     pub fn inner(&self, ctx: &MsgContext) -> Result<SpdmResponse, Error> {
         SpdmResponse::parse(&self.response, Some(&ctx.reversed()))
+    }
+
+    /// Like [`Self::inner`] when the outer message came over PCI DOE through
+    /// [`SpdmRequest::parse_padded`]: returns the wrapped response and its length without the
+    /// DWORD padding that then sits at its end.
+    pub fn inner_padded(&self, ctx: &MsgContext) -> Result<(SpdmResponse, usize), Error> {
+        SpdmResponse::parse_padded(&self.response, Some(&ctx.reversed()))
     }
 }
 
@@ -231,6 +245,16 @@ impl EncapsulatedResponseAck {
     pub fn inner(&self, ctx: &MsgContext) -> Result<Option<SpdmRequest>, Error> {
         match &self.payload {
             AckPayload::Request(b) => SpdmRequest::parse(b, Some(&ctx.reversed())).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Like [`Self::inner`] for an outer message received over PCI DOE with
+    /// [`SpdmResponse::parse_padded`]: also returns the wrapped request's length without the
+    /// DWORD padding that then sits at its end.
+    pub fn inner_padded(&self, ctx: &MsgContext) -> Result<Option<(SpdmRequest, usize)>, Error> {
+        match &self.payload {
+            AckPayload::Request(b) => SpdmRequest::parse_padded(b, Some(&ctx.reversed())).map(Some),
             _ => Ok(None),
         }
     }
