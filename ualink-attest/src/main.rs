@@ -1,5 +1,5 @@
-//! `ualink-attest`: the auditor's command. This version implements `verify`; `report`,
-//! `policy test` and `log` follow.
+//! `ualink-attest`: the auditor's command. This version implements `verify` and `log`;
+//! `report` and `policy test` follow.
 //!
 //! Exit codes (one per failure class, see `ualink_attest::ErrorClass`):
 //! 0 verified; 2 usage error; 10 malformed evidence; 11 unsupported version or algorithm;
@@ -58,6 +58,163 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Audit log checks: full verification, and inclusion/consistency proofs against
+    /// signed checkpoints. Exit codes: 0 verified, 15 tampered or proof invalid, 10
+    /// malformed, 16 I/O.
+    #[command(subcommand)]
+    Log(LogCmd),
+}
+
+#[derive(Subcommand)]
+enum LogCmd {
+    /// Verify a whole audit log (framing, sequence, hash chain, every checkpoint), and that
+    /// it extends the given trusted checkpoints (truncation, forks).
+    Verify {
+        /// The audit log (STATE/audit.log).
+        #[arg(long)]
+        log: PathBuf,
+        /// The TSM's checkpoint key: hex SEC1 point or PEM PUBLIC KEY.
+        #[arg(long)]
+        key: PathBuf,
+        /// Signed checkpoints held from outside the log (COSE_Sign1, binary or hex).
+        #[arg(long = "checkpoint")]
+        checkpoints: Vec<PathBuf>,
+    },
+    /// Print an inclusion proof (JSON) for record SEQ in the tree of SIZE records.
+    ProveInclusion {
+        /// The audit log.
+        #[arg(long)]
+        log: PathBuf,
+        /// The TSM's checkpoint key.
+        #[arg(long)]
+        key: PathBuf,
+        /// The record's sequence number.
+        #[arg(long)]
+        seq: u64,
+        /// The tree size (a checkpoint's size).
+        #[arg(long)]
+        size: u64,
+    },
+    /// Print a consistency proof (JSON) between tree sizes OLD and NEW.
+    ProveConsistency {
+        /// The audit log.
+        #[arg(long)]
+        log: PathBuf,
+        /// The TSM's checkpoint key.
+        #[arg(long)]
+        key: PathBuf,
+        /// The older size.
+        #[arg(long)]
+        old: u64,
+        /// The newer size.
+        #[arg(long)]
+        new: u64,
+    },
+    /// Check an inclusion proof against a signed checkpoint.
+    Inclusion {
+        /// The proof (JSON).
+        #[arg(long)]
+        proof: PathBuf,
+        /// The signed checkpoint.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// The TSM's checkpoint key.
+        #[arg(long)]
+        key: PathBuf,
+    },
+    /// Check a consistency proof between two signed checkpoints.
+    Consistency {
+        /// The proof (JSON).
+        #[arg(long)]
+        proof: PathBuf,
+        /// The older signed checkpoint.
+        #[arg(long)]
+        old_checkpoint: PathBuf,
+        /// The newer signed checkpoint.
+        #[arg(long)]
+        new_checkpoint: PathBuf,
+        /// The TSM's checkpoint key.
+        #[arg(long)]
+        key: PathBuf,
+    },
+}
+
+fn log_cmd(cmd: LogCmd) -> Result<serde_json::Value, Failure> {
+    use ualink_attest::audit::proof::{ConsistencyProof, InclusionProof};
+    use ualink_attest::audit::{verify_log, CheckpointVerifier};
+    let key_of = |p: &PathBuf| -> Result<CheckpointVerifier, Failure> {
+        Ok(CheckpointVerifier::from_key_file(&read(p)?)?)
+    };
+    let bin = |p: &PathBuf| -> Result<Vec<u8>, Failure> { Ok(decode_hex_or_binary(&read(p)?)) };
+    let proof_json = |p: &PathBuf| -> Result<Vec<u8>, Failure> { read(p) };
+    let bad_json = |e: serde_json::Error| Failure {
+        code: 10,
+        class: "malformed",
+        message: format!("proof JSON: {e}"),
+    };
+    match cmd {
+        LogCmd::Verify {
+            log,
+            key,
+            checkpoints,
+        } => {
+            let bytes = read(&log)?;
+            let trusted = checkpoints.iter().map(bin).collect::<Result<Vec<_>, _>>()?;
+            let v = verify_log(&bytes, &key_of(&key)?, &trusted)?;
+            Ok(json!({
+                "type": "audit-log",
+                "records": v.size(),
+                "checkpoints": v.checkpoints.len(),
+                "last_checkpoint_size": v.checkpoints.last().map(|c| c.tree_size),
+                "unsealed_from_seq": v.unsealed_from(),
+                "torn_tail_bytes": v.torn_tail_bytes,
+                "trusted_checkpoints_matched": trusted.len(),
+                "root": hex::encode(v.root()),
+            }))
+        }
+        LogCmd::ProveInclusion {
+            log,
+            key,
+            seq,
+            size,
+        } => {
+            let bytes = read(&log)?;
+            let v = verify_log(&bytes, &key_of(&key)?, &[])?;
+            let p = InclusionProof::build(&v, seq, size)?;
+            serde_json::to_value(p).map_err(bad_json)
+        }
+        LogCmd::ProveConsistency { log, key, old, new } => {
+            let bytes = read(&log)?;
+            let v = verify_log(&bytes, &key_of(&key)?, &[])?;
+            let p = ConsistencyProof::build(&v, old, new)?;
+            serde_json::to_value(p).map_err(bad_json)
+        }
+        LogCmd::Inclusion {
+            proof,
+            checkpoint,
+            key,
+        } => {
+            let p: InclusionProof =
+                serde_json::from_slice(&proof_json(&proof)?).map_err(bad_json)?;
+            p.verify(&bin(&checkpoint)?, &key_of(&key)?)?;
+            Ok(json!({"type": "inclusion-proof", "seq": p.seq, "tree_size": p.tree_size}))
+        }
+        LogCmd::Consistency {
+            proof,
+            old_checkpoint,
+            new_checkpoint,
+            key,
+        } => {
+            let p: ConsistencyProof =
+                serde_json::from_slice(&proof_json(&proof)?).map_err(bad_json)?;
+            p.verify(
+                &bin(&old_checkpoint)?,
+                &bin(&new_checkpoint)?,
+                &key_of(&key)?,
+            )?;
+            Ok(json!({"type": "consistency-proof", "old_size": p.old_size, "new_size": p.new_size}))
+        }
+    }
 }
 
 /// An error with its exit code.
@@ -107,7 +264,7 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, Failure> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.cmd {
+    let (result, json_out, proof_out) = match cli.cmd {
         Cmd::Verify {
             file,
             certs,
@@ -115,32 +272,44 @@ fn main() -> ExitCode {
             now,
             report_data,
             json,
-        } => match verify(
-            &file,
-            &certs,
-            &trust,
-            now.as_deref(),
-            report_data.as_deref(),
-        ) {
-            Ok(out) => {
-                if json {
-                    emit(&serde_json::to_string_pretty(&out).unwrap_or_default());
-                } else {
-                    print_text(&out);
-                }
-                ExitCode::SUCCESS
+        } => (
+            verify(
+                &file,
+                &certs,
+                &trust,
+                now.as_deref(),
+                report_data.as_deref(),
+            ),
+            json,
+            false,
+        ),
+        Cmd::Log(cmd) => {
+            let is_proof = matches!(
+                cmd,
+                LogCmd::ProveInclusion { .. } | LogCmd::ProveConsistency { .. }
+            );
+            (log_cmd(cmd), false, is_proof)
+        }
+    };
+    match result {
+        Ok(out) => {
+            if json_out || proof_out {
+                emit(&serde_json::to_string_pretty(&out).unwrap_or_default());
+            } else {
+                print_text(&out);
             }
-            Err(f) => {
-                if json {
-                    let out = json!({"verified": false, "class": f.class, "error": f.message});
-                    emit(&serde_json::to_string_pretty(&out).unwrap_or_default());
-                } else {
-                    let mut err = std::io::stderr().lock();
-                    let _ = writeln!(err, "REFUSED ({}): {}", f.class, f.message);
-                }
-                ExitCode::from(f.code)
+            ExitCode::SUCCESS
+        }
+        Err(f) => {
+            if json_out {
+                let out = json!({"verified": false, "class": f.class, "error": f.message});
+                emit(&serde_json::to_string_pretty(&out).unwrap_or_default());
+            } else {
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(err, "REFUSED ({}): {}", f.class, f.message);
             }
-        },
+            ExitCode::from(f.code)
+        }
     }
 }
 
@@ -197,8 +366,9 @@ fn verify(
         Some(EvidenceKind::AuditLog) => Err(Failure {
             code: 18,
             class: "unknown-type",
-            message: "audit logs are verified with `ualink-attest report` (not yet available)"
-                .into(),
+            message:
+                "audit logs are verified with `ualink-attest log verify --log FILE --key FILE`"
+                    .into(),
         }),
         None => Err(Failure {
             code: 18,

@@ -150,3 +150,155 @@ fn unknown_input_is_its_own_exit_code() {
     let (code, _) = run(&["verify", &data("snp/ORIGIN.md")]);
     assert_eq!(code, 18);
 }
+
+#[test]
+fn log_verify_and_proofs_through_the_command() {
+    use ualink_attest::audit::{
+        AuditLogWriter, AuditRecord, CheckpointSigner, DecisionKind, Outcome,
+    };
+    use ualink_attest::UnixTime;
+    let dir = std::env::temp_dir().join(format!("ualink-attest-cli-log-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    let (signer, _) = CheckpointSigner::generate().unwrap();
+    std::fs::write(p("tsm.pub"), hex::encode(signer.public_key())).unwrap();
+    let mut w = AuditLogWriter::create(std::path::Path::new(&p("audit.log"))).unwrap();
+    for i in 0..300u64 {
+        let r = AuditRecord::new(
+            UnixTime::from_secs(i as i64),
+            DecisionKind::Share,
+            "g",
+            Outcome::Allow,
+        )
+        .unwrap();
+        w.append(&r).unwrap();
+        if i == 99 {
+            std::fs::write(
+                p("cp100"),
+                w.checkpoint(&signer, UnixTime::from_secs(100)).unwrap(),
+            )
+            .unwrap();
+        }
+    }
+    std::fs::write(
+        p("cp300"),
+        w.checkpoint(&signer, UnixTime::from_secs(300)).unwrap(),
+    )
+    .unwrap();
+    drop(w);
+
+    let (code, out) = run(&[
+        "log",
+        "verify",
+        "--log",
+        &p("audit.log"),
+        "--key",
+        &p("tsm.pub"),
+        "--checkpoint",
+        &p("cp100"),
+        "--checkpoint",
+        &p("cp300"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("300"), "{out}");
+
+    let (code, proof) = run(&[
+        "log",
+        "prove-inclusion",
+        "--log",
+        &p("audit.log"),
+        "--key",
+        &p("tsm.pub"),
+        "--seq",
+        "42",
+        "--size",
+        "100",
+    ]);
+    assert_eq!(code, 0, "{proof}");
+    std::fs::write(p("incl.json"), &proof).unwrap();
+    let (code, out) = run(&[
+        "log",
+        "inclusion",
+        "--proof",
+        &p("incl.json"),
+        "--checkpoint",
+        &p("cp100"),
+        "--key",
+        &p("tsm.pub"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    // Against the wrong checkpoint: proof invalid, exit 15.
+    let (code, _) = run(&[
+        "log",
+        "inclusion",
+        "--proof",
+        &p("incl.json"),
+        "--checkpoint",
+        &p("cp300"),
+        "--key",
+        &p("tsm.pub"),
+    ]);
+    assert_eq!(code, 15);
+
+    let (code, proof) = run(&[
+        "log",
+        "prove-consistency",
+        "--log",
+        &p("audit.log"),
+        "--key",
+        &p("tsm.pub"),
+        "--old",
+        "100",
+        "--new",
+        "300",
+    ]);
+    assert_eq!(code, 0, "{proof}");
+    std::fs::write(p("cons.json"), &proof).unwrap();
+    let (code, out) = run(&[
+        "log",
+        "consistency",
+        "--proof",
+        &p("cons.json"),
+        "--old-checkpoint",
+        &p("cp100"),
+        "--new-checkpoint",
+        &p("cp300"),
+        "--key",
+        &p("tsm.pub"),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let mut v: serde_json::Value = serde_json::from_str(&proof).unwrap();
+    let h = v["path"][0].as_str().unwrap().to_string();
+    let flipped = format!("{}{}", if h.starts_with('0') { "1" } else { "0" }, &h[1..]);
+    v["path"][0] = serde_json::Value::String(flipped);
+    std::fs::write(p("cons.json"), v.to_string()).unwrap();
+    let (code, _) = run(&[
+        "log",
+        "consistency",
+        "--proof",
+        &p("cons.json"),
+        "--old-checkpoint",
+        &p("cp100"),
+        "--new-checkpoint",
+        &p("cp300"),
+        "--key",
+        &p("tsm.pub"),
+    ]);
+    assert_eq!(code, 15);
+
+    // Truncated log (last checkpoint and records cut) against the kept checkpoint: 15.
+    let bytes = std::fs::read(p("audit.log")).unwrap();
+    std::fs::write(p("cut.log"), &bytes[..bytes.len() / 2]).unwrap();
+    let (code, out) = run(&[
+        "log",
+        "verify",
+        "--log",
+        &p("cut.log"),
+        "--key",
+        &p("tsm.pub"),
+        "--checkpoint",
+        &p("cp300"),
+    ]);
+    assert_eq!(code, 15, "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

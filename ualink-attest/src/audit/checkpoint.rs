@@ -162,6 +162,40 @@ pub struct CheckpointVerifier {
 }
 
 impl CheckpointVerifier {
+    /// A verifier from a key file: hex of the SEC1 uncompressed point, or a PEM
+    /// `PUBLIC KEY` (SubjectPublicKeyInfo, id-ecPublicKey on P-384).
+    pub fn from_key_file(bytes: &[u8]) -> Result<Self> {
+        let what = "TSM public key";
+        let text = core::str::from_utf8(bytes).map_err(|_| Error::malformed(what, "not text"))?;
+        if text.contains("-----BEGIN") {
+            let p = pem::parse(text).map_err(|e| Error::malformed(what, e.to_string()))?;
+            if p.tag() != "PUBLIC KEY" {
+                return Err(Error::malformed(what, format!("PEM block {:?}", p.tag())));
+            }
+            use x509_parser::prelude::FromDer;
+            let (rest, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(p.contents())
+                .map_err(|e| Error::malformed(what, e.to_string()))?;
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|a| a.as_oid().ok());
+            let p384 = x509_parser::der_parser::oid!(1.3.132 .0 .34);
+            if !rest.is_empty() || curve != Some(p384) {
+                return Err(Error::malformed(what, "not a P-384 SubjectPublicKeyInfo"));
+            }
+            return Ok(Self::new(&spki.subject_public_key.data));
+        }
+        let sec1 = hex::decode(text.trim()).map_err(|e| Error::malformed(what, e.to_string()))?;
+        if sec1.len() != 97 || sec1.first() != Some(&0x04) {
+            return Err(Error::malformed(
+                what,
+                "not a 97-byte uncompressed P-384 point",
+            ));
+        }
+        Ok(Self::new(&sec1))
+    }
+
     /// A verifier for the SEC1 P-384 public key `public_key`.
     pub fn new(public_key: &[u8]) -> Self {
         Self {

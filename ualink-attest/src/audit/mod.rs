@@ -13,6 +13,7 @@
 pub mod checkpoint;
 pub mod file;
 pub mod merkle;
+pub mod proof;
 pub mod record;
 
 use crate::error::{Error, Result};
