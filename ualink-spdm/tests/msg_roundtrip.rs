@@ -512,10 +512,9 @@ fn encapsulated_vendor_error_and_retry_messages_round_trip() {
             request: odd_bytes.clone(),
         };
         let mut padded = wrapped.encode().unwrap();
-        assert_ne!(padded.len() % 4, 0);
-        while padded.len() % 4 != 0 {
-            padded.push(0);
-        }
+        let unpadded = padded.len();
+        padded.resize(unpadded.div_ceil(4) * 4, 0);
+        assert_ne!(padded.len(), unpadded);
         let (outer, used) = SpdmResponse::parse_padded(&padded, Some(&c)).unwrap();
         assert_eq!(used, padded.len());
         let SpdmResponse::EncapsulatedRequest(outer) = outer else {
@@ -527,9 +526,7 @@ fn encapsulated_vendor_error_and_retry_messages_round_trip() {
             (SpdmRequest::VendorDefined(odd), odd_bytes.len())
         );
         let mut dpad = d.encode().unwrap();
-        while dpad.len() % 4 != 0 {
-            dpad.push(0);
-        }
+        dpad.resize(dpad.len().div_ceil(4) * 4, 0);
         let (SpdmRequest::DeliverEncapsulatedResponse(dd), _) =
             SpdmRequest::parse_padded(&dpad, Some(&c)).unwrap()
         else {
