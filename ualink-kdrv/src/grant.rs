@@ -81,7 +81,8 @@ pub struct GrantClaims {
     pub nonce: [u8; 16],
 }
 
-/// Proof that a grant's signature verified under the current TSM key. Only [`verify_grant`] makes one.
+/// Proof that a grant's signature verified under the current TSM key. Only the driver's gate and
+/// [`verify_grant_with_key`] make one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GrantVerified {
     claims: GrantClaims,
@@ -256,6 +257,23 @@ pub(crate) fn verify_grant(
     let payload = verify_envelope(bytes, keys, crypto)?;
     let claims = parse_claims(&payload)?;
     Ok(GrantVerified { claims })
+}
+
+/// Verifies a grant under `key` alone (no retired-key bookkeeping): for tools — the TSM checking the
+/// grants it issues, an auditor re-checking a logged grant — that want exactly the driver's parser.
+///
+/// Return: `Denial::MalformedGrant` or `Denial::BadSignature`.
+pub fn verify_grant_with_key(
+    bytes: &[u8],
+    key: &TsmPublicKey,
+    crypto: &dyn CryptoBackend,
+) -> Result<GrantVerified, Denial> {
+    let keys = TsmKeys {
+        current: Some((*key, key.key_id(crypto))),
+        retired: Vec::new(),
+        rotation_seq: 0,
+    };
+    verify_grant(bytes, &keys, crypto)
 }
 
 /// A verified key-rotation message.
