@@ -52,7 +52,10 @@ fn acc(i: u16) -> AcceleratorId {
 }
 
 impl FabricOps for Fabric {
-    fn enumerate(&self, v: &mut dyn FnMut(Discovered) -> Result<(), OpsError>) -> Result<(), OpsError> {
+    fn enumerate(
+        &self,
+        v: &mut dyn FnMut(Discovered) -> Result<(), OpsError>,
+    ) -> Result<(), OpsError> {
         for a in 0..N_ACC {
             v(Discovered::Accelerator(AcceleratorInfo {
                 id: acc(a),
@@ -63,7 +66,10 @@ impl FabricOps for Fabric {
             }))?;
         }
         for s in 0..N_SW {
-            v(Discovered::Switch(SwitchInfo { id: SwitchId(s), ports: N_ACC }))?;
+            v(Discovered::Switch(SwitchInfo {
+                id: SwitchId(s),
+                ports: N_ACC,
+            }))?;
         }
         for a in 0..N_ACC {
             for s in 0..N_SW {
@@ -91,20 +97,31 @@ impl FabricOps for Fabric {
         Ok(())
     }
     fn spdm_receive(&self, _a: AcceleratorId, buf: &mut [u8]) -> Result<usize, OpsError> {
-        let m = self.mailbox.borrow_mut().pop_front().ok_or(OpsError::WouldBlock)?;
+        let m = self
+            .mailbox
+            .borrow_mut()
+            .pop_front()
+            .ok_or(OpsError::WouldBlock)?;
         let dst = buf.get_mut(..m.len()).ok_or(OpsError::TooBig)?;
         dst.copy_from_slice(&m);
         Ok(m.len())
     }
     fn route_set(&self, e: &RouteEntry) -> Result<(), OpsError> {
-        self.routes.borrow_mut().insert((e.switch, e.ingress, e.dest), e.egress);
+        self.routes
+            .borrow_mut()
+            .insert((e.switch, e.ingress, e.dest), e.egress);
         Ok(())
     }
     fn route_clear(&self, s: SwitchId, i: PortId, d: AcceleratorId) -> Result<(), OpsError> {
         self.routes.borrow_mut().remove(&(s, i, d));
         Ok(())
     }
-    fn route_get(&self, s: SwitchId, i: PortId, d: AcceleratorId) -> Result<Option<PortId>, OpsError> {
+    fn route_get(
+        &self,
+        s: SwitchId,
+        i: PortId,
+        d: AcceleratorId,
+    ) -> Result<Option<PortId>, OpsError> {
         Ok(self.routes.borrow().get(&(s, i, d)).copied())
     }
     fn window_perm_set(&self, p: &WindowPerm) -> Result<(), OpsError> {
@@ -115,13 +132,24 @@ impl FabricOps for Fabric {
         self.perms.borrow_mut().remove(&(t, tag));
         Ok(())
     }
-    fn drain(&self, _t: AcceleratorId, _tag: PermTag, budget: u64) -> Result<DrainOutcome, OpsError> {
-        Ok(DrainOutcome::Drained { elapsed_ns: budget.min(10) })
+    fn drain(
+        &self,
+        _t: AcceleratorId,
+        _tag: PermTag,
+        budget: u64,
+    ) -> Result<DrainOutcome, OpsError> {
+        Ok(DrainOutcome::Drained {
+            elapsed_ns: budget.min(10),
+        })
     }
     fn key_slot(&self, slot: KeySlotRef, cmd: KeySlotCommand) -> Result<KeySlotStatus, OpsError> {
         let mut slots = self.slots.borrow_mut();
         let st = slots.entry(slot).or_insert(KeySlotStatus {
-            active: SlotMeta { state: SlotState::Live, epoch: 1, fingerprint: Some(KeyFingerprint([1; 48])) },
+            active: SlotMeta {
+                state: SlotState::Live,
+                epoch: 1,
+                fingerprint: Some(KeyFingerprint([1; 48])),
+            },
             alternate: SlotMeta::EMPTY,
             enabled: true,
         });
@@ -136,7 +164,12 @@ impl FabricOps for Fabric {
         }
         Ok(*st)
     }
-    fn stop_streams(&self, _a: AcceleratorId, _p: PortId, _s: AcceleratorId) -> Result<(), OpsError> {
+    fn stop_streams(
+        &self,
+        _a: AcceleratorId,
+        _p: PortId,
+        _s: AcceleratorId,
+    ) -> Result<(), OpsError> {
         Ok(())
     }
     fn next_fault(&self) -> Option<FaultReport> {
@@ -163,8 +196,18 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut key = [0x11u8; 97];
     key[0] = 4;
-    let Some(key) = TsmPublicKey::from_sec1(&key) else { return };
-    let Ok(mut d) = Driver::new(fabric, FuzzCrypto, Sink, Sink, key, [3; 32], Config::default()) else {
+    let Some(key) = TsmPublicKey::from_sec1(&key) else {
+        return;
+    };
+    let Ok(mut d) = Driver::new(
+        fabric,
+        FuzzCrypto,
+        Sink,
+        Sink,
+        key,
+        [3; 32],
+        Config::default(),
+    ) else {
         return;
     };
     // A small world to act on: tenants 1 and 2 with two accelerators each, RUN TDIs, one window each.
@@ -193,10 +236,14 @@ fuzz_target!(|data: &[u8]| {
         let (cmd, tail) = if *sel < 0xf0 {
             (IOCTLS[usize::from(*sel) % IOCTLS.len()].cmd, tail)
         } else {
-            let Some((c, t)) = tail.split_first_chunk::<4>() else { break };
+            let Some((c, t)) = tail.split_first_chunk::<4>() else {
+                break;
+            };
             (u32::from_le_bytes(*c), t)
         };
-        let Some((l, tail)) = tail.split_first_chunk::<2>() else { break };
+        let Some((l, tail)) = tail.split_first_chunk::<2>() else {
+            break;
+        };
         let len = usize::from(u16::from_le_bytes(*l)).min(tail.len());
         let (user, tail) = tail.split_at(len);
         let mut user = user.to_vec();
