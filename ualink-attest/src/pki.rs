@@ -133,6 +133,34 @@ impl TrustAnchors {
     }
 }
 
+/// What a chain check established (see [`verify_leaf_chain`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainSummary {
+    /// The anchor the chain ends in.
+    pub origin: AnchorOrigin,
+    /// The intermediate's subject.
+    pub intermediate: String,
+    /// The leaf's subject.
+    pub leaf: String,
+}
+
+/// Checks a leaf certificate's chain alone (`leaf → intermediate → trusted anchor`, each valid
+/// at `now`), with the same rules the evidence verifiers apply.
+pub fn verify_leaf_chain(
+    leaf_der: &[u8],
+    intermediates: &[Vec<u8>],
+    anchors: &TrustAnchors,
+    now: UnixTime,
+) -> Result<ChainSummary> {
+    let leaf = parse_cert(leaf_der, "leaf certificate")?;
+    let c = verify_chain(&leaf, intermediates, anchors, now)?;
+    Ok(ChainSummary {
+        origin: c.origin,
+        intermediate: c.intermediate_subject,
+        leaf: subject_string(&leaf),
+    })
+}
+
 /// The outcome of a successful chain check.
 #[derive(Clone, Debug)]
 pub(crate) struct VerifiedChain {

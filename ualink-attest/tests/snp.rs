@@ -336,3 +336,64 @@ fn a_ca_certificate_is_not_accepted_as_the_signing_key() {
         .unwrap_err();
     assert!(matches!(e, Error::ChainInvalid { .. }), "{e}");
 }
+
+/// Turin: the VCEK chains to the built-in Turin ARK, and the Turin TCB layout and 8-byte hwID
+/// are what the cross-check compares (on a report synthesised from the VCEK's extensions,
+/// since no public Turin report is at hand).
+#[test]
+fn turin_vcek_chain_and_turin_tcb_layout() {
+    let vcek = data("vcek_turin.der");
+    let s = ualink_attest::pki::verify_leaf_chain(
+        &vcek,
+        &certs_from_pem_or_der(&data("cert_chain_turin")).unwrap(),
+        &TrustAnchors::amd_builtin().unwrap(),
+        NOW,
+    )
+    .unwrap();
+    assert_eq!(s.origin, AnchorOrigin::AmdBuiltin(AmdGeneration::Turin));
+    // Without the chain file the built-in Turin ASK is used.
+    ualink_attest::pki::verify_leaf_chain(&vcek, &[], &TrustAnchors::amd_builtin().unwrap(), NOW)
+        .unwrap();
+
+    // A v3 report from family 0x1A: TCB bytes [fmc, bl, tee, snp, 0, 0, 0, ucode].
+    let mut r = SnpReport::parse(&data("test-vlek-report.bin")).unwrap();
+    r.signing_key = SigningKey::Vcek;
+    r.cpuid = Some(ualink_attest::snp::report::Cpuid {
+        family: 0x1A,
+        model: 0x02,
+        stepping: 0,
+    });
+    let tcb = |fmc: u8, ucode: u8| {
+        ualink_attest::snp::TcbVersion::decode(
+            u64::from_le_bytes([fmc, 0, 0, 0, 0, 0, 0, ucode]),
+            ualink_attest::snp::TcbLayout::Turin,
+        )
+    };
+    r.reported_tcb = tcb(0, 9);
+    r.chip_id = [0; 64];
+    r.chip_id[..8].copy_from_slice(&hex::decode("1E550A8EE5CF9F4D").unwrap());
+    let reparsed = SnpReport::parse(&r.encode()).unwrap();
+    assert_eq!(reparsed.reported_tcb.fmc, Some(0));
+    assert_eq!(
+        ualink_attest::snp::check_leaf_binding(&reparsed, &vcek).unwrap(),
+        SigningKey::Vcek
+    );
+    r.reported_tcb = tcb(1, 9);
+    let e = ualink_attest::snp::check_leaf_binding(&r, &vcek).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::TcbMismatch {
+                component: "fmcSPL (1.3.6.1.4.1.3704.1.3.9)",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    r.reported_tcb = tcb(0, 9);
+    r.chip_id[0] ^= 1;
+    assert_eq!(
+        ualink_attest::snp::check_leaf_binding(&r, &vcek).unwrap_err(),
+        Error::ChipIdMismatch
+    );
+}

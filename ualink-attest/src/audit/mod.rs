@@ -1,5 +1,5 @@
 //! The TSM's audit log: CBOR records in an append-only RFC 9162 Merkle tree (SHA-384) with
-//! TSM-signed checkpoints, stored in one file (`STATE/audit.log`, format in [`file`]).
+//! TSM-signed checkpoints, stored in one file (`STATE/audit.log`, format in [`file`](mod@file)).
 //!
 //! - [`AuditLogWriter`] appends records (group commit: durable after [`AuditLogWriter::sync`]
 //!   or [`AuditLogWriter::checkpoint`]), truncates a torn tail on open, and refuses to
