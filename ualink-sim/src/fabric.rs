@@ -2,8 +2,8 @@
 //!
 //! Every call locks the pod state once and performs a bounded amount of work (register writes in
 //! the real hardware); [`FabricOps::drain`] waits only in fabric time, bounded by its budget.
-//! SPDM mailbox calls answer [`OpsError::Unsupported`] until the devices' SPDM responders are
-//! wired to ualink-spdm's `Device` trait (no stand-in responder exists).
+//! SPDM mailbox calls carry MCTP-framed messages to and from each accelerator's responder
+//! (ualink-spdm's engine over [`crate::device::SimDevice`]).
 
 use ualink_kdrv::ids::{FabricTime, PortId, SwitchId};
 use ualink_kdrv::ops::{
@@ -155,16 +155,16 @@ impl FabricOps for SimPod {
             .map_or(FabricTime(u64::MAX), |s| FabricTime(s.now_ns))
     }
 
-    fn spdm_send(&self, accel: AcceleratorId, _msg: &[u8]) -> Result<(), OpsError> {
-        self.with_accelerator(AccelId::from_kdrv(accel), |_| ())
-            .map_err(oe)?;
-        Err(OpsError::Unsupported)
+    fn spdm_send(&self, accel: AcceleratorId, msg: &[u8]) -> Result<(), OpsError> {
+        self.spdm_put(AccelId::from_kdrv(accel), msg).map_err(oe)
     }
 
-    fn spdm_receive(&self, accel: AcceleratorId, _buf: &mut [u8]) -> Result<usize, OpsError> {
-        self.with_accelerator(AccelId::from_kdrv(accel), |_| ())
-            .map_err(oe)?;
-        Err(OpsError::Unsupported)
+    fn spdm_receive(&self, accel: AcceleratorId, buf: &mut [u8]) -> Result<usize, OpsError> {
+        match self.spdm_take(AccelId::from_kdrv(accel), buf).map_err(oe)? {
+            Ok(Some(n)) => Ok(n),
+            Ok(None) => Err(OpsError::WouldBlock),
+            Err(_) => Err(OpsError::TooBig),
+        }
     }
 
     fn route_set(&self, e: &RouteEntry) -> Result<(), OpsError> {

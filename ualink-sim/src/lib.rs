@@ -16,13 +16,15 @@
 //! - [`ualinksec`]: the link-encryption engine (key slots, KMAC256 derivation, AES-256-GCM with
 //!   the 8-byte tag, wire codecs).
 //! - [`switch`], [`memory`], [`pki`], [`measurement`]: the hardware pieces.
+//! - [`device`]: each accelerator's SPDM responder (ualink-spdm's engine over [`device::SimDevice`]):
+//!   attestation with its own PKI and live measurements, TDISP for its TDI, UALinkSec key
+//!   programming into the key slots, and malicious-responder knobs. Reached through
+//!   `FabricOps::spdm_send`/`spdm_receive` with MCTP framing.
 //!
-//! Not here yet: the accelerators' SPDM responders (ualink-spdm's `Device` trait, with TDISP and
-//! the key-programming path into the key sink), the malicious-responder knobs, and the
-//! `ualink-sim serve` binary. Until then `FabricOps::spdm_send`/`spdm_receive` answer
-//! `Unsupported`.
+//! Not here yet: the `ualink-sim serve` binary (spdm-emu sockets per accelerator).
 #![forbid(unsafe_code)]
 
+pub mod device;
 pub mod error;
 pub mod fabric;
 pub mod ids;

@@ -4,7 +4,7 @@
 //! of that vendor and model, as in real supply chains; each accelerator has its own leaf key and
 //! certificate. The chain is what an SPDM responder returns in CERTIFICATE (slot 0) and the root
 //! is what a verifier trusts. Leaf certificates carry the DMTF SPDM responder-authentication EKU
-//! (DSP0274 id-DMTF-eku-responder-auth, 1.3.6.1.4.1.412.274.3.1) and `digitalSignature` only.
+//! (DSP0274 id-DMTF-eku-responder-auth, 1.3.6.1.4.1.412.274.3, as libspdm encodes it) and `digitalSignature` only.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,7 +18,7 @@ use zeroize::Zeroizing;
 use crate::error::SimError;
 
 /// DSP0274 id-DMTF-eku-responder-auth arcs.
-pub const DMTF_EKU_RESPONDER_AUTH: [u64; 10] = [1, 3, 6, 1, 4, 1, 412, 274, 3, 1];
+pub const DMTF_EKU_RESPONDER_AUTH: [u64; 9] = [1, 3, 6, 1, 4, 1, 412, 274, 3];
 
 /// One accelerator's certificates and leaf key.
 pub struct DevicePki {

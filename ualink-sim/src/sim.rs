@@ -24,12 +24,16 @@
 //!    if it crossed a tenant boundary without a live driver-installed permission.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use ring::rand::{SecureRandom, SystemRandom};
 use ualink_kdrv::ids::{PortId, Rights, SwitchId};
 use ualink_kdrv::ops::{FaultReport, KeySlotRef, StreamId as KStreamId};
 
+use ualink_spdm::tdisp::responder::DeviceEvent as TdiEvent;
+use ualink_spdm::tdisp::TdiState;
+
+use crate::device::ResponderFault;
 use crate::error::{KeyError, SimError};
 use crate::ids::{AccelId, PortIndex, PortRef, SwitchIndex, SwitchPort, TenantId};
 use crate::measurement::Measurements;
@@ -348,13 +352,18 @@ pub(crate) struct PodState {
     keyroll_faults: VecDeque<KeyRollFault>,
     delayed_rolls: Vec<DelayedRoll>,
     inflight: Vec<Inflight>,
+    /// TDISP events for devices' TDIs, applied to the responders once the state lock is released.
+    tdi_events: Vec<(AccelId, TdiEvent)>,
 }
 
 /// The simulated pod.
 #[derive(Debug)]
 pub struct SimPod {
-    st: Mutex<PodState>,
+    st: Arc<Mutex<PodState>>,
     pki: PkiFactory,
+    /// Each accelerator's SPDM responder and mailbox. Locked on its own, never while `st` is
+    /// held, because the responder's device reads the pod state.
+    pub(crate) mailboxes: Mutex<BTreeMap<AccelId, crate::device::Mailbox>>,
 }
 
 fn kport(p: PortIndex) -> PortId {
@@ -443,24 +452,34 @@ impl SimPod {
             p.link = Some((SwitchIndex(l.switch), SwitchPort(l.switch_port)));
             p.up = true;
         }
+        let st = Arc::new(Mutex::new(PodState {
+            sec: SecParams::default(),
+            max_txn: spec.defaults.max_txn_bytes,
+            now_ns: 0,
+            accels,
+            switches,
+            faults: VecDeque::new(),
+            oracle: Oracle::default(),
+            scratch: Vec::new(),
+            next_txn_tag: 0,
+            tamper: VecDeque::new(),
+            capture: None,
+            keyroll_faults: VecDeque::new(),
+            delayed_rolls: Vec::new(),
+            inflight: Vec::new(),
+            tdi_events: Vec::new(),
+        }));
+        let mut mailboxes = BTreeMap::new();
+        for a in &spec.accelerators {
+            let id = AccelId::new(a.id)?;
+            let ports = u8::try_from(a.ports.saturating_add(a.spare_ports))
+                .map_err(|_| SimError::PodConfig("more than 256 ports on an accelerator".into()))?;
+            mailboxes.insert(id, crate::device::Mailbox::new(id, ports, Arc::clone(&st))?);
+        }
         Ok(Self {
-            st: Mutex::new(PodState {
-                sec: SecParams::default(),
-                max_txn: spec.defaults.max_txn_bytes,
-                now_ns: 0,
-                accels,
-                switches,
-                faults: VecDeque::new(),
-                oracle: Oracle::default(),
-                scratch: Vec::new(),
-                next_txn_tag: 0,
-                tamper: VecDeque::new(),
-                capture: None,
-                keyroll_faults: VecDeque::new(),
-                delayed_rolls: Vec::new(),
-                inflight: Vec::new(),
-            }),
+            st,
             pki,
+            mailboxes: Mutex::new(mailboxes),
         })
     }
 
@@ -573,7 +592,7 @@ impl SimPod {
 
     /// Bring-up helper standing in for the TSM's key distribution: for every switch plane that
     /// connects `a` and `b`, generates one fresh random 256-bit master key per direction,
-    /// programs A.tx[B] = B.rx[A] and B.tx[A] = A.rx[B] at `epoch`, enables every RX slot, then
+    /// programs `A.tx[B] = B.rx[A]` and `B.tx[A] = A.rx[B]` at `epoch`, enables every RX slot, then
     /// every TX slot.
     pub fn key_pair(&self, a: AccelId, b: AccelId, epoch: u32) -> Result<(), SimError> {
         let mut st = self.lock()?;
@@ -695,8 +714,95 @@ impl SimPod {
         addr: u64,
         op: Op<'_>,
     ) -> Result<Vec<u8>, SimError> {
+        let r = {
+            let mut st = self.lock()?;
+            st.transfer(src, dst, addr, op)
+        };
+        self.flush_tdi_events()?;
+        r
+    }
+
+    /// Applies TDISP events queued by the fabric (integrity failures, resets) to the devices'
+    /// TDIs. The state lock is released first: the responders read the pod state.
+    fn flush_tdi_events(&self) -> Result<(), SimError> {
+        let events = {
+            let mut st = self.lock()?;
+            if st.tdi_events.is_empty() {
+                return Ok(());
+            }
+            std::mem::take(&mut st.tdi_events)
+        };
+        let mut mbs = self.mailboxes.lock().map_err(|_| SimError::Poisoned)?;
+        for (accel, ev) in events {
+            if let Some(mb) = mbs.get_mut(&accel) {
+                mb.device_mut().notify(ev);
+            }
+        }
+        Ok(())
+    }
+
+    /// The TDISP state of `accel`'s TDI (`None` before the first TDISP message).
+    pub fn tdi_state(&self, accel: AccelId) -> Result<Option<TdiState>, SimError> {
+        let mbs = self.mailboxes.lock().map_err(|_| SimError::Poisoned)?;
+        Ok(mbs
+            .get(&accel)
+            .ok_or(SimError::UnknownAccelerator(accel))?
+            .device()
+            .tdi_state())
+    }
+
+    /// Fault knob: makes `accel`'s SPDM responder misbehave (or stop misbehaving).
+    pub fn responder_fault(
+        &self,
+        accel: AccelId,
+        fault: ResponderFault,
+        on: bool,
+    ) -> Result<(), SimError> {
+        let mut mbs = self.mailboxes.lock().map_err(|_| SimError::Poisoned)?;
+        mbs.get_mut(&accel)
+            .ok_or(SimError::UnknownAccelerator(accel))?
+            .set_fault(fault, on);
+        Ok(())
+    }
+
+    /// Fault knob: `accel`'s certificate chain and key are swapped for a well-formed chain from
+    /// a rogue CA (same vendor and model names) that does not lead to the vendor's root.
+    pub fn swap_certificate(&self, accel: AccelId) -> Result<(), SimError> {
         let mut st = self.lock()?;
-        st.transfer(src, dst, addr, op)
+        let a = st
+            .accels
+            .get_mut(&accel)
+            .ok_or(SimError::UnknownAccelerator(accel))?;
+        let (vendor, model) = (a.spec.vendor.clone(), a.spec.model.clone());
+        a.pki
+            .swap_for_untrusted(&vendor, &model, u64::from(accel.get()))
+    }
+
+    /// Passes one transport-framed (MCTP) SPDM message to `accel`'s responder; the answer is
+    /// queued for [`SimPod::spdm_take`].
+    pub fn spdm_put(&self, accel: AccelId, framed: &[u8]) -> Result<(), SimError> {
+        let r = {
+            let mut mbs = self.mailboxes.lock().map_err(|_| SimError::Poisoned)?;
+            mbs.get_mut(&accel)
+                .ok_or(SimError::UnknownAccelerator(accel))?
+                .send(framed)
+        };
+        self.flush_tdi_events()?;
+        r
+    }
+
+    /// Takes the oldest queued SPDM answer of `accel` into `buf`: `Ok(None)` if none is queued,
+    /// `Err(needed)` if `buf` is too small (the answer stays queued).
+    pub fn spdm_take(
+        &self,
+        accel: AccelId,
+        buf: &mut [u8],
+    ) -> Result<Result<Option<usize>, usize>, SimError> {
+        let mut mbs = self.mailboxes.lock().map_err(|_| SimError::Poisoned)?;
+        Ok(mbs
+            .get_mut(&accel)
+            .ok_or(SimError::UnknownAccelerator(accel))?
+            .receive(buf))
     }
 
     /// Writes `data` into `dst`'s memory at `addr` from `src`.
@@ -814,7 +920,11 @@ impl SimPod {
                 offset,
                 bytes: bytes.to_vec(),
             });
-        Ok(())
+        if u32::from(tdi) == crate::device::SIM_TDI {
+            st.tdi_events.push((accel, TdiEvent::ConfigWritten));
+        }
+        drop(st);
+        self.flush_tdi_events()
     }
 
     /// Takes the device events queued for `accel`'s security engine.
@@ -867,7 +977,9 @@ impl SimPod {
         st.faults.push_back(FaultReport::DeviceReset {
             accel: accel.to_kdrv(),
         });
-        Ok(())
+        st.tdi_events.push((accel, TdiEvent::Reset));
+        drop(st);
+        self.flush_tdi_events()
     }
 
     /// Fault knob: switch reset (every routing entry back to Deny).
@@ -1056,6 +1168,15 @@ impl PodState {
         Ok(m.entry(s.peer).or_insert_with(|| KeySlot::new(s.dir)))
     }
 
+    /// Whether any key slot of `accel` is enabled and live.
+    pub(crate) fn any_live_slot(&self, accel: AccelId) -> bool {
+        self.accels.get(&accel).is_some_and(|a| {
+            a.ports
+                .iter()
+                .any(|p| p.tx.values().chain(p.rx.values()).any(KeySlot::is_live))
+        })
+    }
+
     pub(crate) fn port_carries_traffic(&self, p: PortRef) -> bool {
         self.accels
             .get(&p.accel)
@@ -1079,7 +1200,7 @@ impl PodState {
         })
     }
 
-    fn program_key(
+    pub(crate) fn program_key(
         &mut self,
         slot: SlotRef,
         role: KeyRole,
@@ -1476,6 +1597,8 @@ impl PodState {
                 reason,
             }),
             Err(OpenError::Integrity) => {
+                self.tdi_events
+                    .push((rport.accel, TdiEvent::IntegrityFailure));
                 self.faults.push_back(FaultReport::IntegrityFailure {
                     at: rport.accel.to_kdrv(),
                     port: kport(rport.port),

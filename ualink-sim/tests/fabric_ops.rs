@@ -285,19 +285,33 @@ fn stop_streams_and_fault_queue() {
 }
 
 #[test]
-fn spdm_mailbox_is_not_wired_yet() {
+fn spdm_mailbox_errors() {
     let p = pod(1);
-    assert_eq!(
-        p.spdm_send(id(1).to_kdrv(), &[0x12, 0x84]),
-        Err(OpsError::Unsupported)
-    );
-    assert_eq!(
-        p.spdm_send(id(7).to_kdrv(), &[0x12, 0x84]),
-        Err(OpsError::NoDevice)
-    );
+    // Nothing queued yet; unknown device; undecodable framing.
     let mut buf = [0u8; 64];
     assert_eq!(
         p.spdm_receive(id(1).to_kdrv(), &mut buf),
-        Err(OpsError::Unsupported)
+        Err(OpsError::WouldBlock)
     );
+    assert_eq!(
+        p.spdm_send(id(7).to_kdrv(), &[0x05, 0x10, 0x84, 0, 0]),
+        Err(OpsError::NoDevice)
+    );
+    assert_eq!(p.spdm_send(id(1).to_kdrv(), &[]), Err(OpsError::Invalid));
+    // GET_VERSION (MCTP type 0x05): a VERSION answer that does not fit a 4-byte buffer stays
+    // queued.
+    p.spdm_send(id(1).to_kdrv(), &[0x05, 0x10, 0x84, 0, 0])
+        .unwrap();
+    let mut small = [0u8; 4];
+    assert_eq!(
+        p.spdm_receive(id(1).to_kdrv(), &mut small),
+        Err(OpsError::TooBig)
+    );
+    let n = p.spdm_receive(id(1).to_kdrv(), &mut buf).unwrap();
+    assert_eq!(
+        &buf[..3],
+        &[0x05, 0x10, 0x04],
+        "MCTP SPDM, version 1.0, VERSION"
+    );
+    assert!(n > 6);
 }

@@ -45,7 +45,7 @@ fn chain_is_root_to_model_ca_to_leaf_p384() {
         assert!(eku
             .other
             .iter()
-            .any(|o| o.to_id_string() == "1.3.6.1.4.1.412.274.3.1"));
+            .any(|o| o.to_id_string() == "1.3.6.1.4.1.412.274.3"));
     }
     // Accelerators 1 and 3 share vendor and model: same root and model CA, distinct leaves.
     assert_eq!(chains[0][0], chains[2][0]);

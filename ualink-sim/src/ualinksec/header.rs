@@ -3,7 +3,7 @@
 //! A transaction on the wire is `header (16 bytes, clear, authenticated as AAD) || ciphertext ||
 //! tag (8 bytes)`. What is clear and what is encrypted follows UALink_200 Tables 9-4..9-7:
 //! accelerator IDs, command, length and the upper address bits stay in clear so that switches
-//! can route; address bits [17:2], the transaction tag, byte enables and data are encrypted.
+//! can route; address bits 17:2, the transaction tag, byte enables and data are encrypted.
 //!
 //! # Clear header (AAD), 16 bytes, big-endian
 //! ```text

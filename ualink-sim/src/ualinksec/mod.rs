@@ -106,6 +106,13 @@ impl MasterKey {
         }
     }
 
+    /// Copies key bytes from a reference straight into zeroizing storage (no stack copy).
+    pub fn from_ref(bytes: &[u8; 32], epoch: u32) -> Self {
+        let mut z = Zeroizing::new([0u8; 32]);
+        z.copy_from_slice(bytes);
+        Self { bytes: z, epoch }
+    }
+
     /// The key's epoch.
     pub fn epoch(&self) -> u32 {
         self.epoch
@@ -370,6 +377,11 @@ impl KeySlot {
         self.enabled = false;
         self.stopped = None;
         self.roll = Roll::Idle;
+    }
+
+    /// Erases the alternate key only (a K_SET_STOP on the alternate slot).
+    pub fn clear_alternate(&mut self) {
+        self.alternate = Alternate::Empty;
     }
 
     fn usable(&self) -> Result<&Active, KeyError> {

@@ -1,0 +1,296 @@
+//! The accelerators' SPDM responders through the driver's mailbox (`FabricOps::spdm_send` /
+//! `spdm_receive`, MCTP framing), driven by ualink-spdm's requester: attestation against the
+//! vendor root, measurements against reference values, link keys programmed inside the secured
+//! session (RX before TX), TDISP, and the malicious-responder knobs.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use ualink_kdrv::ids::Rights;
+use ualink_kdrv::ops::FabricOps;
+use ualink_kdrv::AcceleratorId;
+use ualink_sim::device::{ResponderFault, SIM_TDI};
+use ualink_sim::measurement::{reference_digests, MeasurementKind, Tamper};
+use ualink_sim::{AccelId, SimPod};
+use ualink_spdm::algo::SpdmVersion;
+use ualink_spdm::cert_chain::TrustAnchors;
+use ualink_spdm::keyprog::{self, Direction, KeyProgStatus, KeyTarget, MasterKey, Slot};
+use ualink_spdm::requester::driver::{attest, request, DriverError, SpdmIo};
+use ualink_spdm::requester::{AppRequest, AppResponse, Attestation, Requester, RequesterConfig};
+use ualink_spdm::tdisp::msg::{InterfaceId, LockInterfaceParams};
+use ualink_spdm::tdisp::requester::TdispRequester;
+use ualink_spdm::tdisp::TdiState;
+use ualink_spdm::transport::{MessageKind, Received, Transport};
+use zeroize::Zeroizing;
+
+/// The host's side of one accelerator's mailbox, through `FabricOps`.
+struct Mailbox<'a> {
+    pod: &'a SimPod,
+    accel: AcceleratorId,
+}
+
+impl SpdmIo for Mailbox<'_> {
+    fn send(&mut self, kind: MessageKind, msg: &[u8]) -> std::io::Result<()> {
+        let framed = Transport::Mctp
+            .encode(kind, msg)
+            .map_err(std::io::Error::other)?;
+        self.pod
+            .spdm_send(self.accel, &framed)
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))
+    }
+
+    fn receive(&mut self) -> std::io::Result<(MessageKind, Vec<u8>)> {
+        let mut buf = vec![0u8; 70_000];
+        let n = self
+            .pod
+            .spdm_receive(self.accel, &mut buf)
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        match Transport::Mctp
+            .decode(&buf[..n])
+            .map_err(std::io::Error::other)?
+        {
+            Received::Message(k, m) => Ok((k, m.to_vec())),
+            Received::DoeDiscovery(_) => Err(std::io::Error::other("unexpected DOE discovery")),
+        }
+    }
+}
+
+fn anchors(p: &SimPod) -> Arc<TrustAnchors> {
+    let mut t = TrustAnchors::new();
+    for (_, der) in p.vendor_roots() {
+        t.add_der(&der).unwrap();
+    }
+    Arc::new(t)
+}
+
+fn requester(p: &SimPod, config: RequesterConfig) -> Requester {
+    Requester::new(config, anchors(p)).unwrap()
+}
+
+fn attest_one(
+    p: &SimPod,
+    a: AccelId,
+    config: RequesterConfig,
+) -> Result<(Requester, Attestation), DriverError> {
+    let mut req = requester(p, config);
+    let mut io = Mailbox {
+        pod: p,
+        accel: a.to_kdrv(),
+    };
+    let att = attest(&mut req, &mut io)?;
+    Ok((req, att))
+}
+
+fn vendor(p: &SimPod, a: AccelId, req: &mut Requester, payload: Vec<u8>) -> Vec<u8> {
+    let mut io = Mailbox {
+        pod: p,
+        accel: a.to_kdrv(),
+    };
+    match request(req, &mut io, AppRequest::Vendor(Zeroizing::new(payload))).unwrap() {
+        Some(AppResponse::Vendor(v)) => v,
+        other => panic!("unexpected answer {other:?}"),
+    }
+}
+
+fn target(dir: Direction, peer: u16) -> KeyTarget {
+    KeyTarget {
+        port: 0,
+        direction: dir,
+        slot: Slot::Active,
+        peer: keyprog::AccelId::new(peer).unwrap(),
+    }
+}
+
+fn status_of_ack(ack: &[u8]) -> u8 {
+    ack[2]
+}
+
+#[test]
+fn attestation_verifies_to_the_vendor_root_with_golden_measurements() {
+    let p = pod(2);
+    let (_, att) = attest_one(&p, id(1), RequesterConfig::default()).unwrap();
+    assert!(att.session_id.is_some());
+    let spec = p.with_accelerator(id(1), |a| a.spec().clone()).unwrap();
+    let refs = reference_digests(&spec.vendor, &spec.model, &spec.firmware);
+    let blocks = att.measurements.unwrap().blocks;
+    assert_eq!(blocks.len(), 3);
+    for (b, r) in blocks.iter().zip(refs.iter()) {
+        assert_eq!(&b.value[..], &r[..], "block {}", b.index);
+    }
+}
+
+#[test]
+fn tampered_firmware_shows_in_signed_measurements() {
+    let p = pod(1);
+    p.tamper_measurement(
+        id(1),
+        MeasurementKind::Firmware,
+        Tamper::FlipBit { offset: 9 },
+    )
+    .unwrap();
+    let (_, att) = attest_one(&p, id(1), RequesterConfig::default()).unwrap();
+    let spec = p.with_accelerator(id(1), |a| a.spec().clone()).unwrap();
+    let refs = reference_digests(&spec.vendor, &spec.model, &spec.firmware);
+    let blocks = att.measurements.unwrap().blocks;
+    assert_eq!(&blocks[0].value[..], &refs[0][..]);
+    assert_ne!(
+        &blocks[1].value[..],
+        &refs[1][..],
+        "the verifier sees the tamper"
+    );
+}
+
+#[test]
+fn link_keys_arrive_only_through_secured_sessions_rx_before_tx() {
+    let p = pod(2);
+    own(&p, id(1), 1);
+    own(&p, id(2), 1);
+    p.open_routes(id(1), id(2)).unwrap();
+    grant(&p, id(2), id(1), 1, Rights::ALL);
+    let (mut r1, _) = attest_one(&p, id(1), RequesterConfig::default()).unwrap();
+    let (mut r2, _) = attest_one(&p, id(2), RequesterConfig::default()).unwrap();
+    // One key per direction, epoch 1, delivered to both ends.
+    let mut k12 = [0x12u8; 32];
+    let mut k21 = [0x21u8; 32];
+    let k12 = MasterKey::from_bytes(&mut k12);
+    let k21 = MasterKey::from_bytes(&mut k21);
+    let plan = [
+        (id(1), target(Direction::Tx, 2), &k12),
+        (id(2), target(Direction::Rx, 1), &k12),
+        (id(2), target(Direction::Tx, 1), &k21),
+        (id(1), target(Direction::Rx, 2), &k21),
+    ];
+    for (a, t, k) in plan {
+        let req = if a == id(1) { &mut r1 } else { &mut r2 };
+        let ack = vendor(&p, a, req, keyprog::ualink_key_prog(t, 1, k).to_vec());
+        keyprog::expect_kp_ack(&ack, t, 1).unwrap();
+    }
+    // TX before RX is refused by the device.
+    let ack = vendor(
+        &p,
+        id(1),
+        &mut r1,
+        keyprog::ualink_go(target(Direction::Tx, 2)),
+    );
+    assert_ne!(status_of_ack(&ack), KeyProgStatus::Success.wire());
+    assert!(p.write(id(1), id(2), 0, b"early").is_err());
+    // RX everywhere, then TX.
+    for (a, t) in [
+        (id(2), target(Direction::Rx, 1)),
+        (id(1), target(Direction::Rx, 2)),
+        (id(1), target(Direction::Tx, 2)),
+        (id(2), target(Direction::Tx, 1)),
+    ] {
+        let req = if a == id(1) { &mut r1 } else { &mut r2 };
+        let ack = vendor(&p, a, req, keyprog::ualink_go(t));
+        keyprog::expect_gostop_ack(&ack, t).unwrap();
+    }
+    p.write(id(1), id(2), 0x40, b"sealed end to end").unwrap();
+    assert_eq!(
+        p.read(id(1), id(2), 0x40, 17).unwrap(),
+        b"sealed end to end"
+    );
+    // A replayed (older) epoch is refused.
+    let t = target(Direction::Tx, 2);
+    let ack = vendor(
+        &p,
+        id(1),
+        &mut r1,
+        keyprog::ualink_key_prog(t, 1, &k12).to_vec(),
+    );
+    assert_eq!(status_of_ack(&ack), KeyProgStatus::StaleEpoch.wire());
+    // KEY_STOP erases the TX key: traffic stops.
+    let ack = vendor(&p, id(1), &mut r1, keyprog::ualink_stop(t));
+    keyprog::expect_gostop_ack(&ack, t).unwrap();
+    assert!(p.write(id(1), id(2), 0x40, b"x").is_err());
+    assert!(p.leaks().unwrap().is_empty());
+}
+
+#[test]
+fn tdisp_lock_then_host_config_write_moves_the_tdi_to_error() {
+    let p = pod(2);
+    p.open_routes(id(1), id(2)).unwrap();
+    let (mut r1, _) = attest_one(&p, id(1), RequesterConfig::default()).unwrap();
+    let tdi = TdispRequester::new(InterfaceId::new(SIM_TDI).unwrap());
+    tdi.parse_version(&vendor(&p, id(1), &mut r1, tdi.get_version()))
+        .unwrap();
+    let params = LockInterfaceParams::default();
+    // No live link keys yet: LOCK refused.
+    assert!(tdi
+        .parse_lock_interface(&vendor(&p, id(1), &mut r1, tdi.lock_interface(&params)))
+        .is_err());
+    // Keys for accelerator 1's RX from 2, programmed and enabled in this session.
+    let mut k = [0x77u8; 32];
+    let k = MasterKey::from_bytes(&mut k);
+    let t = target(Direction::Rx, 2);
+    keyprog::expect_kp_ack(
+        &vendor(
+            &p,
+            id(1),
+            &mut r1,
+            keyprog::ualink_key_prog(t, 1, &k).to_vec(),
+        ),
+        t,
+        1,
+    )
+    .unwrap();
+    keyprog::expect_gostop_ack(&vendor(&p, id(1), &mut r1, keyprog::ualink_go(t)), t).unwrap();
+    let nonce = tdi
+        .parse_lock_interface(&vendor(&p, id(1), &mut r1, tdi.lock_interface(&params)))
+        .unwrap();
+    assert_eq!(p.tdi_state(id(1)).unwrap(), Some(TdiState::ConfigLocked));
+    // The host writes the locked TDI's configuration.
+    p.host_write_tdi_config(id(1), SIM_TDI as u16, 0x10, &[1, 2, 3, 4])
+        .unwrap();
+    assert_eq!(p.tdi_state(id(1)).unwrap(), Some(TdiState::Error));
+    assert!(tdi
+        .parse_start_interface(&vendor(&p, id(1), &mut r1, tdi.start_interface(&nonce)))
+        .is_err());
+}
+
+#[test]
+fn malicious_responders_are_refused() {
+    let p = pod(1);
+    // Bad signature.
+    p.responder_fault(id(1), ResponderFault::BadSignature, true)
+        .unwrap();
+    let e = attest_one(&p, id(1), RequesterConfig::default()).unwrap_err();
+    assert!(format!("{e:?}").contains("BadSignature"), "{e:?}");
+    p.responder_fault(id(1), ResponderFault::BadSignature, false)
+        .unwrap();
+    attest_one(&p, id(1), RequesterConfig::default()).unwrap();
+    // Version downgrade: a requester that insists on 1.3 refuses a 1.2-only device.
+    p.responder_fault(id(1), ResponderFault::VersionDowngrade, true)
+        .unwrap();
+    let v13 = RequesterConfig {
+        versions: vec![SpdmVersion::V13],
+        ..RequesterConfig::default()
+    };
+    let e = attest_one(&p, id(1), v13.clone()).unwrap_err();
+    assert!(format!("{e:?}").contains("NoCommonVersion"), "{e:?}");
+    p.responder_fault(id(1), ResponderFault::VersionDowngrade, false)
+        .unwrap();
+    attest_one(&p, id(1), v13).unwrap();
+    // Malformed responses.
+    p.responder_fault(id(1), ResponderFault::Malformed, true)
+        .unwrap();
+    let e = attest_one(&p, id(1), RequesterConfig::default()).unwrap_err();
+    assert!(format!("{e:?}").contains("Malformed"), "{e:?}");
+    p.responder_fault(id(1), ResponderFault::Malformed, false)
+        .unwrap();
+    // Replayed (stale) signed responses from an earlier attestation.
+    attest_one(&p, id(1), RequesterConfig::default()).unwrap();
+    p.responder_fault(id(1), ResponderFault::ReplayPrevious, true)
+        .unwrap();
+    let e = attest_one(&p, id(1), RequesterConfig::default()).unwrap_err();
+    assert!(format!("{e:?}").contains("BadSignature"), "{e:?}");
+    p.responder_fault(id(1), ResponderFault::ReplayPrevious, false)
+        .unwrap();
+    // Certificate swap: a well-formed chain from a rogue CA.
+    p.swap_certificate(id(1)).unwrap();
+    let e = attest_one(&p, id(1), RequesterConfig::default()).unwrap_err();
+    assert!(format!("{e:?}").contains("UntrustedRoot"), "{e:?}");
+}
