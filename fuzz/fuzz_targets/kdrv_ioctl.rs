@@ -13,12 +13,11 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
 
 use libfuzzer_sys::fuzz_target;
-use ualink_kdrv::audit::{AuditEvent, AuditSink, InvalidateSink};
 use ualink_kdrv::crypto::{BadSignature, CryptoBackend, RingCrypto, TsmPublicKey};
 use ualink_kdrv::ids::*;
 use ualink_kdrv::ops::*;
 use ualink_kdrv::uapi::IOCTLS;
-use ualink_kdrv::{Config, Driver, Errno, FileCtx};
+use ualink_kdrv::{Config, Driver, Errno, FileCtx, NullSink};
 
 struct FuzzCrypto;
 
@@ -177,14 +176,6 @@ impl FabricOps for Fabric {
     }
 }
 
-struct Sink;
-impl AuditSink for Sink {
-    fn record(&self, _e: &AuditEvent) {}
-}
-impl InvalidateSink for Sink {
-    fn move_notify(&self, _c: u64, _a: AttachmentId) {}
-}
-
 fuzz_target!(|data: &[u8]| {
     let fabric = Fabric {
         clock: Cell::new(1_000_000),
@@ -202,8 +193,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(mut d) = Driver::new(
         fabric,
         FuzzCrypto,
-        Sink,
-        Sink,
+        NullSink,
+        NullSink,
         key,
         [3; 32],
         Config::default(),
