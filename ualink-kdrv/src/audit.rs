@@ -170,3 +170,16 @@ pub trait InvalidateSink {
     /// issuing transfers and drop it. Must not block.
     fn move_notify(&self, cookie: u64, attachment: AttachmentId);
 }
+
+/// A sink that drops every event and notification (for embeddings that have not wired a log yet, and
+/// for fuzzing). Production embeddings forward audit events to the TSM's append-only log.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NullSink;
+
+impl AuditSink for NullSink {
+    fn record(&self, _event: &AuditEvent) {}
+}
+
+impl InvalidateSink for NullSink {
+    fn move_notify(&self, _cookie: u64, _attachment: AttachmentId) {}
+}

@@ -19,6 +19,14 @@
 //!   offboarding of an importing tenant, reset of an importing accelerator.
 //! - A link going down revokes nothing (traffic cannot flow); when it comes back up every key slot on
 //!   that port is re-read from the device and any change revokes as a key change does.
+//!
+//! # Port migration (documented choice)
+//! When a link moves to a spare port, the driver revokes every cross-accelerator attachment of the
+//! migrated accelerator, forgets the key-slot metadata of both the failed and the spare port, moves the
+//! link in its topology and re-points the vPod's routes. No traffic flows over the spare port before it
+//! is re-keyed: the spare port has no key slots until the TSM programs both ends inside SPDM sessions,
+//! [`Driver::key_slot`] enforces RX before TX, and granted imports need live keys on their path at
+//! attach and map.
 
 use alloc::vec::Vec;
 

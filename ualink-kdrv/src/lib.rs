@@ -59,7 +59,7 @@ pub mod ops;
 mod slab;
 pub mod uapi;
 
-pub use audit::{AuditEvent, AuditSink, InvalidateSink, RevokeCause, RevokeScope};
+pub use audit::{AuditEvent, AuditSink, InvalidateSink, NullSink, RevokeCause, RevokeScope};
 pub use crypto::{CryptoBackend, KeyId, TsmPublicKey};
 pub use driver::{
     AttachRequest, BufferState, Config, Driver, FileCtx, MappingView, Role, TdiState,
