@@ -1,2 +1,0 @@
-//! `ualink-spdm`: probe, respond, decode.
-fn main() {}
