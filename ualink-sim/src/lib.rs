@@ -20,8 +20,8 @@
 //!   attestation with its own PKI and live measurements, TDISP for its TDI, UALinkSec key
 //!   programming into the key slots, and malicious-responder knobs. Reached through
 //!   `FabricOps::spdm_send`/`spdm_receive` with MCTP framing.
-//!
-//! Not here yet: the `ualink-sim serve` binary (spdm-emu sockets per accelerator).
+//! - [`serve`]: the responders on spdm-emu sockets (`ualink-sim serve --pod POD.toml
+//!   --spdm-base-port N`).
 #![forbid(unsafe_code)]
 
 pub mod device;
@@ -32,6 +32,7 @@ pub mod measurement;
 pub mod memory;
 pub mod pki;
 pub mod pod;
+pub mod serve;
 pub mod sim;
 pub mod switch;
 pub mod ualinksec;
