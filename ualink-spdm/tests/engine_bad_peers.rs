@@ -575,6 +575,11 @@ fn responder_refuses_out_of_order_malformed_and_unknown_requests() {
         plain(&mut rsp, &[0x12, 0xF0, 0, 0]),
         (ErrorCode::UNSUPPORTED_REQUEST, 0xF0)
     );
+    // A response code is not a request.
+    assert_eq!(
+        plain(&mut rsp, &[0x12, 0x04, 0, 0]),
+        (ErrorCode::UNSUPPORTED_REQUEST, 0x04)
+    );
 
     // Finish VCA with our requester, then check the negotiated-state rules.
     let mut rsp = responder(P256);
@@ -596,6 +601,11 @@ fn responder_refuses_out_of_order_malformed_and_unknown_requests() {
     let mut fin = vec![0x12, 0xE5, 0, 0];
     fin.extend([0u8; 32]);
     assert_eq!(plain(&mut rsp, &fin).0, ErrorCode::UNEXPECTED_REQUEST);
+    // Nothing was deferred, so RESPOND_IF_READY is unexpected.
+    assert_eq!(
+        plain(&mut rsp, &[0x12, 0xFF, 0x81, 1]).0,
+        ErrorCode::UNEXPECTED_REQUEST
+    );
     // Session-only requests in the clear.
     assert_eq!(
         plain(&mut rsp, &[0x12, 0xE8, 0, 0]).0,

@@ -600,6 +600,12 @@ impl Requester {
             .pending
             .take()
             .ok_or(Error::ApiMisuse("no request outstanding"))?;
+        if bytes.len() > usize::try_from(self.config.max_spdm_msg_size).unwrap_or(usize::MAX) {
+            return Err(PeerIncompatible::TooLarge {
+                what: "response larger than our MaxSPDMmsgSize",
+            }
+            .into());
+        }
         // Unwrap the record layer if the request went inside the session.
         let plaintext;
         let rsp: &[u8] = match (pending.secured, kind) {

@@ -438,6 +438,10 @@ impl<D: Device> Responder<D> {
                 self.on_session_request(code, request)
             }
             RequestResponseCode::VENDOR_DEFINED_REQUEST => self.on_vendor(via, request),
+            // We never defer a response, so there is nothing to be ready.
+            RequestResponseCode::RESPOND_IF_READY => {
+                Err(unexpected("a request (no response is pending)", code))
+            }
             RequestResponseCode::CHALLENGE | RequestResponseCode::KEY_EXCHANGE => {
                 Err(unexpected("a plain (unsecured) request", code))
             }
