@@ -25,6 +25,47 @@
 //!   received, CertChainHash, 1.3 RequesterContext echo, verify data;
 //! * ERROR Busy / ResponseNotReady: retried (RESPOND_IF_READY for the latter) at most
 //!   [`RequesterConfig::max_retries`] times; any other ERROR fails the requester.
+//!
+//! # Example
+//!
+//! Our requester attesting a [`crate::device::SoftDevice`] through our responder, in memory
+//! (over a socket, hand [`driver::attest`] an `EmuClient` instead of driving by hand):
+//!
+//! ```
+//! use std::sync::Arc;
+//! use ualink_spdm::algo::AsymAlg;
+//! use ualink_spdm::cert_chain::TrustAnchors;
+//! use ualink_spdm::device::SoftDevice;
+//! use ualink_spdm::identity::{DeviceIdentity, IdentityOptions};
+//! use ualink_spdm::requester::{AppRequest, AppResponse, Progress, Requester, RequesterConfig};
+//! use ualink_spdm::responder::{Responder, ResponderConfig};
+//!
+//! let identity = DeviceIdentity::generate(AsymAlg::EcdsaP256, &IdentityOptions::default())?;
+//! let mut anchors = TrustAnchors::new();
+//! anchors.add_der(identity.ca_der())?;
+//! let mut responder = Responder::new(SoftDevice::new(identity, 1)?, ResponderConfig::default());
+//! let mut requester = Requester::new(RequesterConfig::default(), Arc::new(anchors))?;
+//!
+//! let mut out = requester.start()?;
+//! let attestation = loop {
+//!     let answer = responder.handle(out.kind, &out.bytes).ok_or("no answer")?;
+//!     match requester.handle(answer.kind, &answer.bytes)? {
+//!         Progress::Send(next) => out = next,
+//!         Progress::Attested(a) => break a,
+//!         other => return Err(format!("unexpected {other:?}").into()),
+//!     }
+//! };
+//! assert!(attestation.measurements.is_some() && attestation.session_id.is_some());
+//!
+//! // Inside the session: a heartbeat.
+//! let hb = requester.request(AppRequest::Heartbeat)?;
+//! let ack = responder.handle(hb.kind, &hb.bytes).ok_or("no answer")?;
+//! assert!(matches!(
+//!     requester.handle(ack.kind, &ack.bytes)?,
+//!     Progress::Response(AppResponse::HeartbeatAck)
+//! ));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;
