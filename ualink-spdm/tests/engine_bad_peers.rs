@@ -661,3 +661,34 @@ fn repeated_key_updates_stay_in_step() {
         Progress::Response(AppResponse::HeartbeatAck)
     ));
 }
+
+#[test]
+fn error_to_update_all_keys_under_the_old_key_is_reported() {
+    use ualink_spdm::device::SoftDevice;
+    use ualink_spdm::msg::CapabilityFlags;
+    use ualink_spdm::responder::{Responder, ResponderConfig};
+    // A device that does not do KEY_UPDATE answers UpdateAllKeys with an ERROR under its
+    // unchanged key; the requester reads it (its new receiving key is reverted) and reports it.
+    let dev = device(P256).with_flags(SoftDevice::DEFAULT_FLAGS & !CapabilityFlags::KEY_UPD_CAP.0);
+    let mut rsp = Responder::new(dev, ResponderConfig::default());
+    let mut req = requester(cfg(SpdmVersion::V12, P256), P256);
+    let first = req.start().unwrap();
+    assert!(matches!(
+        run(&mut req, &mut rsp, first).unwrap(),
+        Progress::Attested(_)
+    ));
+    let ku = req
+        .request(AppRequest::KeyUpdate(
+            ualink_spdm::requester::KeyUpdateKind::All,
+        ))
+        .unwrap();
+    let answer = rsp.handle(ku.kind, &ku.bytes).unwrap();
+    assert_eq!(answer.kind, MessageKind::Secured);
+    assert_eq!(
+        misbehaved(req.handle(answer.kind, &answer.bytes)),
+        PeerMisbehaved::ErrorResponse {
+            code: 0x07,
+            data: 0xE9
+        }
+    );
+}

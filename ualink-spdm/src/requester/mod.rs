@@ -780,6 +780,19 @@ impl Requester {
             }
             _ => pending.request.to_vec(),
         };
+        // An ERROR to UpdateAllKeys came under the responder's old key, which reverted our
+        // receiving key: arm the new one again before asking once more.
+        if let State::ExpectAppResponse(s) = &state {
+            if s.opens_with_pending_key() {
+                let session = self
+                    .session
+                    .as_mut()
+                    .ok_or(Error::ApiMisuse("no session"))?;
+                if !session.key_update_pending(crate::secured::Direction::Response) {
+                    session.update_key(crate::secured::Direction::Response)?;
+                }
+            }
+        }
         let out = self.seal_if(pending.secured, &wire)?;
         self.pending = Some(Pending {
             retries: pending.retries.saturating_add(1),

@@ -253,7 +253,11 @@ impl<D: Device> Responder<D> {
     }
 
     fn error_bytes(&self, request: &[u8], err: &Error) -> Vec<u8> {
-        let (code, data) = err.wire_code();
+        let (code, mut data) = err.wire_code();
+        // DSP0274: UnsupportedRequest's ErrorData is the request code refused.
+        if code == wire_error::code::UNSUPPORTED_REQUEST && data == 0 {
+            data = request.get(1).copied().unwrap_or(0);
+        }
         let version = self.error_version(request);
         ErrorResponse::new(version, ErrorCode(code), data)
             .encode()
