@@ -560,6 +560,16 @@ impl Requester {
                 "no signature or hash algorithm configured",
             ));
         }
+        if config
+            .algorithms
+            .asym
+            .iter()
+            .any(|a| !config.algorithms.hash.contains(&negotiation::hash_for(*a)))
+        {
+            return Err(Error::ApiMisuse(
+                "each signature algorithm needs its curve's hash (P-256/SHA-256, P-384/SHA-384)",
+            ));
+        }
         if config.slot > 7 {
             return Err(Error::ApiMisuse("slot must be 0..=7"));
         }
