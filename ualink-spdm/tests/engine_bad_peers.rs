@@ -692,3 +692,30 @@ fn error_to_update_all_keys_under_the_old_key_is_reported() {
         }
     );
 }
+
+#[test]
+fn second_key_exchange_while_a_session_is_open_is_refused() {
+    use ualink_spdm::crypto::{EphemeralDhe, Rng};
+    let (req, mut rsp) = established(false);
+    let live = rsp.session_id().unwrap();
+    let dhe = EphemeralDhe::generate(ualink_spdm::algo::DheGroup::Secp256r1, &Rng::new()).unwrap();
+    let ke = msg::KeyExchange {
+        version: SpdmVersion::V12,
+        summary_type: msg::MeasurementSummaryType::None,
+        slot_id: 0,
+        req_session_id: 0x1234,
+        session_policy: 0,
+        random: [3; 32],
+        exchange_data: dhe.exchange_data().to_vec(),
+        opaque: msg::OpaqueData::supported_versions(&[0x1200])
+            .unwrap()
+            .encode()
+            .unwrap(),
+    }
+    .encode()
+    .unwrap();
+    assert_eq!(plain(&mut rsp, &ke).0, ErrorCode::UNEXPECTED_REQUEST);
+    // The live session is untouched.
+    assert_eq!(rsp.session_id(), Some(live));
+    assert_eq!(req.session_id(), Some(live));
+}

@@ -865,10 +865,9 @@ impl<D: Device> Responder<D> {
         self.require_cap(CapabilityFlags::KEY_EX_CAP, "KEY_EX_CAP")?;
         let code = RequestResponseCode::KEY_EXCHANGE;
         if self.session.is_some() {
-            return Err(PeerIncompatible::TooLarge {
-                what: "session count (one session at a time)",
-            }
-            .into());
+            // One session at a time (answered UnexpectedRequest until the error type can
+            // name SessionLimitExceeded).
+            return Err(unexpected("END_SESSION before another KEY_EXCHANGE", code));
         }
         let (negotiated, ctx, session_capable) = {
             let c = self.conn(code)?;
