@@ -3,7 +3,8 @@
 //! ```text
 //! ExpectGetVersion ─GET_VERSION─► ExpectGetCapabilities ─► ExpectNegotiateAlgorithms ─► Negotiated
 //! Negotiated: GET_DIGESTS, GET_CERTIFICATE, CHALLENGE, GET_MEASUREMENTS, KEY_EXCHANGE, VENDOR_DEFINED
-//! session:    Handshake ─FINISH─► Established (HEARTBEAT, KEY_UPDATE, VENDOR_DEFINED, END_SESSION)
+//! session:    Handshake ─FINISH─► Established (HEARTBEAT, KEY_UPDATE, GET_MEASUREMENTS,
+//!             VENDOR_DEFINED, END_SESSION)
 //! GET_VERSION at any time (plain) resets everything and ends the session.
 //! ```
 //!
@@ -12,7 +13,10 @@
 //! ERROR UnexpectedRequest, a version other than the negotiated one is VersionMismatch, a
 //! malformed request is InvalidRequest, an unknown code UnsupportedRequest — all through the one
 //! mapping [`crate::Error::wire_code`]. A secured message that fails to decrypt ends the
-//! session (answered with a plain ERROR DecryptError). A failed request changes no state.
+//! session (answered with a plain ERROR DecryptError), as does a wrong RequesterVerifyData in
+//! FINISH. Any other failed request leaves the connection and session state as they were
+//! (apart from the L1 measurement log, which every request other than GET_MEASUREMENTS
+//! empties on both sides).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
