@@ -669,8 +669,8 @@ impl<F: FabricOps, C: CryptoBackend, A: AuditSink, N: InvalidateSink> Driver<F, 
     /// only (TSM only). Each accelerator belongs to at most one vPod.
     ///
     /// Return: `EPERM`, `ENOENT` (tenant or accelerator), `EEXIST` (tenant already has a vPod),
-    /// `EINVAL` (empty), `EBUSY` (accelerator in another vPod), `ENODEV` (quarantined), `ENOMEM`, or the
-    /// backend's errno.
+    /// `EINVAL` (empty or duplicate members), `EBUSY` (accelerator in another vPod), `ENODEV`
+    /// (quarantined), `ENOMEM`, or the backend's errno.
     pub fn vpod_create(
         &mut self,
         file: &FileCtx,
@@ -684,6 +684,11 @@ impl<F: FabricOps, C: CryptoBackend, A: AuditSink, N: InvalidateSink> Driver<F, 
         }
         if members.is_empty() {
             return Err(Malformed::BadField("members").into());
+        }
+        for (i, m) in members.iter().enumerate() {
+            if members.iter().skip(i.saturating_add(1)).any(|x| x == m) {
+                return Err(Malformed::BadField("duplicate vPod member").into());
+            }
         }
         for m in members {
             let a = self.accel(*m).ok_or(ApiMisuse::NotFound("accelerator"))?;
