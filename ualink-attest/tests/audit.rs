@@ -366,3 +366,28 @@ fn wrong_key_header_and_version_are_refused() {
         Err(Error::Malformed { .. })
     ));
 }
+
+#[test]
+fn open_or_create_starts_empty_then_resumes() {
+    let dir = TempDir::new();
+    let (signer, _) = CheckpointSigner::generate().unwrap();
+    let key = signer.verifier();
+    let path = dir.0.join("audit.log");
+    let (mut w, r) = AuditLogWriter::open_or_create(&path, &key).unwrap();
+    assert_eq!(r.records, 0);
+    w.append(&record(0, "main")).unwrap();
+    w.checkpoint(&signer, UnixTime::from_secs(1)).unwrap();
+    drop(w);
+    let (mut w, r) = AuditLogWriter::open_or_create(&path, &key).unwrap();
+    assert_eq!(r.records, 1);
+    assert_eq!(w.append(&record(1, "main")).unwrap(), 1);
+    // A checkpoint earlier than the last one is refused.
+    assert!(matches!(
+        w.checkpoint(&signer, UnixTime::from_secs(0)),
+        Err(Error::ApiMisuse { .. })
+    ));
+    w.checkpoint(&signer, UnixTime::from_secs(2)).unwrap();
+    let v = verify_log(&std::fs::read(&path).unwrap(), &key, &[]).unwrap();
+    assert_eq!(v.size(), 2);
+    assert_eq!(v.checkpoints.len(), 2);
+}

@@ -352,6 +352,22 @@ impl AuditLogWriter {
         ))
     }
 
+    /// [`Self::open`] if `path` exists, else [`Self::create`].
+    pub fn open_or_create(path: &Path, key: &CheckpointVerifier) -> Result<(Self, OpenReport)> {
+        if path.exists() {
+            Self::open(path, key)
+        } else {
+            let w = Self::create(path)?;
+            Ok((
+                w,
+                OpenReport {
+                    records: 0,
+                    truncated_bytes: 0,
+                },
+            ))
+        }
+    }
+
     fn ready(&self) -> Result<()> {
         match self.state {
             WriterState::Ready => Ok(()),
