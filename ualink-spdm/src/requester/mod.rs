@@ -350,8 +350,7 @@ pub struct SignedMeasurements {
     pub responder_nonce: [u8; msg::NONCE_LEN],
 }
 
-/// The request in flight, kept for transcripts and retries.
-#[derive(Debug)]
+/// The request in flight, kept for transcripts and retries. `Debug` shows its code only.
 struct Pending {
     /// The SPDM request as first sent (what enters the transcripts). Zeroized on drop: a
     /// key-programming request carries key bytes.
@@ -360,6 +359,16 @@ struct Pending {
     secured: bool,
     /// Busy/ResponseNotReady retries so far.
     retries: u8,
+}
+
+impl core::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Pending")
+            .field("code", &self.request.get(1))
+            .field("secured", &self.secured)
+            .field("retries", &self.retries)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Everything fixed once ALGORITHMS is accepted.

@@ -20,8 +20,9 @@ use crate::transcript::Th;
 /// DSP0277 secured-message versions we implement, as VersionNumber entries (1.2 only).
 pub(crate) const SECURED_MESSAGE_VERSIONS: [u16; 1] = [0x1200];
 
-/// A request the application phase can send.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A request the application phase can send. `Debug` shows a vendor payload's ProtocolID
+/// and length only (it may carry key bytes).
+#[derive(Clone, PartialEq, Eq)]
 pub enum AppRequest {
     /// HEARTBEAT.
     Heartbeat,
@@ -36,6 +37,22 @@ pub enum AppRequest {
     /// Signed GET_MEASUREMENTS for all blocks inside the session (fresh evidence without a
     /// new handshake); L1 = A ‖ this request ‖ the response without its signature.
     Measurements,
+}
+
+impl core::fmt::Debug for AppRequest {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Heartbeat => f.write_str("Heartbeat"),
+            Self::KeyUpdate(k) => f.debug_tuple("KeyUpdate").field(k).finish(),
+            Self::Vendor(p) => f
+                .debug_struct("Vendor")
+                .field("protocol_id", &p.first())
+                .field("len", &p.len())
+                .finish_non_exhaustive(),
+            Self::EndSession => f.write_str("EndSession"),
+            Self::Measurements => f.write_str("Measurements"),
+        }
+    }
 }
 
 /// Which keys a KEY_UPDATE rolls.
@@ -578,6 +595,21 @@ impl Requester {
                     }
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vendor_request_debug_redacts_the_payload() {
+        let r = AppRequest::Vendor(zeroize::Zeroizing::new(alloc::vec![0x00, 0xAB, 0xCD, 0xEF]));
+        let s = alloc::format!("{r:?}");
+        assert!(s.contains("len: 4"), "{s}");
+        for secret in ["171", "205", "239", "ab", "cd", "ef"] {
+            assert!(!s.to_lowercase().contains(secret), "{s}");
         }
     }
 }
