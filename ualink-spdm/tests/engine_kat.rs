@@ -284,7 +284,8 @@ fn v13_l1_hashes_inside_and_outside_the_session_match_libspdm() {
 }
 
 /// libspdm's requester messages, replayed into our responder (with our own P-256/P-384
-/// identity), get proper answers: VCA, DIGESTS, CERTIFICATE, CHALLENGE_AUTH, MEASUREMENTS.
+/// identity), get proper answers: VCA, DIGESTS, CERTIFICATE, CHALLENGE_AUTH, MEASUREMENTS,
+/// KEY_EXCHANGE_RSP.
 #[test]
 fn libspdm_requests_are_answered_by_our_responder() {
     use ualink_spdm::algo::AsymAlg;
@@ -293,22 +294,28 @@ fn libspdm_requests_are_answered_by_our_responder() {
     use ualink_spdm::responder::{Responder, ResponderConfig};
     use ualink_spdm::transport::MessageKind;
 
-    for (name, asym, expect_version) in [
+    for (name, asym, expect_version, key_exchange) in [
         (
             "v12_p256_nosession.transcript.full.txt",
             AsymAlg::EcdsaP256,
             0x12,
+            false,
         ),
         (
             "v13_p384_session.transcript.full.txt",
             AsymAlg::EcdsaP384,
             0x13,
+            true,
         ),
     ] {
         let id = DeviceIdentity::generate(asym, &IdentityOptions::default()).unwrap();
         let mut rsp = Responder::new(SoftDevice::new(id, 1).unwrap(), ResponderConfig::default());
         let recs = common::transcript(name);
-        let wanted = [0x84u8, 0xE1, 0xE3, 0x81, 0x82, 0x83, 0xE0];
+        let mut wanted = vec![0x84u8, 0xE1, 0xE3, 0x81, 0x82, 0x83, 0xE0];
+        if key_exchange {
+            // libspdm asks for TerminationPolicy and all measurements in the summary.
+            wanted.push(0xE4);
+        }
         let mut seen = Vec::new();
         for r in recs.iter().take_while(|r| r.is_spdm()) {
             let code = r.bytes[1];

@@ -883,9 +883,9 @@ impl<D: Device> Responder<D> {
         let version = negotiated.version;
         let hash = negotiated.hash;
         let ke = KeyExchange::parse(request, &ctx)?;
-        if ke.session_policy != 0 {
-            return Err(invalid("KEY_EXCHANGE SessionPolicy (unsupported)"));
-        }
+        // SessionPolicy (TerminationPolicy; 1.3 EventAllPolicy) asks us to end the session on
+        // a runtime update or to send events: we never update at runtime and send no events,
+        // so every policy the codec accepts is honoured as it stands.
         match msg::OpaqueData::parse(&ke.opaque)?.secured_message()? {
             Some(msg::SecuredMessageVersionData::Supported(v))
                 if v.contains(&SECURED_MESSAGE_VERSION) => {}
