@@ -235,16 +235,16 @@ impl FabricOps for SimPod {
         tag: PermTag,
         budget_ns: u64,
     ) -> Result<DrainOutcome, OpsError> {
-        let mut st = self.lock().map_err(oe)?;
-        Ok(
-            match st
-                .drain(AccelId::from_kdrv(target), tag.0, budget_ns)
-                .map_err(oe)?
-            {
-                Ok(elapsed_ns) => DrainOutcome::Drained { elapsed_ns },
-                Err(outstanding) => DrainOutcome::TimedOut { outstanding },
-            },
-        )
+        let r = self
+            .lock()
+            .map_err(oe)?
+            .drain(AccelId::from_kdrv(target), tag.0, budget_ns)
+            .map_err(oe)?;
+        self.flush_tdi_events().map_err(oe)?;
+        Ok(match r {
+            Ok(elapsed_ns) => DrainOutcome::Drained { elapsed_ns },
+            Err(outstanding) => DrainOutcome::TimedOut { outstanding },
+        })
     }
 
     fn key_slot(&self, slot: KeySlotRef, cmd: KeySlotCommand) -> Result<KeySlotStatus, OpsError> {
@@ -264,6 +264,8 @@ impl FabricOps for SimPod {
             KeySlotCommand::Invalidate => st.slot_mut(s).map_err(oe)?.invalidate(),
         }
         let info = st.slot_info(s).map_err(oe)?;
+        drop(st);
+        self.flush_tdi_events().map_err(oe)?;
         Ok(slot_status(&info))
     }
 

@@ -254,6 +254,9 @@ impl PodSpec {
                 return bad("too many ports");
             }
         }
+        if u16::try_from(self.switches.len()).is_err() {
+            return bad("too many switches");
+        }
         for s in &self.switches {
             if s.ports == 0 {
                 return bad("switch needs ports");

@@ -433,7 +433,10 @@ impl SimPod {
             .switches
             .iter()
             .enumerate()
-            .map(|(i, s)| Switch::new(SwitchIndex(i as u16), s.ports))
+            .map(|(i, s)| {
+                // `validate` bounds the switch count to u16.
+                Switch::new(SwitchIndex(u16::try_from(i).unwrap_or(u16::MAX)), s.ports)
+            })
             .collect();
         for l in &spec.links {
             let id = AccelId::new(l.accel)?;
@@ -529,7 +532,8 @@ impl SimPod {
         st.now_ns = st.now_ns.saturating_add(ns);
         st.deliver_due_rolls();
         st.tick_all();
-        Ok(())
+        drop(st);
+        self.flush_tdi_events()
     }
 
     /// Records which tenant owns an accelerator (its vPod membership) for the leak oracle.
@@ -724,7 +728,7 @@ impl SimPod {
 
     /// Applies TDISP events queued by the fabric (integrity failures, resets) to the devices'
     /// TDIs. The state lock is released first: the responders read the pod state.
-    fn flush_tdi_events(&self) -> Result<(), SimError> {
+    pub(crate) fn flush_tdi_events(&self) -> Result<(), SimError> {
         let events = {
             let mut st = self.lock()?;
             if st.tdi_events.is_empty() {
@@ -830,8 +834,9 @@ impl SimPod {
     /// Sends a KeyRollMSG from the TX slot: the receiver swaps to its alternate key on receipt,
     /// the sender on the acknowledgement. A lost or late message stops the slot at the timeout.
     pub fn key_roll(&self, tx: SlotRef) -> Result<(), SimError> {
-        let mut st = self.lock()?;
-        st.key_roll(tx)
+        let r = self.lock()?.key_roll(tx);
+        self.flush_tdi_events()?;
+        r
     }
 
     // ------------------------------------------------------------------ fault knobs
@@ -864,10 +869,14 @@ impl SimPod {
         ingress: SwitchPort,
         bytes: &[u8],
     ) -> Result<(), SimError> {
-        let mut st = self.lock()?;
         let wire = WireTxn::from_bytes(bytes)?;
-        let (rport, hdr, body) = st.deliver(switch, ingress, wire)?;
-        st.serve_request(rport, &hdr, &body).map(|_| ())
+        let r = {
+            let mut st = self.lock()?;
+            st.deliver(switch, ingress, wire)
+                .and_then(|(rport, hdr, body)| st.serve_request(rport, &hdr, &body).map(|_| ()))
+        };
+        self.flush_tdi_events()?;
+        r
     }
 
     /// Fault knob: the next KeyRollMSG is dropped or delayed.
@@ -1017,8 +1026,10 @@ impl SimPod {
                 accel: accel.to_kdrv(),
                 port: kport(port),
             });
+            st.tdi_events.push((accel, TdiEvent::KeysRevoked));
         }
-        Ok(())
+        drop(st);
+        self.flush_tdi_events()
     }
 
     /// Fault knob: a link flap (down, then up).
@@ -1069,7 +1080,9 @@ impl SimPod {
             switch: SwitchId(sw_to.0),
             switch_port: PortId(sp_to.0),
         });
-        Ok(())
+        st.tdi_events.push((accel, TdiEvent::KeysRevoked));
+        drop(st);
+        self.flush_tdi_events()
     }
 
     /// Fault knob: `count` transfers under permission `tag` on `target` are in flight and complete
@@ -1379,6 +1392,7 @@ impl PodState {
         let now = self.now_ns;
         let sec = self.sec;
         let mut faults = Vec::new();
+        let mut keys_lost = Vec::new();
         for (id, a) in self.accels.iter_mut() {
             for (i, p) in a.ports.iter_mut().enumerate() {
                 for (dir, m) in [(Direction::Tx, &mut p.tx), (Direction::Rx, &mut p.rx)] {
@@ -1394,12 +1408,16 @@ impl PodState {
                                 StopReason::KeyRollTimeout => FaultReport::KeyRollTimeout { slot },
                                 _ => FaultReport::StaleKey { slot },
                             });
+                            keys_lost.push(*id);
                         }
                     }
                 }
             }
         }
         self.faults.extend(faults);
+        for a in keys_lost {
+            self.tdi_events.push((a, TdiEvent::KeysRevoked));
+        }
     }
 
     fn deliver_due_rolls(&mut self) {
@@ -1506,6 +1524,7 @@ impl PodState {
                 if let Ok(s) = self.slot_mut(tx) {
                     if s.stopped().is_none() {
                         s.stop(StopReason::StaleKey);
+                        self.tdi_events.push((tx.accel, TdiEvent::KeysRevoked));
                         self.faults
                             .push_back(FaultReport::StaleKey { slot: kslot(tx) });
                     }

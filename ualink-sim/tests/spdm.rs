@@ -294,3 +294,84 @@ fn malicious_responders_are_refused() {
     let e = attest_one(&p, id(1), RequesterConfig::default()).unwrap_err();
     assert!(format!("{e:?}").contains("UntrustedRoot"), "{e:?}");
 }
+
+/// Attests accelerator 1, programs and enables its RX key from 2 in the session, and locks its
+/// TDI.
+fn locked_tdi(p: &SimPod) -> Requester {
+    let (mut r1, _) = attest_one(p, id(1), RequesterConfig::default()).unwrap();
+    let tdi = TdispRequester::new(InterfaceId::new(SIM_TDI).unwrap());
+    tdi.parse_version(&vendor(p, id(1), &mut r1, tdi.get_version()))
+        .unwrap();
+    let mut k = [0x66u8; 32];
+    let k = MasterKey::from_bytes(&mut k);
+    let t = target(Direction::Rx, 2);
+    keyprog::expect_kp_ack(
+        &vendor(
+            p,
+            id(1),
+            &mut r1,
+            keyprog::ualink_key_prog(t, 7, &k).to_vec(),
+        ),
+        t,
+        7,
+    )
+    .unwrap();
+    keyprog::expect_gostop_ack(&vendor(p, id(1), &mut r1, keyprog::ualink_go(t)), t).unwrap();
+    tdi.parse_lock_interface(&vendor(
+        p,
+        id(1),
+        &mut r1,
+        tdi.lock_interface(&LockInterfaceParams::default()),
+    ))
+    .unwrap();
+    assert_eq!(p.tdi_state(id(1)).unwrap(), Some(TdiState::ConfigLocked));
+    r1
+}
+
+#[test]
+fn link_flap_port_migration_and_integrity_failure_break_a_locked_tdi() {
+    let p = pod(2);
+    p.open_routes(id(1), id(2)).unwrap();
+    let _r = locked_tdi(&p);
+    p.link_flap(id(1), ualink_sim::PortIndex(0)).unwrap();
+    assert_eq!(p.tdi_state(id(1)).unwrap(), Some(TdiState::Error));
+
+    let p = pod(2);
+    p.open_routes(id(1), id(2)).unwrap();
+    let _r = locked_tdi(&p);
+    p.migrate_port(id(1), ualink_sim::PortIndex(0), ualink_sim::PortIndex(1))
+        .unwrap();
+    assert_eq!(p.tdi_state(id(1)).unwrap(), Some(TdiState::Error));
+
+    // A forged transaction from accelerator 2 fails verification at accelerator 1.
+    let p = pod(2);
+    p.open_routes(id(1), id(2)).unwrap();
+    let _r = locked_tdi(&p);
+    let bytes = {
+        // A well-formed write header from 2 to 1 with forged ciphertext and tag.
+        let h = ualink_sim::ualinksec::header::TxnHeader {
+            cmd: ualink_sim::ualinksec::header::Cmd::Write,
+            src: id(2),
+            dst: id(1),
+            len: 4,
+            addr_hi: 0,
+        };
+        let mut b = h.encode().to_vec();
+        b.extend_from_slice(&[0xaa; 9]);
+        b.extend_from_slice(&[0xbb; 8]);
+        b
+    };
+    // Generated pod: accelerator 2 is on switch port 1, accelerator 1 on port 0.
+    let e = p
+        .inject_wire(
+            ualink_sim::SwitchIndex(0),
+            ualink_sim::SwitchPort(1),
+            &bytes,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(e, ualink_sim::SimError::IntegrityFailure { .. }),
+        "{e:?}"
+    );
+    assert_eq!(p.tdi_state(id(1)).unwrap(), Some(TdiState::Error));
+}
