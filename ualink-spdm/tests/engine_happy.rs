@@ -37,6 +37,7 @@ fn full_run(version: SpdmVersion, asym: AsymAlg, in_clear: bool) {
     assert_eq!(m.blocks.len(), 5);
     assert!(m.l1.starts_with(&a.vca));
     let sid = a.session_id.unwrap();
+    assert_eq!(a.heartbeat_period, 0);
     assert_eq!(req.session_id(), Some(sid));
     assert_eq!(
         request(&mut req, &mut io, AppRequest::Heartbeat).unwrap(),
@@ -156,6 +157,7 @@ fn over_pci_doe_and_mctp_framing() {
                 device(asym),
                 ResponderConfig {
                     secured: framing,
+                    heartbeat_period: 30,
                     ..ResponderConfig::default()
                 },
             );
@@ -168,7 +170,10 @@ fn over_pci_doe_and_mctp_framing() {
             );
             let first = req.start().unwrap();
             let p = run_over(transport, &mut req, &mut rsp, first).unwrap();
-            assert!(matches!(p, Progress::Attested(_)), "{transport:?}");
+            let Progress::Attested(a) = p else {
+                panic!("{transport:?}: {p:?}")
+            };
+            assert_eq!(a.heartbeat_period, 30);
             let hb = req.request(AppRequest::Heartbeat).unwrap();
             let p = run_over(transport, &mut req, &mut rsp, hb).unwrap();
             assert!(matches!(p, Progress::Response(AppResponse::HeartbeatAck)));

@@ -317,6 +317,9 @@ pub struct Attestation {
     pub measurements: Option<SignedMeasurements>,
     /// The secured session, if one was set up.
     pub session_id: Option<u32>,
+    /// The responder's HeartbeatPeriod from KEY_EXCHANGE_RSP (seconds; 0 = none required):
+    /// the caller sends [`AppRequest::Heartbeat`] within it to keep the session alive.
+    pub heartbeat_period: u8,
 }
 
 /// A verified CHALLENGE_AUTH.
@@ -1511,5 +1514,6 @@ fn attestation(conn: &Conn, slot: u8, ev: Evidence, session_id: Option<u32>) -> 
         challenge: ev.challenge,
         measurements: ev.measurements,
         session_id,
+        heartbeat_period: 0,
     }
 }

@@ -104,6 +104,7 @@ pub(super) struct ExpectFinishRsp {
     rsp_hs: TrafficSecret,
     session_id: u32,
     in_clear: bool,
+    heartbeat_period: u8,
 }
 
 impl core::fmt::Debug for ExpectFinishRsp {
@@ -323,6 +324,7 @@ impl Requester {
             rsp_hs: hs.response,
             session_id,
             in_clear,
+            heartbeat_period: ke.heartbeat_period,
         });
         self.send(next, finish, !in_clear)
     }
@@ -366,12 +368,13 @@ impl Requester {
             }
         }
         let peer = s.ev.peer.clone();
-        let report = Box::new(attestation(
+        let mut report = Box::new(attestation(
             &s.conn,
             self.config.slot,
             s.ev,
             Some(s.session_id),
         ));
+        report.heartbeat_period = s.heartbeat_period;
         let est = Established {
             conn: s.conn,
             peer,
