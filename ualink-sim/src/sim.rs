@@ -48,6 +48,10 @@ use crate::ualinksec::{
     Direction, KeyRole, KeySlot, MasterKey, OpenError, SecParams, StopReason, StreamId,
 };
 
+/// The fabric clock's value when a pod is built (1 s), so that times before the pod started
+/// (e.g. an already-expired grant) are representable.
+pub const FABRIC_CLOCK_START_NS: u64 = 1_000_000_000;
+
 /// A target-side window permission as the device holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DevicePerm {
@@ -458,7 +462,7 @@ impl SimPod {
         let st = Arc::new(Mutex::new(PodState {
             sec: SecParams::default(),
             max_txn: spec.defaults.max_txn_bytes,
-            now_ns: 0,
+            now_ns: FABRIC_CLOCK_START_NS,
             accels,
             switches,
             faults: VecDeque::new(),
