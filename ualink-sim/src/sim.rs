@@ -225,7 +225,9 @@ pub struct LeakRecord {
 }
 
 /// The leak oracle: its own ledger of driver-installed permissions (only `FabricOps` writes it,
-/// unlike the device tables, which fault knobs can also write) and the records.
+/// unlike the device tables, which fault knobs can also write) and the records. Boundaries are
+/// tenants (accelerator ownership from [`SimPod::set_owner`]); the simulator does not see OS
+/// instances, whose separation the driver enforces above the fabric.
 #[derive(Debug, Default)]
 struct Oracle {
     /// (target, tag) -> permission, as installed through `FabricOps::window_perm_set`.
@@ -579,8 +581,9 @@ impl SimPod {
     }
 
     /// The device security engine's key sink: programs a master key into a slot. In the full
-    /// system this is reached only from the device's SPDM responder after a key-programming
-    /// message inside a secured session; tests and bring-up helpers call it as the TSM would.
+    /// system this is reached only from the device's SPDM responder
+    /// ([`crate::device::SimKeySink`], after a UALinkSec KEY_PROG inside a secured session);
+    /// tests and bring-up helpers call it directly, as if the TSM had.
     pub fn program_key(
         &self,
         slot: SlotRef,
@@ -598,7 +601,8 @@ impl SimPod {
         self.lock()?.enable(slot)
     }
 
-    /// Bring-up helper standing in for the TSM's key distribution: for every switch plane that
+    /// Bring-up helper standing in for the TSM's key distribution over SPDM (which the
+    /// responders implement, see [`crate::device`]): for every switch plane that
     /// connects `a` and `b`, generates one fresh random 256-bit master key per direction,
     /// programs `A.tx[B] = B.rx[A]` and `B.tx[A] = A.rx[B]` at `epoch`, enables every RX slot, then
     /// every TX slot.
