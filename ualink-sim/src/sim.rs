@@ -1756,7 +1756,8 @@ impl PodState {
             Op::Read(n) => n,
             Op::Write(d) => u64::try_from(d.len()).map_err(|_| SimError::BadTransfer)?,
         };
-        if total == 0 || addr.checked_add(total).is_none() {
+        let end = addr.checked_add(total).ok_or(SimError::BadTransfer)?;
+        if total == 0 || end > self.accel(dst)?.memory.size() {
             return Err(SimError::BadTransfer);
         }
         let mut out = Vec::new();

@@ -391,3 +391,22 @@ fn tamper_of_read_response_is_detected_and_nothing_is_delivered() {
     }
     assert!(p.leaks().unwrap().is_empty());
 }
+
+#[test]
+fn transfers_outside_the_target_memory_are_refused_before_any_traffic() {
+    let p = two_tenants();
+    assert!(matches!(
+        p.read(id(1), id(2), 0, 1 << 40),
+        Err(SimError::BadTransfer)
+    ));
+    assert!(matches!(
+        p.write(id(1), id(2), (1 << 20) - 2, &[0; 4]),
+        Err(SimError::BadTransfer)
+    ));
+    assert!(matches!(
+        p.read(id(1), id(2), 0, 0),
+        Err(SimError::BadTransfer)
+    ));
+    // The link is still in step afterwards.
+    p.write(id(1), id(2), 0, &[1; 4]).unwrap();
+}
