@@ -5,6 +5,9 @@
 //! - [`snp`]: AMD SEV-SNP attestation reports (VCEK/VLEK → ASK/ASVK → ARK), and through the
 //!   same code path the [`sim`] platform's reports under an explicitly trusted software root;
 //! - [`tdx`]: Intel TDX v4 quotes with caller-supplied collateral (via `dcap-qvl`);
+//! - [`spdm_evidence`]: SPDM device evidence bundles (signed MEASUREMENTS, L1, device chain);
+//! - [`tdi_report`]: TDI report bundles (TDISP interface report + device evidence, signed by
+//!   the TSM under its own SNP/sim evidence);
 //! - [`ear`]: signed attestation results (EAR, ES384 JWT);
 //! - [`audit`]: the TSM's audit log, a Merkle tree with signed checkpoints.
 //!
@@ -21,6 +24,8 @@ pub mod evidence;
 pub mod pki;
 pub mod sim;
 pub mod snp;
+pub mod spdm_evidence;
+pub mod tdi_report;
 pub mod tdx;
 pub mod time;
 
