@@ -285,6 +285,13 @@ impl DeviceEvidenceBundle {
     }
 }
 
+/// Whether `bytes` start like a version-1 device evidence bundle (structural markers only:
+/// a 7-entry map, key 0 = 1, key 1 = a slot 0..=7, then key 2). Nothing is verified; for
+/// `ualink-attest verify`'s type detection.
+pub fn looks_like_bundle(bytes: &[u8]) -> bool {
+    matches!(bytes, [0xA7, 0x00, 0x01, 0x01, slot, 0x02, ..] if *slot <= 7)
+}
+
 /// The negotiated algorithms a verified bundle was signed under.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeviceAlgorithms {

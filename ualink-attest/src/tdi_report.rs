@@ -88,6 +88,13 @@ pub fn tsm_report_data(tsm_public_key: &[u8]) -> [u8; 64] {
     rd
 }
 
+/// Whether `bytes` start like a version-1 TDI report bundle (structural markers only: a
+/// 5-entry map, key 0 = 1, key 1 = a byte string). Nothing is verified; for
+/// `ualink-attest verify`'s type detection.
+pub fn looks_like_bundle(bytes: &[u8]) -> bool {
+    matches!(bytes, [0xA5, 0x00, 0x01, 0x01, major, ..] if *major >> 5 == 2)
+}
+
 /// The TSM's report-signing key (ECDSA P-384). The private key never leaves it; `Debug`
 /// shows only the key id.
 pub struct TsmSigningKey {

@@ -433,3 +433,41 @@ fn libspdm_v13_p384_capture_verifies() {
 /// Measurement blocks in the captured signed MEASUREMENTS (NumberOfBlocks, byte 4 of #0029).
 const KAT_BLOCKS_V12: usize = 8;
 const KAT_BLOCKS_V13: usize = 8;
+
+#[test]
+fn every_flipped_byte_fails_except_the_unsigned_time() {
+    let (b, _) = bundle(AsymAlg::EcdsaP256, SpdmVersion::V12);
+    let bytes = b.encode().unwrap();
+    let v = verifier(AsymAlg::EcdsaP256);
+    // taken_at is the TSM's claim (key 6, last: 0x06 0x1A + 4 bytes), not signed by the
+    // device; the TDI report signature and the audit log bind it.
+    let time_at = bytes.len() - 4;
+    assert_eq!(&bytes[time_at - 2..time_at], &[0x06, 0x1A]);
+    for i in 0..time_at {
+        let mut bad = bytes.clone();
+        bad[i] ^= 1 << (i % 8);
+        assert!(
+            v.verify(&bad, &ExpectedNonce::NotProvided, NOW).is_err(),
+            "flip in byte {i} verified"
+        );
+    }
+    let mut later = bytes.clone();
+    later[bytes.len() - 1] ^= 1;
+    assert_ne!(
+        v.verify(&later, &ExpectedNonce::NotProvided, NOW)
+            .unwrap()
+            .taken_at,
+        NOW
+    );
+}
+
+#[test]
+fn detection_markers_recognise_bundles_only() {
+    use ualink_attest::spdm_evidence::looks_like_bundle;
+    let (b, _) = bundle(AsymAlg::EcdsaP256, SpdmVersion::V13);
+    let bytes = b.encode().unwrap();
+    assert!(looks_like_bundle(&bytes));
+    assert!(!ualink_attest::tdi_report::looks_like_bundle(&bytes));
+    assert!(!looks_like_bundle(&bytes[..4]));
+    assert!(!looks_like_bundle(&[0u8; 1184]));
+}

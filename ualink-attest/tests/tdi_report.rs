@@ -335,3 +335,38 @@ fn trailing_truncated_and_unknown_version_are_refused() {
     let bad = with_field(&bytes, 1, |c| c.push(0));
     assert_eq!(f.verify(&bad).unwrap_err().class(), ErrorClass::Malformed);
 }
+
+#[test]
+fn detection_markers_recognise_tdi_bundles_only() {
+    let f = fixture();
+    let bytes = f.signed();
+    assert!(ualink_attest::tdi_report::looks_like_bundle(&bytes));
+    assert!(!ualink_attest::spdm_evidence::looks_like_bundle(&bytes));
+    assert!(!ualink_attest::tdi_report::looks_like_bundle(
+        &f.device_bundle
+    ));
+}
+
+#[test]
+fn flipped_bytes_in_every_signed_field_fail() {
+    let f = fixture();
+    let bytes = f.signed();
+    let v = f.verifier();
+    // Every 5th byte, a rotating bit, of the COSE envelope, the device bundle (including its
+    // TSM-claimed time, covered by the signed digest), the TSM key and the TSM's report. The
+    // TSM's certificates are left to the SNP verifier's own tests (crate::pki).
+    let TsmEvidence::SnpReport { report, .. } = &f.evidence;
+    let report_at = bytes
+        .windows(report.len())
+        .position(|w| w == &report[..])
+        .unwrap();
+    let ranges = [0..report_at, report_at..report_at + report.len()];
+    for i in ranges.into_iter().flatten().step_by(5) {
+        let mut bad = bytes.clone();
+        bad[i] ^= 1 << (i % 8);
+        assert!(
+            v.verify(&bad, &ExpectedNonce::NotProvided, NOW).is_err(),
+            "flip in byte {i} verified"
+        );
+    }
+}
