@@ -471,3 +471,73 @@ fn detection_markers_recognise_bundles_only() {
     assert!(!looks_like_bundle(&bytes[..4]));
     assert!(!looks_like_bundle(&[0u8; 1184]));
 }
+
+#[test]
+fn huge_declared_lengths_are_refused_without_allocating() {
+    let v = verifier(AsymAlg::EcdsaP256);
+    for bytes in [
+        // A map whose key 2 claims a 2^40-byte string.
+        vec![
+            0xA7, 0x00, 0x01, 0x01, 0x00, 0x02, 0x5B, 0, 0, 1, 0, 0, 0, 0, 0,
+        ],
+        // An array claiming 2^32 - 1 elements.
+        vec![0x9A, 0xFF, 0xFF, 0xFF, 0xFF, 0x00],
+        // A map claiming 2^63 entries.
+        vec![0xBB, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF],
+    ] {
+        let e = v
+            .verify(&bytes, &ExpectedNonce::NotProvided, NOW)
+            .unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Malformed, "{e}");
+    }
+}
+
+mod no_panic {
+    use super::*;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn valid() -> &'static Vec<u8> {
+        static B: OnceLock<Vec<u8>> = OnceLock::new();
+        B.get_or_init(|| {
+            bundle(AsymAlg::EcdsaP256, SpdmVersion::V13)
+                .0
+                .encode()
+                .unwrap()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+        /// Arbitrary bytes never panic and never verify.
+        #[test]
+        fn arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let v = verifier(AsymAlg::EcdsaP256);
+            prop_assert!(v.verify(&bytes, &ExpectedNonce::NotProvided, NOW).is_err());
+            let _ = DeviceEvidenceBundle::decode(&bytes);
+        }
+
+        /// Mutated bundles never panic; any that still verifies differs only in the
+        /// TSM-claimed time.
+        #[test]
+        fn mutated_bundle(edits in proptest::collection::vec((any::<usize>(), 1u8..), 1..4),
+                          cut in proptest::option::of(any::<usize>())) {
+            let base = valid();
+            let mut b = base.clone();
+            for (off, x) in &edits {
+                let i = off % b.len();
+                b[i] ^= x;
+            }
+            if let Some(n) = cut {
+                b.truncate(n % (base.len() + 1));
+            }
+            let v = verifier(AsymAlg::EcdsaP256);
+            if let Ok(r) = v.verify(&b, &ExpectedNonce::NotProvided, NOW) {
+                prop_assert_eq!(b.len(), base.len());
+                prop_assert_eq!(&b[..b.len() - 4], &base[..base.len() - 4]);
+                prop_assert_eq!(r.bundle_digest, sha384(&b));
+            }
+        }
+    }
+}
