@@ -370,3 +370,41 @@ fn flipped_bytes_in_every_signed_field_fail() {
         );
     }
 }
+
+#[test]
+fn libspdm_interface_report_bytes_sign_and_verify() {
+    use ualink_spdm::tdisp::msg::{TdispResponse, TdispResponseBody};
+    let recs = evidence_common::transcript("tsm_like_v12_p256_pcidoe.vdm_plaintext.txt");
+    // VENDOR_DEFINED_RESPONSE: header 4 | StandardID 2 | Len 1 | VendorID 2 | RespLength 2.
+    const PREFIX: usize = 11;
+    let mut report = Vec::new();
+    let mut interface = None;
+    for index in [37, 39] {
+        let r = recs.iter().find(|r| r.index == index).unwrap();
+        assert!(r.decode.contains("DEVICE_INTERFACE_REPORT"), "{}", r.decode);
+        let rsp = TdispResponse::parse(&r.bytes[PREFIX..]).unwrap();
+        let TdispResponseBody::DeviceInterfaceReport {
+            portion,
+            remainder_length,
+        } = rsp.body
+        else {
+            panic!("not a report portion")
+        };
+        report.extend_from_slice(&portion);
+        interface = Some(rsp.interface_id);
+        if index == 39 {
+            assert_eq!(remainder_length, 0);
+        }
+    }
+    let mut f = fixture();
+    f.content.interface_report = report.clone();
+    f.content.interface_id = interface.unwrap();
+    let v = f.verify(&f.signed()).unwrap();
+    assert_eq!(v.content.interface_report, report);
+    assert_eq!(v.content.interface_id.function_id(), 0xBEEF);
+    assert_eq!(v.interface_report, InterfaceReport::parse(&report).unwrap());
+    assert_eq!(
+        v.interface_report.device_specific_info,
+        b"tdisp_dev_emu\0\0\0"
+    );
+}
