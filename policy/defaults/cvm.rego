@@ -24,8 +24,10 @@ allow if {
 	input.report_data_bound == true
 	input.debug == false
 	input.policy.debug_allowed == false
-	lib.fresh(input.attested_at, input.now, max_age)
+	fresh
 }
+
+fresh if lib.fresh(input.attested_at, input.now, max_age)
 
 max_age := object.get(cfg.cvm, "max_attestation_age_seconds", 0)
 
@@ -146,6 +148,7 @@ deny contains {
 	"rule": "stale_attestation",
 	"reason": sprintf("evidence is %d s old, more than the %d s allowed", [input.now - input.attested_at, max_age]),
 } if {
+	not fresh
 	lib.stale(input.attested_at, input.now, max_age)
 }
 
@@ -153,6 +156,7 @@ deny contains {
 	"rule": "attestation_in_future",
 	"reason": sprintf("evidence produced at %d, after the decision time %d", [input.attested_at, input.now]),
 } if {
+	not fresh
 	lib.in_future(input.attested_at, input.now)
 }
 

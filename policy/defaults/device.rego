@@ -18,7 +18,7 @@ allow if {
 	count(root_entries) > 0
 	known_firmware
 	count(input.measurements) > 0
-	lib.fresh(input.attested_at, input.now, max_age)
+	fresh
 }
 
 default max_age := 0
@@ -183,20 +183,22 @@ default min_spdm_version := "1.2"
 
 min_spdm_version := cfg.spdm.min_version
 
+# Each check below is a rule, not a function call, so it is evaluated once per decision.
+spdm_version_ok if lib.version_at_least(input.spdm.version, min_spdm_version)
+
 deny contains {
 	"rule": "spdm_version_too_old",
 	"reason": sprintf("%s: SPDM %s is below the minimum %s", [input.device_id, input.spdm.version, min_spdm_version]),
 } if {
-	not lib.version_at_least(input.spdm.version, min_spdm_version)
+	not spdm_version_ok
 }
 
 # Device appraisal accepts the provider's default algorithms, and those any tenant opted
 # down to (that tenant's TDI acceptance then re-checks against its own set).
-acceptable_algorithm(cat, a) if lib.default_algorithm(cat, a)
-
-acceptable_algorithm(cat, a) if {
-	some t, _ in cfg.tenants
-	lib.tenant_algorithm(t, cat, a)
+acceptable_algorithms[cat] := default_set | tenant_set if {
+	some cat in lib.spdm_categories
+	default_set := {a | some a in cfg.spdm.algorithms[cat]}
+	tenant_set := {a | some tc in cfg.tenants; some a in tc.spdm_algorithms[cat]}
 }
 
 deny contains {
@@ -204,22 +206,25 @@ deny contains {
 	"reason": sprintf("%s: %s %s is not an accepted algorithm", [input.device_id, cat, input.spdm[cat]]),
 } if {
 	some cat in lib.spdm_categories
-	not acceptable_algorithm(cat, input.spdm[cat])
+	not input.spdm[cat] in object.get(acceptable_algorithms, cat, set())
 }
 
 allow_rules contains {
 	"rule": "spdm_parameters_accepted",
 	"reason": sprintf("%s: SPDM %s with %s/%s/%s/%s/%s", [input.device_id, input.spdm.version, input.spdm.base_asym, input.spdm.base_hash, input.spdm.measurement_hash, input.spdm.dhe, input.spdm.aead]),
 } if {
-	lib.version_at_least(input.spdm.version, min_spdm_version)
+	spdm_version_ok
 }
 
 # --- freshness ----------------------------------------------------------------------------
+
+fresh if lib.fresh(input.attested_at, input.now, max_age)
 
 deny contains {
 	"rule": "stale_attestation",
 	"reason": sprintf("%s: attested %d s ago, more than the %d s allowed", [input.device_id, input.now - input.attested_at, max_age]),
 } if {
+	not fresh
 	lib.stale(input.attested_at, input.now, max_age)
 }
 
@@ -227,6 +232,7 @@ deny contains {
 	"rule": "attestation_in_future",
 	"reason": sprintf("%s: attested at %d, after the decision time %d", [input.device_id, input.attested_at, input.now]),
 } if {
+	not fresh
 	lib.in_future(input.attested_at, input.now)
 }
 
@@ -234,5 +240,5 @@ allow_rules contains {
 	"rule": "fresh_attestation",
 	"reason": sprintf("%s: attested %d s before the decision (limit %d s)", [input.device_id, input.now - input.attested_at, max_age]),
 } if {
-	lib.fresh(input.attested_at, input.now, max_age)
+	fresh
 }

@@ -56,17 +56,3 @@ stale(attested_at, now, max_age) if now - attested_at > max_age
 
 # The SPDM algorithm categories policies check.
 spdm_categories := ["base_asym", "base_hash", "measurement_hash", "dhe", "aead"]
-
-# Algorithms accepted by default (the provider's strong set).
-default_algorithm(cat, a) if a in cfg.spdm.algorithms[cat]
-
-# Algorithms a tenant opted down to (ualink_data.tenants.<t>.spdm_algorithms).
-tenant_algorithm(t, cat, a) if a in cfg.tenants[t].spdm_algorithms[cat]
-
-# Effective set for a tenant: its own list if it has one for the category, else the default.
-tenant_accepts_algorithm(t, cat, a) if tenant_algorithm(t, cat, a)
-
-tenant_accepts_algorithm(t, cat, a) if {
-	not cfg.tenants[t].spdm_algorithms[cat]
-	default_algorithm(cat, a)
-}

@@ -20,7 +20,21 @@ allow if {
 	input.device_appraisal.allow == true
 	input.tdi.state in {"CONFIG_LOCKED", "RUN"}
 	input.accelerator_id in input.vpod_accelerator_ids
-	lib.fresh(input.device.attested_at, input.now, max_age)
+	fresh
+}
+
+# Each check is a rule, not a function call, so it is evaluated once per decision.
+fresh if lib.fresh(input.device.attested_at, input.now, max_age)
+
+# The tenant's own algorithm list for a category if it has one, else the provider default.
+accepted_algorithms[cat] := {a | some a in tenant.spdm_algorithms[cat]} if {
+	some cat in lib.spdm_categories
+	tenant.spdm_algorithms[cat]
+}
+
+accepted_algorithms[cat] := {a | some a in cfg.spdm.algorithms[cat]} if {
+	some cat in lib.spdm_categories
+	not tenant.spdm_algorithms[cat]
 }
 
 default max_age := 0
@@ -97,7 +111,7 @@ deny contains {
 } if {
 	tenant
 	some cat in lib.spdm_categories
-	not lib.tenant_accepts_algorithm(input.tenant_id, cat, input.device.spdm[cat])
+	not input.device.spdm[cat] in object.get(accepted_algorithms, cat, set())
 }
 
 deny contains {
@@ -119,6 +133,7 @@ deny contains {
 	"rule": "stale_attestation",
 	"reason": sprintf("%s: attested %d s ago, more than the %d s allowed", [input.device.device_id, input.now - input.device.attested_at, max_age]),
 } if {
+	not fresh
 	lib.stale(input.device.attested_at, input.now, max_age)
 }
 
@@ -126,6 +141,7 @@ deny contains {
 	"rule": "attestation_in_future",
 	"reason": sprintf("%s: attested at %d, after the decision time %d", [input.device.device_id, input.device.attested_at, input.now]),
 } if {
+	not fresh
 	lib.in_future(input.device.attested_at, input.now)
 }
 

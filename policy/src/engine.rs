@@ -203,7 +203,7 @@ impl PolicyEngine {
         }
         let mut engine = self.template.clone();
         engine.set_input(regorus::Value::from(input));
-        let raw = raw_outputs(&mut engine, kind).map_err(|e| PolicyError::Evaluation {
+        let raw = query_outputs(&mut engine, kind).map_err(|e| PolicyError::Evaluation {
             kind,
             reason: format!("{e:#}"),
         })?;
@@ -226,6 +226,32 @@ struct RawOutputs {
     allow: regorus::Value,
     deny: regorus::Value,
     allow_rules: regorus::Value,
+}
+
+/// Evaluates the three outputs in one query, so rules they share (e.g. `deny` inside
+/// `allow`) are evaluated once. If the query has no result (an output is undefined), falls
+/// back to evaluating each rule alone, which reports undefined per rule.
+fn query_outputs(engine: &mut regorus::Engine, kind: DecisionKind) -> anyhow::Result<RawOutputs> {
+    let p = kind.package();
+    let results = engine.eval_query(
+        format!("[data.{p}.allow, data.{p}.deny, data.{p}.allow_rules]"),
+        false,
+    )?;
+    let value = results
+        .result
+        .first()
+        .and_then(|r| r.expressions.first())
+        .map(|e| e.value.clone());
+    if let Some(regorus::Value::Array(a)) = value {
+        if let [allow, deny, allow_rules] = a.as_slice() {
+            return Ok(RawOutputs {
+                allow: allow.clone(),
+                deny: deny.clone(),
+                allow_rules: allow_rules.clone(),
+            });
+        }
+    }
+    raw_outputs(engine, kind)
 }
 
 fn raw_outputs(engine: &mut regorus::Engine, kind: DecisionKind) -> anyhow::Result<RawOutputs> {
