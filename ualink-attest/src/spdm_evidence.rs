@@ -346,6 +346,50 @@ pub struct VerifiedDeviceEvidence {
     pub bundle_digest: [u8; 48],
 }
 
+impl VerifiedDeviceEvidence {
+    /// A JSON summary for reports and `ualink-attest verify --json` (fingerprints, not keys).
+    pub fn to_json(&self) -> serde_json::Value {
+        let measurements: Vec<serde_json::Value> = self
+            .measurements
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "index": m.index,
+                    "type": m.value_type,
+                    "raw_bit_stream": m.raw_bit_stream,
+                    "value": hex::encode(&m.value),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "type": "spdm-device-evidence",
+            "spdm_version": match self.version {
+                SpdmVersion::V12 => "1.2",
+                SpdmVersion::V13 => "1.3",
+            },
+            "asym": match self.algorithms.asym {
+                AsymAlg::EcdsaP256 => "ECDSA P-256",
+                AsymAlg::EcdsaP384 => "ECDSA P-384",
+            },
+            "hash": match self.algorithms.hash {
+                HashAlg::Sha256 => "SHA-256",
+                HashAlg::Sha384 => "SHA-384",
+            },
+            "measurement_hash_algo": format!("{:#x}", self.algorithms.measurement_hash_algo),
+            "slot": self.slot,
+            "chain": self.chain_subjects,
+            "root_sha384": hex::encode(self.root_fingerprint),
+            "leaf_key_sha384": hex::encode(sha384(&self.leaf_public_key)),
+            "measurements": measurements,
+            "requester_nonce": hex::encode(self.requester_nonce),
+            "nonce_checked": self.nonce_checked,
+            "responder_nonce": hex::encode(self.responder_nonce),
+            "taken_at": self.taken_at.secs(),
+            "bundle_sha384": hex::encode(self.bundle_digest),
+        })
+    }
+}
+
 /// Verifies device evidence bundles against a fixed set of SPDM trust anchors.
 #[derive(Clone, Debug)]
 pub struct DeviceEvidenceVerifier {

@@ -304,6 +304,48 @@ pub struct VerifiedTdiReport {
     pub tsm_key_fingerprint: [u8; 48],
 }
 
+impl VerifiedTdiReport {
+    /// A JSON summary for reports and `ualink-attest verify --json` (fingerprints, not keys).
+    pub fn to_json(&self) -> serde_json::Value {
+        let c = &self.content;
+        let r = &self.interface_report;
+        serde_json::json!({
+            "type": "tdi-report",
+            "interface_id": format!("{:#010x}", c.interface_id.function_id()),
+            "state": format!("{:?}", c.state),
+            "tenant": c.tenant_id,
+            "accelerator_id": c.accelerator_id,
+            "epoch": c.epoch,
+            "issued_at": c.issued_at.secs(),
+            "interface_report": {
+                "sha384": hex::encode(sha384(&c.interface_report)),
+                "interface_info": format!("{:#x}", r.interface_info.bits()),
+                "mmio_ranges": r.mmio_ranges.iter().map(|m| serde_json::json!({
+                    "first_page": format!("{:#x}", m.first_page),
+                    "pages": m.number_of_pages,
+                    "attributes": format!("{:#x}", m.attributes.bits()),
+                    "range_id": m.range_id,
+                })).collect::<Vec<_>>(),
+                "device_specific_info": hex::encode(&r.device_specific_info),
+            },
+            "tsm_key_sha384": hex::encode(self.tsm_key_fingerprint),
+            "tsm_evidence": {
+                "type": "snp-report",
+                "root": match &self.tsm.root {
+                    crate::pki::AnchorOrigin::AmdBuiltin(g) => format!("AMD {g:?} ARK (built in)"),
+                    crate::pki::AnchorOrigin::Explicit => {
+                        "explicitly trusted root (not an AMD root: sim or --trust)".to_string()
+                    }
+                },
+                "measurement": hex::encode(self.tsm.report.measurement),
+                "vcek_sha384": hex::encode(self.tsm.leaf_fingerprint),
+                "report_data_checked": self.tsm.report_data_checked,
+            },
+            "device": self.device.to_json(),
+        })
+    }
+}
+
 /// Verifies TDI report bundles: device evidence under device vendor roots, TSM evidence
 /// under TEE roots.
 #[derive(Clone, Debug)]

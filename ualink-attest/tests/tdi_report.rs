@@ -408,3 +408,26 @@ fn libspdm_interface_report_bytes_sign_and_verify() {
         b"tdisp_dev_emu\0\0\0"
     );
 }
+
+#[test]
+fn json_summary_names_what_was_verified() {
+    let f = fixture();
+    let v = f.verify(&f.signed()).unwrap();
+    let j = v.to_json();
+    assert_eq!(j["type"], "tdi-report");
+    assert_eq!(j["tenant"], "tenant-a");
+    assert_eq!(j["accelerator_id"], 0x12A);
+    assert_eq!(j["state"], "ConfigLocked");
+    assert_eq!(j["device"]["type"], "spdm-device-evidence");
+    assert_eq!(j["device"]["spdm_version"], "1.3");
+    assert_eq!(j["device"]["asym"], "ECDSA P-384");
+    assert_eq!(j["device"]["nonce_checked"], true);
+    assert_eq!(
+        j["device"]["bundle_sha384"],
+        hex::encode(sha384(&f.device_bundle))
+    );
+    // Fingerprints only: no key bytes in the summary.
+    let text = j.to_string();
+    assert!(!text.contains(&hex::encode(f.key.public_key())));
+    assert!(!text.contains(&hex::encode(&v.device.leaf_public_key)));
+}
