@@ -3,7 +3,8 @@
 use crate::bundle::PolicyBundle;
 use crate::error::{malformed, PolicyError, Result};
 use crate::input::{
-    CvmAppraisalInput, DeviceAppraisalInput, KeyRotationInput, ShareInput, TdiAcceptInput,
+    CvmAppraisalInput, DecisionInput, DeviceAppraisalInput, KeyRotationInput, ShareInput,
+    TdiAcceptInput,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -166,6 +167,11 @@ impl PolicyEngine {
         self.evaluate_typed(DecisionKind::CvmAppraisal, input)
     }
 
+    /// Evaluates any typed input (its kind is [`DecisionInput::KIND`]).
+    pub fn evaluate_input<I: DecisionInput>(&self, input: &I) -> Result<Decision> {
+        self.evaluate_typed(I::KIND, input)
+    }
+
     /// Evaluates `kind` on a JSON input, as recorded in the audit log (replay). The input is
     /// first checked against the kind's schema (unknown fields, wrong types and non-canonical
     /// hex are [`PolicyError::InvalidInput`]), so a replay judges exactly what a typed call
@@ -209,6 +215,21 @@ impl PolicyEngine {
         })?;
         decide(kind, raw, self.digest)
     }
+}
+
+/// Checks a JSON input against `kind`'s schema and returns it as canonical JSON (object
+/// members sorted by the UTF-8 bytes of their keys, no whitespace, strings and numbers as
+/// serde_json prints them). Equal documents give equal bytes, whatever their original
+/// formatting or member order, so the result is what to store in the audit log and hash.
+pub fn canonical_input(kind: DecisionKind, input: &Value) -> Result<String> {
+    let v = match kind {
+        DecisionKind::DeviceAppraisal => normalize::<DeviceAppraisalInput>(kind, input)?,
+        DecisionKind::TdiAcceptance => normalize::<TdiAcceptInput>(kind, input)?,
+        DecisionKind::Share => normalize::<ShareInput>(kind, input)?,
+        DecisionKind::KeyRotation => normalize::<KeyRotationInput>(kind, input)?,
+        DecisionKind::CvmAppraisal => normalize::<CvmAppraisalInput>(kind, input)?,
+    };
+    Ok(crate::canon::to_canonical(&v))
 }
 
 fn normalize<T: DeserializeOwned + Serialize>(kind: DecisionKind, input: &Value) -> Result<Value> {

@@ -402,3 +402,41 @@ impl From<&crate::Decision> for PriorDecision {
         }
     }
 }
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// An input document of one decision kind: what producers build, evaluate and record.
+///
+/// Implemented for the five input types only.
+pub trait DecisionInput: Serialize + serde::de::DeserializeOwned + sealed::Sealed {
+    /// The decision this input is for.
+    const KIND: crate::DecisionKind;
+
+    /// The input as canonical JSON (object members sorted by key, no whitespace; see
+    /// [`crate::canonical_input`]): the bytes to store in the audit log and to hash, so that
+    /// replay reads back exactly the document that was judged.
+    fn to_canonical_json(&self) -> crate::Result<String> {
+        let v = serde_json::to_value(self).map_err(|e| crate::PolicyError::InvalidInput {
+            kind: Self::KIND,
+            reason: e.to_string(),
+        })?;
+        Ok(crate::canon::to_canonical(&v))
+    }
+}
+
+macro_rules! decision_input {
+    ($t:ty, $k:ident) => {
+        impl sealed::Sealed for $t {}
+        impl DecisionInput for $t {
+            const KIND: crate::DecisionKind = crate::DecisionKind::$k;
+        }
+    };
+}
+
+decision_input!(DeviceAppraisalInput, DeviceAppraisal);
+decision_input!(TdiAcceptInput, TdiAcceptance);
+decision_input!(ShareInput, Share);
+decision_input!(KeyRotationInput, KeyRotation);
+decision_input!(CvmAppraisalInput, CvmAppraisal);

@@ -56,12 +56,14 @@ mod scan;
 
 pub use bundle::{PolicyBundle, BUNDLE_MAGIC, DATA_ROOT};
 pub use engine::{
-    Decision, DecisionKind, PolicyEngine, DEFAULT_DENY_RULE, MAX_REASON_LEN, MAX_RULE_NAME_LEN,
+    canonical_input, Decision, DecisionKind, PolicyEngine, DEFAULT_DENY_RULE, MAX_REASON_LEN,
+    MAX_RULE_NAME_LEN,
 };
 pub use error::{PolicyError, Result};
 pub use hexser::{HexBytes, Sha384};
 pub use input::{
-    CvmAppraisalInput, DeviceAppraisalInput, KeyRotationInput, ShareInput, TdiAcceptInput,
+    CvmAppraisalInput, DecisionInput, DeviceAppraisalInput, KeyRotationInput, ShareInput,
+    TdiAcceptInput,
 };
 
 /// Names of the builtins a policy may not call (checked at load), with the reason for each.

@@ -496,3 +496,43 @@ fn decision_kind_names_match_the_audit_log() {
     }
     assert_eq!(DecisionKind::TdiAcceptance.name(), "tdi-acceptance");
 }
+
+#[test]
+fn canonical_input_is_stable_across_formatting_and_matches_typed() {
+    use ualink_policy::{canonical_input, DecisionInput};
+    let kind = DecisionKind::KeyRotation;
+    let v = input(kind);
+    let canon = canonical_input(kind, &v).unwrap();
+    assert!(!canon.contains(' ') && !canon.contains('\n'));
+    assert!(
+        canon.starts_with(r#"{"current_epoch":4,"new_epoch":5,"now":"#),
+        "{canon}"
+    );
+    // Reordered members (a reversed re-serialisation) give the same bytes.
+    let mut reordered = serde_json::Map::new();
+    for (k, val) in v.as_object().unwrap().iter().rev() {
+        reordered.insert(k.clone(), val.clone());
+    }
+    assert_eq!(
+        canonical_input(kind, &serde_json::Value::Object(reordered)).unwrap(),
+        canon
+    );
+    let typed: ualink_policy::KeyRotationInput = serde_json::from_value(v).unwrap();
+    assert_eq!(typed.to_canonical_json().unwrap(), canon);
+    assert_eq!(
+        <ualink_policy::KeyRotationInput as DecisionInput>::KIND,
+        kind
+    );
+    // Replaying the canonical text gives the typed decision.
+    let e = engine();
+    let replay: serde_json::Value = serde_json::from_str(&canon).unwrap();
+    assert_eq!(
+        e.evaluate(kind, &replay).unwrap(),
+        e.evaluate_input(&typed).unwrap()
+    );
+    // Schema violations are refused here too.
+    assert!(matches!(
+        canonical_input(kind, &json!({"now": 1})),
+        Err(PolicyError::InvalidInput { .. })
+    ));
+}
