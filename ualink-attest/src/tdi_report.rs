@@ -46,7 +46,8 @@
 //! 3. the TSM evidence with the caller's [`SnpVerifier`] (AMD roots, or an explicit sim ARK),
 //!    its report_data equal to SHA-384(TSM key) ‖ zeros;
 //! 4. the payload decoded strictly; its device-evidence digest equals SHA-384 of key 2;
-//! 5. the device evidence bundle verified ([`DeviceEvidenceVerifier`]);
+//! 5. the device evidence bundle verified ([`DeviceEvidenceVerifier`]), taken no later than
+//!    the report was issued;
 //! 6. the interface report parsed strictly (ualink-spdm's TDISP codec), the interface id and
 //!    state are valid values.
 
@@ -409,6 +410,11 @@ impl TdiReportVerifier {
             });
         }
         let device = self.device.verify(&device_bundle, device_nonce, now)?;
+        if device.taken_at > content.issued_at {
+            return Err(Error::BindingMismatch {
+                field: "device evidence taken after the TDI report was issued",
+            });
+        }
         let interface_report = InterfaceReport::parse(&content.interface_report)
             .map_err(|e| Error::malformed("TDISP device interface report", e.to_string()))?;
         Ok(VerifiedTdiReport {

@@ -431,3 +431,15 @@ fn json_summary_names_what_was_verified() {
     assert!(!text.contains(&hex::encode(f.key.public_key())));
     assert!(!text.contains(&hex::encode(&v.device.leaf_public_key)));
 }
+
+#[test]
+fn report_issued_before_its_device_evidence_is_refused() {
+    let mut f = fixture();
+    f.content.issued_at = ualink_attest::UnixTime::from_secs(NOW.secs() - 1);
+    assert_eq!(
+        f.verify(&f.signed()).unwrap_err(),
+        Error::BindingMismatch {
+            field: "device evidence taken after the TDI report was issued"
+        }
+    );
+}
