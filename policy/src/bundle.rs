@@ -321,15 +321,7 @@ fn merge_data_files(files: &[(String, String)]) -> Result<Value> {
 
 fn canonical_bytes(rego: &BTreeMap<String, String>, data: &Value) -> Vec<u8> {
     let data = canon::to_canonical(data);
-    let mut out = Vec::with_capacity(
-        BUNDLE_MAGIC.len()
-            + data.len()
-            + rego
-                .iter()
-                .map(|(n, c)| n.len() + c.len() + 12)
-                .sum::<usize>()
-            + 12,
-    );
+    let mut out = Vec::new();
     out.extend_from_slice(BUNDLE_MAGIC);
     // CAST: counts and lengths are bounded by memory; u32/u64 fields saturate defensively
     // (a 4 GiB file name cannot be held anyway).
