@@ -1,8 +1,8 @@
 //! SPDM codecs outside the other families: ERROR (with its extended data), VENDOR_DEFINED
 //! request/response, the encapsulated flow (GET_ENCAPSULATED_REQUEST, ENCAPSULATED_REQUEST,
 //! DELIVER_ENCAPSULATED_RESPONSE, ENCAPSULATED_RESPONSE_ACK and their inner messages) and
-//! RESPOND_IF_READY, plus the dispatchers. (CHUNK_SEND/CHUNK_GET are not implemented by
-//! ualink-spdm: the dispatchers must reject them as unknown codes.)
+//! RESPOND_IF_READY, CHUNK_SEND/CHUNK_SEND_ACK/CHUNK_GET/CHUNK_RESPONSE, plus the dispatchers.
+//! The encapsulated wrappers' `inner_padded` must agree with `inner` on the wrapped message.
 //!
 //! Input: 3 context bytes (see `ualink_fuzz::ctx`), then one message.
 #![no_main]
@@ -38,7 +38,10 @@ fuzz_target!(|data: &[u8]| {
         EncapsulatedRequest::parse,
         EncapsulatedRequest::encode,
     ) {
-        let _ = e.inner(&c.reversed());
+        let r = c.reversed();
+        if let (Ok(a), Ok((b, _))) = (e.inner(&r), e.inner_padded(&r)) {
+            assert!(a == b, "ENCAPSULATED_REQUEST inner vs inner_padded");
+        }
     }
     if let Some(d) = roundtrip(
         "DELIVER_ENCAPSULATED_RESPONSE",
@@ -46,7 +49,13 @@ fuzz_target!(|data: &[u8]| {
         DeliverEncapsulatedResponse::parse,
         DeliverEncapsulatedResponse::encode,
     ) {
-        let _ = d.inner(&c.reversed());
+        let r = c.reversed();
+        if let (Ok(a), Ok((b, _))) = (d.inner(&r), d.inner_padded(&r)) {
+            assert!(
+                a == b,
+                "DELIVER_ENCAPSULATED_RESPONSE inner vs inner_padded"
+            );
+        }
     }
     if let Some(a) = roundtrip(
         "ENCAPSULATED_RESPONSE_ACK",
@@ -54,7 +63,10 @@ fuzz_target!(|data: &[u8]| {
         EncapsulatedResponseAck::parse,
         EncapsulatedResponseAck::encode,
     ) {
-        let _ = a.inner(&c.reversed());
+        let r = c.reversed();
+        if let (Ok(Some(x)), Ok(Some((y, _)))) = (a.inner(&r), a.inner_padded(&r)) {
+            assert!(x == y, "ENCAPSULATED_RESPONSE_ACK inner vs inner_padded");
+        }
     }
     roundtrip(
         "RESPOND_IF_READY",
@@ -62,20 +74,19 @@ fuzz_target!(|data: &[u8]| {
         RespondIfReady::parse,
         RespondIfReady::encode,
     );
-    // CHUNK_SEND (0x85) / CHUNK_GET (0x86) and their ACK/RESPONSE (0x05/0x06): not implemented.
-    if let [_, code, ..] = m {
-        if matches!(code, 0x85 | 0x86) {
-            assert!(
-                SpdmRequest::parse(m, Some(&c)).is_err(),
-                "CHUNK request accepted"
-            );
-        }
-        if matches!(code, 0x05 | 0x06) {
-            assert!(
-                SpdmResponse::parse(m, Some(&c)).is_err(),
-                "CHUNK response accepted"
-            );
-        }
-    }
+    roundtrip("CHUNK_SEND", m, ChunkSend::parse, ChunkSend::encode);
+    roundtrip(
+        "CHUNK_SEND_ACK",
+        m,
+        ChunkSendAck::parse,
+        ChunkSendAck::encode,
+    );
+    roundtrip("CHUNK_GET", m, ChunkGet::parse, ChunkGet::encode);
+    roundtrip(
+        "CHUNK_RESPONSE",
+        m,
+        ChunkResponse::parse,
+        ChunkResponse::encode,
+    );
     ualink_fuzz::dispatch(m, &c);
 });
