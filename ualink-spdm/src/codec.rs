@@ -221,7 +221,10 @@ mod tests {
         let mut r = Reader::new(&[1, 2, 3]);
         assert_eq!(r.u16("a").unwrap(), 0x0201);
         assert_eq!(r.u16("b"), Err(Malformed::Truncated { what: "b" }));
-        assert_eq!(r.finish("msg"), Err(Malformed::TrailingBytes { what: "msg" }));
+        assert_eq!(
+            r.finish("msg"),
+            Err(Malformed::TrailingBytes { what: "msg" })
+        );
         assert_eq!(r.u8("c").unwrap(), 3);
         assert!(r.finish("msg").is_ok());
     }
