@@ -11,6 +11,10 @@ pub enum EvidenceKind {
     TdxQuote,
     /// An audit log file (`UALINKAL` magic).
     AuditLog,
+    /// An SPDM device evidence bundle ([`crate::spdm_evidence`]).
+    DeviceEvidence,
+    /// A TDI report bundle ([`crate::tdi_report`]).
+    TdiReport,
 }
 
 /// If `bytes` is ASCII hex (whitespace allowed), its decoding; otherwise the bytes as given.
@@ -32,6 +36,12 @@ pub fn decode_hex_or_binary(bytes: &[u8]) -> Vec<u8> {
 pub fn detect(bytes: &[u8]) -> Option<EvidenceKind> {
     if bytes.starts_with(crate::audit::file::MAGIC) {
         return Some(EvidenceKind::AuditLog);
+    }
+    if crate::spdm_evidence::looks_like_bundle(bytes) {
+        return Some(EvidenceKind::DeviceEvidence);
+    }
+    if crate::tdi_report::looks_like_bundle(bytes) {
+        return Some(EvidenceKind::TdiReport);
     }
     let u16_at = |o: usize| {
         bytes

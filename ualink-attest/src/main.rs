@@ -16,6 +16,8 @@ use std::process::ExitCode;
 use ualink_attest::evidence::{decode_hex_or_binary, detect, EvidenceKind};
 use ualink_attest::pki::{certs_from_pem_or_der, AnchorOrigin, TrustAnchors};
 use ualink_attest::snp::{SnpCerts, SnpVerifier};
+use ualink_attest::spdm_evidence::{DeviceEvidenceVerifier, DeviceTrustAnchors, ExpectedNonce};
+use ualink_attest::tdi_report::TdiReportVerifier;
 use ualink_attest::tdx::{trim_zero_padding, verify_quote, TdxCollateral};
 use ualink_attest::{Error, ErrorClass, ExpectedReportData, UnixTime};
 
@@ -32,7 +34,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Verify one evidence item (SNP or sim report, TDX quote), type detected from its bytes
+    /// Verify one evidence item (SNP or sim report, TDX quote, SPDM device evidence bundle,
+    /// TDI report bundle), type detected from its bytes
     /// (hex or binary).
     ///
     /// Exit codes: 0 verified, 10 malformed, 11 unsupported, 12 bad signature, 13 untrusted
@@ -45,15 +48,24 @@ enum Cmd {
         #[arg(long = "certs")]
         certs: Vec<PathBuf>,
         /// Additional trust anchors (PEM or DER root certificates), e.g. a sim platform's
-        /// ark.pem. The AMD roots are always trusted for SNP.
+        /// ark.pem. The AMD roots are always trusted for SNP and for a TDI report's TSM
+        /// evidence. For a device evidence bundle these are the device vendor roots.
         #[arg(long = "trust")]
         trust: Vec<PathBuf>,
+        /// Device vendor roots (PEM or DER) for the device evidence inside a TDI report
+        /// bundle (and, with --trust, for a device evidence bundle).
+        #[arg(long = "device-trust")]
+        device_trust: Vec<PathBuf>,
         /// Verification time (RFC 3339); default: now.
         #[arg(long = "now")]
         now: Option<String>,
         /// Expected report_data: exactly 64 bytes as hex.
         #[arg(long = "report-data")]
         report_data: Option<String>,
+        /// Expected SPDM requester nonce of the signed GET_MEASUREMENTS (32 bytes as hex),
+        /// for device evidence and TDI report bundles.
+        #[arg(long = "nonce")]
+        nonce: Option<String>,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
@@ -269,16 +281,22 @@ fn main() -> ExitCode {
             file,
             certs,
             trust,
+            device_trust,
             now,
             report_data,
+            nonce,
             json,
         } => (
             verify(
                 &file,
-                &certs,
-                &trust,
-                now.as_deref(),
-                report_data.as_deref(),
+                &VerifyArgs {
+                    certs: &certs,
+                    trust: &trust,
+                    device_trust: &device_trust,
+                    now: now.as_deref(),
+                    report_data: report_data.as_deref(),
+                    nonce: nonce.as_deref(),
+                },
             ),
             json,
             false,
@@ -332,13 +350,58 @@ fn print_text(out: &serde_json::Value) {
     emit(&text);
 }
 
-fn verify(
-    file: &PathBuf,
-    certs: &[PathBuf],
-    trust: &[PathBuf],
-    now: Option<&str>,
-    report_data: Option<&str>,
-) -> Result<serde_json::Value, Failure> {
+/// The options of `verify`.
+struct VerifyArgs<'a> {
+    certs: &'a [PathBuf],
+    trust: &'a [PathBuf],
+    device_trust: &'a [PathBuf],
+    now: Option<&'a str>,
+    report_data: Option<&'a str>,
+    nonce: Option<&'a str>,
+}
+
+fn usage(message: String) -> Failure {
+    Failure {
+        code: 2,
+        class: "usage",
+        message,
+    }
+}
+
+/// SPDM device trust anchors from PEM or DER files (every certificate in each file).
+fn device_anchors(files: &[&PathBuf]) -> Result<DeviceTrustAnchors, Failure> {
+    let mut anchors = DeviceTrustAnchors::new();
+    for f in files {
+        for der in certs_from_pem_or_der(&read(f)?)? {
+            anchors.add_der(&der).map_err(|e| Failure {
+                code: 10,
+                class: "malformed",
+                message: format!("device trust anchor {}: {e}", f.display()),
+            })?;
+        }
+    }
+    Ok(anchors)
+}
+
+fn expected_nonce(nonce: Option<&str>) -> Result<ExpectedNonce, Failure> {
+    let Some(h) = nonce else {
+        return Ok(ExpectedNonce::NotProvided);
+    };
+    let b = hex::decode(h.trim()).map_err(|e| usage(format!("--nonce is not hex: {e}")))?;
+    <[u8; 32]>::try_from(b.as_slice())
+        .map(ExpectedNonce::Expected)
+        .map_err(|_| usage(format!("--nonce must be 32 bytes, got {}", b.len())))
+}
+
+fn verify(file: &PathBuf, args: &VerifyArgs<'_>) -> Result<serde_json::Value, Failure> {
+    let VerifyArgs {
+        certs,
+        trust,
+        device_trust,
+        now,
+        report_data,
+        nonce,
+    } = *args;
     let bytes = decode_hex_or_binary(&read(file)?);
     let now = match now {
         Some(s) => ualink_attest::time::parse_rfc3339(s)?,
@@ -363,6 +426,41 @@ fn verify(
     match detect(&bytes) {
         Some(EvidenceKind::SnpReport) => verify_snp(&bytes, certs, trust, &expected, now),
         Some(EvidenceKind::TdxQuote) => verify_tdx(&bytes, certs, &expected, now),
+        Some(EvidenceKind::DeviceEvidence) => {
+            let roots: Vec<&PathBuf> = device_trust.iter().chain(trust).collect();
+            if roots.is_empty() {
+                return Err(usage(
+                    "a device evidence bundle needs its vendor root: pass it with --trust".into(),
+                ));
+            }
+            let v = DeviceEvidenceVerifier::new(device_anchors(&roots)?).verify(
+                &bytes,
+                &expected_nonce(nonce)?,
+                now,
+            )?;
+            Ok(v.to_json())
+        }
+        Some(EvidenceKind::TdiReport) => {
+            if device_trust.is_empty() {
+                return Err(usage(
+                    "a TDI report bundle needs the device vendor root: pass it with --device-trust"
+                        .into(),
+                ));
+            }
+            let mut anchors = TrustAnchors::amd_builtin()?;
+            for t in trust {
+                anchors = anchors.with_explicit_roots_pem(&read(t)?)?;
+            }
+            let device = DeviceEvidenceVerifier::new(device_anchors(
+                &device_trust.iter().collect::<Vec<_>>(),
+            )?);
+            let v = TdiReportVerifier::new(device, SnpVerifier::new(anchors)).verify(
+                &bytes,
+                &expected_nonce(nonce)?,
+                now,
+            )?;
+            Ok(v.to_json())
+        }
         Some(EvidenceKind::AuditLog) => Err(Failure {
             code: 18,
             class: "unknown-type",
@@ -374,7 +472,8 @@ fn verify(
             code: 18,
             class: "unknown-type",
             message: format!(
-                "{} bytes are not an SNP report, a TDX quote or an audit log",
+                "{} bytes are not an SNP report, a TDX quote, a device evidence bundle, a TDI \
+                 report bundle or an audit log",
                 bytes.len()
             ),
         }),
