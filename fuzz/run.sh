@@ -19,7 +19,11 @@ else
     mapfile -t targets < <(cargo +nightly fuzz list)
 fi
 
+# Build once, then run the binaries directly (`cargo fuzz run` would rebuild per target and
+# could pick up a half-edited tree between targets).
 cargo +nightly fuzz build || exit 2
+triple="$(rustc +nightly -vV | sed -n 's/^host: //p')"
+bindir="$here/target/$triple/release"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/ualink-fuzz.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
@@ -34,7 +38,7 @@ for t in "${targets[@]}"; do
     # Regressions are replayed first: a fixed crash must stay fixed.
     [ -d "regressions/$t" ] && cp -r "regressions/$t/." "$corpus/"
     log="$work/$t.log"
-    cargo +nightly fuzz run "$t" "$corpus" -- \
+    "$bindir/$t" "$corpus" \
         -max_total_time="$secs" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
         -artifact_prefix="$work/artifacts/$t/" >"$log" 2>&1
     rc=$?
