@@ -11,6 +11,7 @@
 //! - [`merkle`] has inclusion and consistency proofs with their verifiers.
 
 pub mod checkpoint;
+pub mod event;
 pub mod file;
 pub mod merkle;
 pub mod proof;
@@ -20,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::UnixTime;
 pub use checkpoint::{Checkpoint, CheckpointSigner, CheckpointVerifier};
 use core::ops::Range;
+pub use event::AuditEvent;
 use file::{Next, Tail};
 use merkle::{CompactTree, Hash};
 pub use record::{AuditRecord, DecisionKind, Digest384, Outcome};

@@ -11,13 +11,22 @@
 //! rules     [ text ]     names of the rules that decided
 //! outcome   text         "allow" | "deny" | "info"
 //! reasons   [ text ]     human-readable reasons, each <= 1024 bytes
+//! policy_input  text     (optional) the canonical JSON input the policy decided on
+//!                        (`ualink_policy::canonical_input`); its `now` equals `time`
+//! event     map          (optional) what happened, with embedded evidence: an
+//!                        [`AuditEvent`](super::event::AuditEvent), `type` names the variant
 //! ```
+//! The two optional keys are written only when present, after `reasons`, so records without
+//! them encode exactly as before. A decision is replayable when it has `policy`,
+//! `policy_input` and a `kind` that `ualink-policy` decides: the auditor evaluates
+//! `policy_input` under the bundle whose digest is `policy` and must get exactly `outcome`
+//! (allow/deny), `rules` and `reasons`.
 //! The sequence number and the hash chain are not in the record: they frame it in the log
 //! entry (see [`super::file`]).
 //!
-//! Records never contain key bytes: digests and fingerprints are [`Digest384`] values, which
-//! can only be produced by hashing (there is no constructor from 48 raw bytes), so a private
-//! key (48 bytes for P-384) cannot be passed where a digest is expected.
+//! Records never contain secret key bytes: digests and fingerprints are [`Digest384`] values,
+//! produced by hashing; [`Digest384::from_bytes`] exists only for digests computed elsewhere
+//! (a policy bundle's digest) and must never be given anything but a digest.
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -47,6 +56,12 @@ impl Digest384 {
             .map_err(|_| Error::ApiMisuse {
                 reason: "audit digests must be SHA-384",
             })
+    }
+
+    /// Wraps a SHA-384 digest computed elsewhere, e.g. `ualink_policy::PolicyBundle::digest()`
+    /// (which equals `Digest384::of(&bundle.canonical_bytes())`). Never pass key bytes.
+    pub fn from_bytes(digest: [u8; 48]) -> Self {
+        Self(digest)
     }
 
     /// The digest bytes.
@@ -117,6 +132,9 @@ pub enum DecisionKind {
     CvmAppraisal,
     /// The policy bundle changed.
     PolicyChange,
+    /// A lifecycle event that is not a policy decision (pod discovered, tenant added, TDI
+    /// locked, ...); its `event` says what.
+    Lifecycle,
 }
 
 impl DecisionKind {
@@ -130,6 +148,7 @@ impl DecisionKind {
             DecisionKind::KeyRotation => "key-rotation",
             DecisionKind::CvmAppraisal => "cvm-appraisal",
             DecisionKind::PolicyChange => "policy-change",
+            DecisionKind::Lifecycle => "lifecycle",
         }
     }
 }
@@ -181,6 +200,10 @@ pub struct AuditRecord {
     rules: Vec<String>,
     outcome: Outcome,
     reasons: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    policy_input: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    event: Option<super::event::AuditEvent>,
 }
 
 fn check_len(s: &str, max: usize, what: &'static str) -> Result<()> {
@@ -209,7 +232,60 @@ impl AuditRecord {
             rules: Vec::new(),
             outcome,
             reasons: Vec::new(),
+            policy_input: None,
+            event: None,
         })
+    }
+
+    /// Records the canonical JSON input the policy decided on, for replay. Refuses an input
+    /// that is not `kind`'s schema or not canonical (`ualink_policy::canonical_input`), a
+    /// `kind` other than the record's, and an input whose `now` differs from the record's
+    /// time.
+    pub fn with_policy_input(
+        mut self,
+        kind: ualink_policy::DecisionKind,
+        canonical_json: &str,
+    ) -> Result<Self> {
+        if kind.name() != self.kind.name() {
+            return Err(Error::ApiMisuse {
+                reason: "policy input kind differs from the record kind",
+            });
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(canonical_json).map_err(|_| Error::ApiMisuse {
+                reason: "policy input is not JSON",
+            })?;
+        match ualink_policy::canonical_input(kind, &v) {
+            Ok(c) if c == canonical_json => {}
+            _ => {
+                return Err(Error::ApiMisuse {
+                    reason: "policy input is not the canonical JSON of its kind's schema",
+                })
+            }
+        }
+        if v.get("now").and_then(serde_json::Value::as_i64) != Some(self.time) {
+            return Err(Error::ApiMisuse {
+                reason: "policy input `now` differs from the record time",
+            });
+        }
+        self.policy_input = Some(canonical_json.to_string());
+        Ok(self)
+    }
+
+    /// Attaches what happened (with its evidence).
+    pub fn with_event(mut self, event: super::event::AuditEvent) -> Self {
+        self.event = Some(event);
+        self
+    }
+
+    /// The canonical policy input, if recorded.
+    pub fn policy_input(&self) -> Option<&str> {
+        self.policy_input.as_deref()
+    }
+
+    /// The event, if recorded.
+    pub fn event(&self) -> Option<&super::event::AuditEvent> {
+        self.event.as_ref()
     }
 
     /// Adds the digest of an input.
@@ -346,7 +422,8 @@ impl AuditRecord {
                 text(out, s);
             }
         }
-        head(out, 5, 9);
+        let extra = u64::from(self.policy_input.is_some()) + u64::from(self.event.is_some());
+        head(out, 5, 9 + extra);
         text(out, "time");
         if self.time >= 0 {
             head(out, 0, self.time.unsigned_abs());
@@ -372,6 +449,20 @@ impl AuditRecord {
         text(out, self.outcome.name());
         text(out, "reasons");
         texts(out, &self.reasons);
+        if let Some(p) = &self.policy_input {
+            text(out, "policy_input");
+            text(out, p);
+        }
+        if let Some(e) = &self.event {
+            text(out, "event");
+            // Serializing plain data into a Vec cannot fail; an empty map is written if it
+            // ever did, which the decoder refuses, so nothing unverifiable is logged.
+            let mut ev = Vec::with_capacity(256);
+            match ciborium::into_writer(e, &mut ev) {
+                Ok(()) => out.extend_from_slice(&ev),
+                Err(_) => out.push(0xA0),
+            }
+        }
     }
 
     /// Decodes a record; trailing bytes, unknown keys and over-long strings are refused.
@@ -448,6 +539,7 @@ mod tests {
             DecisionKind::KeyRotation,
             DecisionKind::CvmAppraisal,
             DecisionKind::PolicyChange,
+            DecisionKind::Lifecycle,
         ];
         let outcomes = [Outcome::Allow, Outcome::Deny, Outcome::Info];
         for (i, time) in [
@@ -487,6 +579,32 @@ mod tests {
             }
             if i % 3 == 0 {
                 r = r.with_key_fingerprint("k", Digest384::of(b"k")).unwrap();
+            }
+            if i % 4 == 1 {
+                r.policy_input = Some(format!("{{\"now\":{time}}}"));
+            }
+            if i % 5 == 2 {
+                r = r.with_event(crate::audit::event::AuditEvent::DeviceQuarantined {
+                    device_id: "accel-1".into(),
+                    accelerator_id: 3,
+                    cause: "bad".into(),
+                    evidence: Some(vec![1, 2, 3].into()),
+                });
+            }
+            if i % 5 == 3 {
+                r = r.with_event(crate::audit::event::AuditEvent::KeysRotated {
+                    tx: crate::audit::event::LinkEnd {
+                        accelerator_id: 1,
+                        port: 0,
+                    },
+                    rx: crate::audit::event::LinkEnd {
+                        accelerator_id: 2,
+                        port: 1,
+                    },
+                    previous_epoch: 1,
+                    epoch: 2,
+                    key_fingerprint: Digest384::of(b"key"),
+                });
             }
             let mine = r.to_cbor().unwrap();
             assert_eq!(mine, serde_cbor(&r), "case {i}");
