@@ -1,0 +1,157 @@
+//! The crate's one error type, classed by who is at fault.
+//!
+//! Every variant names what was refused and why; the binary prints the `Display` text and
+//! exits with a code chosen from [`Error::class`].
+
+/// Who or what is at fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorClass {
+    /// This machine offers no usable TEE interface, or the one it offers failed.
+    Platform,
+    /// The peer (KBS, TSM) sent bytes that do not parse as the protocol says.
+    Malformed,
+    /// The peer answered with something the protocol forbids at this point (wrong nonce,
+    /// missing session cookie, unexpected algorithm).
+    PeerMisbehaved,
+    /// The peer speaks a protocol version or algorithm we do not implement.
+    PeerIncompatible,
+    /// The peer refused us (an HTTP error status, with its own explanation).
+    Refused,
+    /// A cryptographic operation failed (JWE tag mismatch, key unwrap integrity failure).
+    Crypto,
+    /// Evidence did not verify (signature, chain, binding).
+    Verification,
+    /// Evidence verified but the tenant's policy refuses it.
+    PolicyDenied,
+    /// Network or file I/O failed.
+    Io,
+    /// The caller used the API wrongly.
+    ApiMisuse,
+}
+
+/// A refusal or failure; each variant names its reason.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No TEE interface was found; `looked_for` lists every path or device tried.
+    #[error("no usable TEE found; looked for: {looked_for}")]
+    NoTee {
+        /// What was probed, in order.
+        looked_for: String,
+    },
+    /// The TEE interface misbehaved or refused the request.
+    #[error("TEE interface {interface}: {detail}")]
+    Platform {
+        /// Which interface (`configfs-tsm`, `/dev/sev-guest`, `sim`).
+        interface: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
+    /// A peer's bytes do not parse as `what`.
+    #[error("malformed {what}: {reason}")]
+    Malformed {
+        /// The structure being parsed.
+        what: &'static str,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// The peer did something the protocol forbids.
+    #[error("peer misbehaved: {what}")]
+    PeerMisbehaved {
+        /// What it did.
+        what: String,
+    },
+    /// The peer uses a version or algorithm we do not implement.
+    #[error("peer incompatible: {what}")]
+    PeerIncompatible {
+        /// What is unsupported.
+        what: String,
+    },
+    /// The peer answered `status` to our request; `error_type` and `detail` are its own
+    /// explanation (the KBS `ErrorInformation` JSON), or the body's start if it sent none.
+    #[error("{request} refused with HTTP {status}: {error_type}: {detail}")]
+    Refused {
+        /// Which request (`POST /kbs/v0/auth`, ...).
+        request: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The KBS error type (a URI naming the error), or `(no KBS error JSON)`.
+        error_type: String,
+        /// The KBS error detail.
+        detail: String,
+    },
+    /// A cryptographic check failed.
+    #[error("cryptographic failure: {what}")]
+    Crypto {
+        /// Which operation.
+        what: &'static str,
+    },
+    /// Peer evidence did not verify.
+    #[error("verification failed: {0}")]
+    Verification(#[from] ualink_attest::Error),
+    /// The policy engine failed (treated as a denial).
+    #[error("policy evaluation failed: {0}")]
+    Policy(#[from] ualink_policy::PolicyError),
+    /// Network or file I/O failed.
+    #[error("{op}: {detail}")]
+    Io {
+        /// What was being done.
+        op: String,
+        /// The underlying error.
+        detail: String,
+    },
+    /// The caller used the API wrongly.
+    #[error("API misuse: {reason}")]
+    ApiMisuse {
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+#[allow(dead_code)] // helpers shared by modules landing next
+impl Error {
+    /// Who is at fault.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::NoTee { .. } | Error::Platform { .. } => ErrorClass::Platform,
+            Error::Malformed { .. } => ErrorClass::Malformed,
+            Error::PeerMisbehaved { .. } => ErrorClass::PeerMisbehaved,
+            Error::PeerIncompatible { .. } => ErrorClass::PeerIncompatible,
+            Error::Refused { .. } => ErrorClass::Refused,
+            Error::Crypto { .. } => ErrorClass::Crypto,
+            Error::Verification(_) => ErrorClass::Verification,
+            Error::Policy(_) => ErrorClass::PolicyDenied,
+            Error::Io { .. } => ErrorClass::Io,
+            Error::ApiMisuse { .. } => ErrorClass::ApiMisuse,
+        }
+    }
+
+    pub(crate) fn io(op: impl Into<String>, e: &dyn std::fmt::Display) -> Self {
+        Error::Io {
+            op: op.into(),
+            detail: e.to_string(),
+        }
+    }
+
+    pub(crate) fn malformed(what: &'static str, reason: impl Into<String>) -> Self {
+        Error::Malformed {
+            what,
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn misbehaved(what: impl Into<String>) -> Self {
+        Error::PeerMisbehaved { what: what.into() }
+    }
+
+    pub(crate) fn platform(interface: &'static str, detail: impl Into<String>) -> Self {
+        Error::Platform {
+            interface,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

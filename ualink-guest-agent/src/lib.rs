@@ -1,0 +1,13 @@
+//! ualink-guest-agent: the tenant's voice inside a confidential VM.
+//!
+//! - [`evidence`]: this CVM's own TEE evidence (configfs-tsm for SNP and TDX,
+//!   `/dev/sev-guest`, the software `sim` platform, Trustee's `sample`);
+//!
+//! The binary `ualink-guest-agent` wraps these; the library never prints or exits.
+
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod evidence;
+
+pub use error::{Error, ErrorClass, Result};

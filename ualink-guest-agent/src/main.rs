@@ -1,0 +1,2 @@
+//! `ualink-guest-agent`: see the library documentation.
+fn main() {}
