@@ -348,11 +348,17 @@ impl SecuredSession {
         Ok(out)
     }
 
+    /// Reads the record's SessionID; a record too short to carry one is bad framing, which
+    /// terminates the session like every other failure to open.
+    fn peek_or_terminate(&mut self, record: &[u8]) -> Result<u32> {
+        peek_session_id(record).inspect_err(|_| self.terminated = true)
+    }
+
     /// Decrypts one record (exactly: no trailing bytes) and returns the application data.
     /// Every failure except a foreign session ID terminates the session.
     pub fn open(&mut self, record: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         self.check_live()?;
-        let sid = peek_session_id(record)?;
+        let sid = self.peek_or_terminate(record)?;
         if sid != self.session_id {
             return Err(PeerMisbehaved::UnknownSession(sid).into());
         }
@@ -373,7 +379,7 @@ impl SecuredSession {
     /// a KEY_UPDATE_ACK that arrived under the old key.
     pub fn open_during_key_update(&mut self, record: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         self.check_live()?;
-        let sid = peek_session_id(record)?;
+        let sid = self.peek_or_terminate(record)?;
         if sid != self.session_id {
             return Err(PeerMisbehaved::UnknownSession(sid).into());
         }

@@ -205,6 +205,8 @@ fn framing_errors_are_typed_and_fatal() {
     for n in 0..rec.len() {
         let (_, mut rsp) = pair(SecuredParams::MCTP);
         assert!(rsp.open(&rec[..n]).is_err(), "truncated to {n}");
+        // Even a record too short to name a session is bad framing: the session is over.
+        assert!(rsp.is_terminated(), "truncated to {n}");
     }
 
     // PCI DOE: exactly the zero padding to a DWORD is accepted, nothing else.
