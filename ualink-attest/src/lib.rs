@@ -22,6 +22,7 @@ pub mod ear;
 pub mod error;
 pub mod evidence;
 pub mod pki;
+pub mod report;
 pub mod sim;
 pub mod snp;
 pub mod spdm_evidence;

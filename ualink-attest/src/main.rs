@@ -1,5 +1,5 @@
-//! `ualink-attest`: the auditor's command. This version implements `verify` and `log`;
-//! `report` and `policy test` follow.
+//! `ualink-attest`: the auditor's command: `verify`, `log`, `report` and `policy test`.
+//! `report` exits 0, 20 (evidence failed), 21 (log tampered) or 22 (decision mismatch).
 //!
 //! Exit codes (one per failure class, see `ualink_attest::ErrorClass`):
 //! 0 verified; 2 usage error; 10 malformed evidence; 11 unsupported version or algorithm;
@@ -75,6 +75,76 @@ enum Cmd {
     /// malformed, 16 I/O.
     #[command(subcommand)]
     Log(LogCmd),
+    /// Audit a whole log: verify it and its checkpoints, re-verify every embedded evidence
+    /// item, replay every recorded decision under the recorded policy, and report the pod,
+    /// devices, TDIs, tenants, shares, revocations, key epochs and anomalies.
+    ///
+    /// The checkpoint key comes from the log's tsm-identity record (its TEE evidence verified
+    /// with the AMD roots and --trust) or from STATE/tsm.pub.
+    ///
+    /// Exit codes: 0 everything verified and every decision replays identically; 20 evidence
+    /// failed; 21 log tampered (or no checkpoint key); 22 decision mismatch (including policy
+    /// digest mismatch and decisions that cannot be replayed); 2 usage; 16 I/O; 10 malformed
+    /// policy. With several failures the code is the first of 21, 20, 22.
+    Report {
+        /// The TSM state directory (reads STATE/audit.log, STATE/tsm.pub, STATE/policy/).
+        #[arg(long, conflicts_with = "log", required_unless_present = "log")]
+        state: Option<PathBuf>,
+        /// The audit log file.
+        #[arg(long)]
+        log: Option<PathBuf>,
+        /// The policy bundle directory to replay under (default STATE/policy/).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        /// The TSM's checkpoint key (hex SEC1 or PEM), if not STATE/tsm.pub.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// TEE roots (PEM or DER) for TSM and CVM evidence, e.g. a sim ark.pem; the AMD
+        /// roots are always trusted.
+        #[arg(long = "trust")]
+        trust: Vec<PathBuf>,
+        /// Device vendor roots (PEM or DER).
+        #[arg(long = "device-trust")]
+        device_trust: Vec<PathBuf>,
+        /// Signed checkpoints kept from earlier audits (detects truncation and forks).
+        #[arg(long = "checkpoint")]
+        checkpoints: Vec<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Write the report here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Policy tools.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Html,
+}
+
+#[derive(Subcommand)]
+enum PolicyCmd {
+    /// Replay every recorded decision under a candidate policy and print those that would
+    /// change: against what was recorded, or against the decisions of the --against bundle.
+    /// The log is not verified here (use `report`). Exit 0 whether or not decisions change;
+    /// 10 for a malformed policy or log, 16 I/O.
+    Test {
+        /// The candidate policy bundle directory.
+        #[arg(long)]
+        policy: PathBuf,
+        /// The audit log.
+        #[arg(long)]
+        log: PathBuf,
+        /// Compare with decisions under this bundle instead of the recorded ones.
+        #[arg(long)]
+        against: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -274,9 +344,206 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, Failure> {
         .map_err(io_failure)
 }
 
+fn load_policy(dir: &std::path::Path) -> Result<ualink_policy::PolicyBundle, Failure> {
+    ualink_policy::PolicyBundle::load(dir).map_err(|e| Failure {
+        code: 10,
+        class: "malformed",
+        message: format!("policy {}: {e}", dir.display()),
+    })
+}
+
+fn write_out(out: Option<&PathBuf>, text: &str) -> Result<(), Failure> {
+    match out {
+        Some(p) => std::fs::write(p, text)
+            .with_context(|| format!("writing {}", p.display()))
+            .map_err(io_failure),
+        None => {
+            emit(text.trim_end());
+            Ok(())
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report_cmd(
+    state: Option<PathBuf>,
+    log: Option<PathBuf>,
+    policy: Option<PathBuf>,
+    key: Option<PathBuf>,
+    trust: &[PathBuf],
+    device_trust: &[PathBuf],
+    checkpoints: &[PathBuf],
+    format: Format,
+    out: Option<&PathBuf>,
+) -> Result<u8, Failure> {
+    use ualink_attest::report::{audit, AuditInputs};
+    let log_path = match (&log, &state) {
+        (Some(l), _) => l.clone(),
+        (None, Some(s)) => s.join("audit.log"),
+        (None, None) => return Err(usage("--state DIR or --log FILE".into())),
+    };
+    let bytes = read(&log_path)?;
+    let key_path = key.or_else(|| {
+        state
+            .as_ref()
+            .map(|s| s.join("tsm.pub"))
+            .filter(|p| p.exists())
+    });
+    let key_file = key_path.as_ref().map(read).transpose()?;
+    let policy_dir = policy.or_else(|| {
+        state
+            .as_ref()
+            .map(|s| s.join("policy"))
+            .filter(|p| p.is_dir())
+    });
+    let policy = policy_dir.as_deref().map(load_policy).transpose()?;
+    let mut tee_anchors = TrustAnchors::amd_builtin()?;
+    for t in trust {
+        tee_anchors = tee_anchors.with_explicit_roots_pem(&read(t)?)?;
+    }
+    let device_anchors = device_anchors(&device_trust.iter().collect::<Vec<_>>())?;
+    let trusted_checkpoints = checkpoints
+        .iter()
+        .map(|p| read(p).map(|b| decode_hex_or_binary(&b)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let rep = audit(
+        &bytes,
+        &AuditInputs {
+            key_file,
+            policy,
+            tee_anchors,
+            device_anchors,
+            trusted_checkpoints,
+        },
+    );
+    let text = match format {
+        Format::Text => rep.to_text(),
+        Format::Json => serde_json::to_string_pretty(&rep.to_json()).unwrap_or_default() + "\n",
+        Format::Html => rep.to_html(),
+    };
+    write_out(out, &text)?;
+    Ok(rep.exit_code())
+}
+
+fn policy_test(
+    policy: &std::path::Path,
+    log: &PathBuf,
+    against: Option<&std::path::Path>,
+) -> Result<(), Failure> {
+    use ualink_attest::audit::{file, AuditRecord};
+    use ualink_attest::report::replay_record;
+    let candidate = ualink_policy::PolicyEngine::new(&load_policy(policy)?);
+    let baseline = against
+        .map(load_policy)
+        .transpose()?
+        .map(|b| ualink_policy::PolicyEngine::new(&b));
+    let bytes = read(log)?;
+    file::check_header(&bytes)?;
+    let mut offset = file::HEADER_LEN;
+    let mut seq = 0u64;
+    let (mut replayed, mut changed) = (0u64, Vec::new());
+    while let file::Next::Frame(f) = file::next_frame(&bytes, offset)? {
+        offset = f.frame.end;
+        if f.frame_type != file::FRAME_ENTRY {
+            continue;
+        }
+        let rec_bytes = bytes
+            .get(f.payload.start + file::ENTRY_PREFIX..f.payload.end)
+            .unwrap_or_default();
+        let rec = AuditRecord::from_cbor(rec_bytes)?;
+        let this = seq;
+        seq += 1;
+        let Some(Ok(new)) = replay_record(this, &rec, &candidate) else {
+            continue;
+        };
+        replayed += 1;
+        let old = match &baseline {
+            Some(b) => match replay_record(this, &rec, b) {
+                Some(Ok(r)) => r.replayed,
+                _ => continue,
+            },
+            None => new.recorded.clone(),
+        };
+        if old != new.replayed {
+            let name = |a: bool| if a { "allow" } else { "deny" };
+            changed.push(format!(
+                "seq {this} {} {}: {} [{}] -> {} [{}]",
+                new.kind,
+                new.subject,
+                name(old.0),
+                old.1.join(", "),
+                name(new.replayed.0),
+                new.replayed.1.join(", ")
+            ));
+        }
+    }
+    let mut text = format!(
+        "{replayed} decisions replayed, {} would change\n",
+        changed.len()
+    );
+    for c in &changed {
+        text.push_str(c);
+        text.push('\n');
+    }
+    emit(text.trim_end());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let (result, json_out, proof_out) = match cli.cmd {
+        Cmd::Report {
+            state,
+            log,
+            policy,
+            key,
+            trust,
+            device_trust,
+            checkpoints,
+            format,
+            out,
+        } => {
+            return match report_cmd(
+                state,
+                log,
+                policy,
+                key,
+                &trust,
+                &device_trust,
+                &checkpoints,
+                format,
+                out.as_ref(),
+            ) {
+                Ok(code) => ExitCode::from(code),
+                Err(f) => {
+                    let _ = writeln!(
+                        std::io::stderr().lock(),
+                        "REFUSED ({}): {}",
+                        f.class,
+                        f.message
+                    );
+                    ExitCode::from(f.code)
+                }
+            }
+        }
+        Cmd::Policy(PolicyCmd::Test {
+            policy,
+            log,
+            against,
+        }) => {
+            return match policy_test(&policy, &log, against.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(f) => {
+                    let _ = writeln!(
+                        std::io::stderr().lock(),
+                        "REFUSED ({}): {}",
+                        f.class,
+                        f.message
+                    );
+                    ExitCode::from(f.code)
+                }
+            }
+        }
         Cmd::Verify {
             file,
             certs,

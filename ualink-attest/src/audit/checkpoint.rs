@@ -204,6 +204,11 @@ impl CheckpointVerifier {
         }
     }
 
+    /// The SEC1 P-384 public key checkpoints are verified with.
+    pub fn public_key(&self) -> &[u8] {
+        &self.public_key
+    }
+
     /// Decodes and verifies a signed checkpoint: alg ES384, kid equal to this key's, the
     /// signature over the received protected header and payload, and the payload shape.
     pub fn verify(&self, cose: &[u8]) -> Result<Checkpoint> {

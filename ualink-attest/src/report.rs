@@ -1,0 +1,1287 @@
+//! The auditor's report over a whole audit log (`ualink-attest report`).
+//!
+//! [`audit`] verifies the log and its checkpoints, re-verifies every evidence item embedded
+//! in its records ([`crate::audit::event`]), replays every recorded policy decision under the
+//! recorded policy bundle, and collects what the log says about the pod into a [`Report`],
+//! rendered as text ([`Report::to_text`]), JSON ([`Report::to_json`]) or one self-contained
+//! HTML page with an SVG of the pod ([`Report::to_html`]).
+//!
+//! # The checkpoint key
+//! The log's checkpoints are signed by the TSM. The auditor obtains the key, in order:
+//! 1. from the log's `tsm-identity` record (the first one): its SNP-format evidence must verify
+//!    under the auditor's TEE roots (AMD built in, `--trust` for a sim ARK) with report_data =
+//!    SHA-384(public key) ‖ zeros; the key is then used to verify every checkpoint, which
+//!    covers that record too;
+//! 2. otherwise from a key file (`STATE/tsm.pub`: hex SEC1 point or PEM), which the auditor
+//!    must have obtained out of band.
+//!
+//! If both exist they must agree. Without either, the log cannot be verified.
+//!
+//! # Verdict
+//! [`Report::exit_code`]: 0 if everything verified and every decision replays identically,
+//! else the most serious failure: [`EXIT_LOG_TAMPERED`] (the log or its checkpoints do not
+//! verify, or no checkpoint key), [`EXIT_EVIDENCE_FAILED`] (an embedded evidence item failed
+//! verification), [`EXIT_DECISION_MISMATCH`] (a decision the policy would not have made, a
+//! policy digest mismatch, or a decision that cannot be replayed).
+
+use crate::audit::event::{AuditEvent, TsmEvidenceBytes};
+use crate::audit::{verify_log, AuditRecord, CheckpointVerifier, Outcome};
+use crate::pki::TrustAnchors;
+use crate::snp::{SnpCerts, SnpVerifier};
+use crate::spdm_evidence::{DeviceEvidenceVerifier, DeviceTrustAnchors, ExpectedNonce};
+use crate::tdi_report::{tsm_report_data, TdiReportVerifier};
+use crate::{ExpectedReportData, UnixTime};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use ualink_policy::{PolicyBundle, PolicyEngine};
+
+/// Exit code: an embedded evidence item failed verification.
+pub const EXIT_EVIDENCE_FAILED: u8 = 20;
+/// Exit code: the log or its checkpoints do not verify (or cannot: no checkpoint key).
+pub const EXIT_LOG_TAMPERED: u8 = 21;
+/// Exit code: a recorded decision does not replay identically under the recorded policy.
+pub const EXIT_DECISION_MISMATCH: u8 = 22;
+
+/// What the auditor brings.
+pub struct AuditInputs {
+    /// The checkpoint key file (`STATE/tsm.pub`), if any.
+    pub key_file: Option<Vec<u8>>,
+    /// The policy bundle decisions are replayed under (`--policy` or `STATE/policy/`).
+    pub policy: Option<PolicyBundle>,
+    /// Roots for TEE evidence (TSM, CVMs): AMD built in plus explicit ones.
+    pub tee_anchors: TrustAnchors,
+    /// Device vendor roots.
+    pub device_anchors: DeviceTrustAnchors,
+    /// Signed checkpoints the auditor kept from earlier audits.
+    pub trusted_checkpoints: Vec<Vec<u8>>,
+}
+
+/// The class of an anomaly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnomalyKind {
+    /// The log or a checkpoint does not verify.
+    LogTampered,
+    /// An embedded evidence item failed verification.
+    EvidenceFailed,
+    /// The recorded policy digest is not the bundle given.
+    PolicyMismatch,
+    /// A decision replays differently.
+    DecisionMismatch,
+    /// A decision cannot be replayed (no input, no policy).
+    NotReplayable,
+    /// Records after the last checkpoint (not covered by a signature); informational.
+    Unsealed,
+}
+
+impl AnomalyKind {
+    fn exit_code(self) -> u8 {
+        match self {
+            AnomalyKind::LogTampered => EXIT_LOG_TAMPERED,
+            AnomalyKind::EvidenceFailed => EXIT_EVIDENCE_FAILED,
+            AnomalyKind::PolicyMismatch
+            | AnomalyKind::DecisionMismatch
+            | AnomalyKind::NotReplayable => EXIT_DECISION_MISMATCH,
+            AnomalyKind::Unsealed => 0,
+        }
+    }
+}
+
+/// One finding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Anomaly {
+    /// Class.
+    pub kind: AnomalyKind,
+    /// The record it concerns.
+    pub seq: Option<u64>,
+    /// What was found.
+    pub detail: String,
+}
+
+/// The log's integrity.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LogSummary {
+    /// Whether the whole log and its checkpoints verified.
+    pub verified: bool,
+    /// Records.
+    pub records: u64,
+    /// Checkpoints.
+    pub checkpoints: usize,
+    /// Where the checkpoint key came from.
+    pub key_source: String,
+    /// SHA-384 fingerprint of the checkpoint key.
+    pub key_sha384: String,
+    /// Merkle root over all records.
+    pub root: String,
+}
+
+/// A device's latest state.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceRow {
+    /// Accelerator id.
+    pub accelerator_id: u16,
+    /// Device id.
+    pub device_id: String,
+    /// Leaf certificate subject.
+    pub identity: String,
+    /// SHA-384 of the vendor root.
+    pub root_sha384: String,
+    /// SPDM version and algorithms.
+    pub spdm: String,
+    /// Measurement blocks: `index:hex`.
+    pub measurements: Vec<String>,
+    /// "verified" or the failure.
+    pub evidence: String,
+    /// "attested", "denied" or "quarantined".
+    pub verdict: String,
+    /// Deciding rules.
+    pub rules: Vec<String>,
+    /// Attestation epoch.
+    pub epoch: u64,
+}
+
+/// A TDI and its TDISP history.
+#[derive(Clone, Debug, Serialize)]
+pub struct TdiRow {
+    /// TDI id.
+    pub tdi_id: String,
+    /// Accelerator id.
+    pub accelerator_id: u16,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Events in order (`locked`, `report-issued (verified)`, `accepted by cvm`, ...).
+    pub history: Vec<String>,
+}
+
+/// A tenant.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TenantRow {
+    /// Tenant id.
+    pub tenant_id: String,
+    /// vPods and their members.
+    pub vpods: Vec<String>,
+    /// CVMs: `id (verdict, measurement)`.
+    pub cvms: Vec<String>,
+    /// TDIs accepted or refused: `tdi by cvm: outcome`.
+    pub accepted: Vec<String>,
+    /// Whether offboarded.
+    pub offboarded: bool,
+}
+
+/// A share decision and its revocation.
+#[derive(Clone, Debug, Serialize)]
+pub struct ShareRow {
+    /// Grant id.
+    pub grant_id: String,
+    /// `tenant/os@accel`.
+    pub exporter: String,
+    /// `tenant/os@accel`.
+    pub importer: String,
+    /// Rights.
+    pub rights: Vec<String>,
+    /// allow / deny.
+    pub outcome: String,
+    /// Deciding rules.
+    pub rules: Vec<String>,
+    /// Revocation cause, if revoked.
+    pub revoked: Option<String>,
+    /// Revocation latency (drained - requested), seconds.
+    pub revocation_latency_s: Option<i64>,
+    /// Whether the ends are different tenants.
+    pub cross_tenant: bool,
+}
+
+/// A key programming or rotation.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeyRow {
+    /// Record sequence number.
+    pub seq: u64,
+    /// "programmed" / "rotated".
+    pub event: String,
+    /// `accel:port -> accel:port`.
+    pub link: String,
+    /// `epoch` or `old -> new`.
+    pub epoch: String,
+    /// SHA-384 fingerprint of the key.
+    pub key_sha384: String,
+    /// Outcome and rules.
+    pub decision: String,
+}
+
+/// The pod's topology.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PodView {
+    /// Pod id.
+    pub pod_id: String,
+    /// `switch id -> accelerator ids`.
+    pub switches: Vec<(u16, Vec<u16>)>,
+    /// `(accelerator id, device id)`.
+    pub accelerators: Vec<(u16, String)>,
+    /// `(vpod, tenant, members)`.
+    pub vpods: Vec<(String, String, Vec<u16>)>,
+}
+
+/// Replay statistics.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ReplaySummary {
+    /// Decisions replayed.
+    pub replayed: u64,
+    /// Decisions that replayed identically.
+    pub identical: u64,
+    /// Digest of the bundle replayed under.
+    pub policy_sha384: Option<String>,
+}
+
+/// Everything the auditor learned.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    /// Log integrity.
+    pub log: LogSummary,
+    /// Policy replay.
+    pub replay: ReplaySummary,
+    /// The pod.
+    pub pod: PodView,
+    /// Devices (latest state of each).
+    pub devices: Vec<DeviceRow>,
+    /// TDIs.
+    pub tdis: Vec<TdiRow>,
+    /// Tenants.
+    pub tenants: Vec<TenantRow>,
+    /// Shares (exports/imports) and revocations.
+    pub shares: Vec<ShareRow>,
+    /// Key epochs and rotations.
+    pub keys: Vec<KeyRow>,
+    /// Findings.
+    pub anomalies: Vec<Anomaly>,
+}
+
+fn short(h: &str) -> String {
+    h.get(..16)
+        .map_or_else(|| h.to_string(), |s| format!("{s}…"))
+}
+
+fn snp_certs(e: &TsmEvidenceBytes) -> SnpCerts {
+    SnpCerts {
+        leaf: e.leaf.0.clone(),
+        intermediates: e.intermediates.iter().map(|b| b.0.clone()).collect(),
+    }
+}
+
+/// Finds the first `tsm-identity` record without verifying anything (its key is then checked
+/// against its evidence and used to verify the whole log).
+fn find_identity(bytes: &[u8]) -> Option<(Vec<u8>, TsmEvidenceBytes, UnixTime)> {
+    use crate::audit::file;
+    file::check_header(bytes).ok()?;
+    let mut offset = file::HEADER_LEN;
+    while let Ok(file::Next::Frame(f)) = file::next_frame(bytes, offset) {
+        offset = f.frame.end;
+        if f.frame_type != file::FRAME_ENTRY {
+            continue;
+        }
+        let rec = bytes
+            .get(f.payload.start.checked_add(file::ENTRY_PREFIX)?..f.payload.end)
+            .and_then(|b| AuditRecord::from_cbor(b).ok());
+        if let Some(r) = &rec {
+            if let Some(AuditEvent::TsmIdentity {
+                public_key,
+                evidence,
+            }) = r.event()
+            {
+                return Some((
+                    public_key.0.clone(),
+                    evidence.clone(),
+                    UnixTime::from_secs(r.time()),
+                ));
+            }
+        }
+    }
+    None
+}
+
+fn rules_of(r: &AuditRecord) -> Vec<String> {
+    r.rules().to_vec()
+}
+
+/// Audits `log` (the bytes of `STATE/audit.log`).
+pub fn audit(log: &[u8], inputs: &AuditInputs) -> Report {
+    let mut rep = Report::default();
+    let tee = SnpVerifier::new(inputs.tee_anchors.clone());
+    let anomaly = |rep: &mut Report, kind, seq, detail: String| {
+        rep.anomalies.push(Anomaly { kind, seq, detail });
+    };
+
+    // 1. The checkpoint key.
+    let mut key: Option<(Vec<u8>, String)> = None;
+    if let Some((pk, ev, at)) = find_identity(log) {
+        match tee.verify(
+            &ev.report.0,
+            &snp_certs(&ev),
+            &ExpectedReportData::Expected(tsm_report_data(&pk)),
+            at,
+        ) {
+            Ok(_) => key = Some((pk, "tsm-identity record (TEE evidence verified)".into())),
+            Err(e) => anomaly(
+                &mut rep,
+                AnomalyKind::EvidenceFailed,
+                None,
+                format!("TSM identity evidence: {e}"),
+            ),
+        }
+    }
+    if let Some(file) = &inputs.key_file {
+        match CheckpointVerifier::from_key_file(file) {
+            Ok(v) => {
+                let pk = v.public_key().to_vec();
+                match &key {
+                    Some((k, _)) if *k != pk => anomaly(
+                        &mut rep,
+                        AnomalyKind::LogTampered,
+                        None,
+                        "tsm.pub differs from the key in the tsm-identity record".into(),
+                    ),
+                    Some(_) => {}
+                    None => key = Some((pk, "tsm.pub (trusted out of band)".into())),
+                }
+            }
+            Err(e) => anomaly(
+                &mut rep,
+                AnomalyKind::LogTampered,
+                None,
+                format!("tsm.pub: {e}"),
+            ),
+        }
+    }
+    let Some((key, key_source)) = key else {
+        anomaly(
+            &mut rep,
+            AnomalyKind::LogTampered,
+            None,
+            "no checkpoint key: no verifiable tsm-identity record and no tsm.pub".into(),
+        );
+        return rep;
+    };
+    rep.log.key_source = key_source;
+    rep.log.key_sha384 = hex::encode(crate::spdm_evidence::sha384(&key));
+
+    // 2. The whole log.
+    let verified = match verify_log(
+        log,
+        &CheckpointVerifier::new(&key),
+        &inputs.trusted_checkpoints,
+    ) {
+        Ok(v) => v,
+        Err(e) => {
+            let seq = match &e {
+                crate::Error::Tampered { seq, .. } => Some(*seq),
+                _ => None,
+            };
+            anomaly(&mut rep, AnomalyKind::LogTampered, seq, e.to_string());
+            return rep;
+        }
+    };
+    rep.log.verified = true;
+    rep.log.records = verified.size();
+    rep.log.checkpoints = verified.checkpoints.len();
+    rep.log.root = hex::encode(verified.root());
+    if let Some(from) = verified.unsealed_from() {
+        anomaly(
+            &mut rep,
+            AnomalyKind::Unsealed,
+            Some(from),
+            format!(
+                "records {from}..{} are not covered by a signed checkpoint",
+                verified.size()
+            ),
+        );
+    }
+
+    let engine = inputs.policy.as_ref().map(PolicyEngine::new);
+    let policy_digest = inputs.policy.as_ref().map(PolicyBundle::digest);
+    rep.replay.policy_sha384 = policy_digest.map(hex::encode);
+    let device_verifier = DeviceEvidenceVerifier::new(inputs.device_anchors.clone());
+    let tdi_verifier = TdiReportVerifier::new(device_verifier.clone(), tee.clone());
+
+    let mut devices: BTreeMap<String, DeviceRow> = BTreeMap::new();
+    let mut tdis: BTreeMap<String, TdiRow> = BTreeMap::new();
+    let mut tenants: BTreeMap<String, TenantRow> = BTreeMap::new();
+    let mut shares: Vec<ShareRow> = Vec::new();
+
+    for seq in 0..verified.size() {
+        let rec = match verified.record(log, seq) {
+            Ok(r) => r,
+            Err(e) => {
+                anomaly(&mut rep, AnomalyKind::LogTampered, Some(seq), e.to_string());
+                continue;
+            }
+        };
+        replay(&mut rep, seq, &rec, engine.as_ref(), policy_digest);
+        let now = UnixTime::from_secs(rec.time());
+        let Some(ev) = rec.event() else { continue };
+        let outcome = rec.outcome();
+        match ev {
+            AuditEvent::TsmIdentity { .. } => {}
+            AuditEvent::PodDiscovered {
+                pod_id,
+                switches,
+                accelerators,
+            } => {
+                rep.pod.pod_id.clone_from(pod_id);
+                rep.pod.switches = switches
+                    .iter()
+                    .map(|s| (s.switch_id, s.accelerator_ids.clone()))
+                    .collect();
+                rep.pod.accelerators = accelerators
+                    .iter()
+                    .map(|a| (a.accelerator_id, a.device_id.clone()))
+                    .collect();
+            }
+            AuditEvent::DeviceAttested {
+                device_id,
+                accelerator_id,
+                epoch,
+                nonce,
+                evidence,
+            } => {
+                let expected = <[u8; 32]>::try_from(nonce.0.as_slice())
+                    .map_or(ExpectedNonce::NotProvided, ExpectedNonce::Expected);
+                let mut row = DeviceRow {
+                    accelerator_id: *accelerator_id,
+                    device_id: device_id.clone(),
+                    identity: String::new(),
+                    root_sha384: String::new(),
+                    spdm: String::new(),
+                    measurements: Vec::new(),
+                    evidence: "verified".into(),
+                    verdict: match outcome {
+                        Outcome::Allow => "attested".into(),
+                        Outcome::Deny => "denied".into(),
+                        Outcome::Info => "recorded".into(),
+                    },
+                    rules: rules_of(&rec),
+                    epoch: *epoch,
+                };
+                match device_verifier.verify(&evidence.0, &expected, now) {
+                    Ok(v) => {
+                        let j = v.to_json();
+                        row.identity = v.chain_subjects.last().cloned().unwrap_or_default();
+                        row.root_sha384 = hex::encode(v.root_fingerprint);
+                        row.spdm = format!(
+                            "{} {} {}",
+                            j["spdm_version"].as_str().unwrap_or(""),
+                            j["asym"].as_str().unwrap_or(""),
+                            j["hash"].as_str().unwrap_or("")
+                        );
+                        row.measurements = v
+                            .measurements
+                            .iter()
+                            .map(|m| format!("{}:{}", m.index, hex::encode(&m.value)))
+                            .collect();
+                        if expected == ExpectedNonce::NotProvided {
+                            anomaly(
+                                &mut rep,
+                                AnomalyKind::EvidenceFailed,
+                                Some(seq),
+                                format!("device {device_id}: recorded nonce is not 32 bytes"),
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        row.evidence = format!("FAILED: {e}");
+                        anomaly(
+                            &mut rep,
+                            AnomalyKind::EvidenceFailed,
+                            Some(seq),
+                            format!("device {device_id} evidence: {e}"),
+                        );
+                    }
+                }
+                devices.insert(device_id.clone(), row);
+            }
+            AuditEvent::DeviceQuarantined {
+                device_id,
+                accelerator_id,
+                cause,
+                ..
+            } => {
+                let row = devices
+                    .entry(device_id.clone())
+                    .or_insert_with(|| DeviceRow {
+                        accelerator_id: *accelerator_id,
+                        device_id: device_id.clone(),
+                        identity: String::new(),
+                        root_sha384: String::new(),
+                        spdm: String::new(),
+                        measurements: Vec::new(),
+                        evidence: "-".into(),
+                        verdict: String::new(),
+                        rules: Vec::new(),
+                        epoch: 0,
+                    });
+                row.verdict = format!("quarantined: {cause}");
+                row.rules = rules_of(&rec);
+            }
+            AuditEvent::TenantAdded { tenant_id } => {
+                tenants.entry(tenant_id.clone()).or_default().tenant_id = tenant_id.clone();
+            }
+            AuditEvent::VpodFormed {
+                vpod_id,
+                tenant_id,
+                accelerator_ids,
+            } => {
+                rep.pod
+                    .vpods
+                    .push((vpod_id.clone(), tenant_id.clone(), accelerator_ids.clone()));
+                let t = tenants.entry(tenant_id.clone()).or_default();
+                t.tenant_id.clone_from(tenant_id);
+                t.vpods.push(format!(
+                    "{vpod_id} [{}]",
+                    accelerator_ids
+                        .iter()
+                        .map(u16::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ));
+            }
+            AuditEvent::WindowCarved { .. } => {}
+            AuditEvent::KeysProgrammed {
+                tx,
+                rx,
+                epoch,
+                key_fingerprint,
+            } => rep.keys.push(KeyRow {
+                seq,
+                event: "programmed".into(),
+                link: format!(
+                    "{}:{} -> {}:{}",
+                    tx.accelerator_id, tx.port, rx.accelerator_id, rx.port
+                ),
+                epoch: epoch.to_string(),
+                key_sha384: hex::encode(key_fingerprint.as_bytes()),
+                decision: decision_text(&rec),
+            }),
+            AuditEvent::KeysRotated {
+                tx,
+                rx,
+                previous_epoch,
+                epoch,
+                key_fingerprint,
+            } => rep.keys.push(KeyRow {
+                seq,
+                event: "rotated".into(),
+                link: format!(
+                    "{}:{} -> {}:{}",
+                    tx.accelerator_id, tx.port, rx.accelerator_id, rx.port
+                ),
+                epoch: format!("{previous_epoch} -> {epoch}"),
+                key_sha384: hex::encode(key_fingerprint.as_bytes()),
+                decision: decision_text(&rec),
+            }),
+            AuditEvent::TdiLocked {
+                tdi_id,
+                accelerator_id,
+                tenant_id,
+            }
+            | AuditEvent::TdiStarted {
+                tdi_id,
+                accelerator_id,
+                tenant_id,
+            }
+            | AuditEvent::TdiStopped {
+                tdi_id,
+                accelerator_id,
+                tenant_id,
+            }
+            | AuditEvent::TdiError {
+                tdi_id,
+                accelerator_id,
+                tenant_id,
+                ..
+            } => {
+                let row = tdis.entry(tdi_id.clone()).or_insert_with(|| TdiRow {
+                    tdi_id: tdi_id.clone(),
+                    accelerator_id: *accelerator_id,
+                    tenant_id: tenant_id.clone(),
+                    history: Vec::new(),
+                });
+                let what = match ev {
+                    AuditEvent::TdiLocked { .. } => "locked".to_string(),
+                    AuditEvent::TdiStarted { .. } => "started".to_string(),
+                    AuditEvent::TdiStopped { .. } => "stopped".to_string(),
+                    AuditEvent::TdiError { cause, .. } => format!("ERROR ({cause})"),
+                    _ => String::new(),
+                };
+                row.history.push(what);
+            }
+            AuditEvent::TdiReportIssued { tdi_id, bundle } => {
+                let status = match tdi_verifier.verify(&bundle.0, &ExpectedNonce::NotProvided, now)
+                {
+                    Ok(v) => format!("report issued ({:?}, verified)", v.content.state),
+                    Err(e) => {
+                        anomaly(
+                            &mut rep,
+                            AnomalyKind::EvidenceFailed,
+                            Some(seq),
+                            format!("TDI {tdi_id} report bundle: {e}"),
+                        );
+                        format!("report issued (FAILED: {e})")
+                    }
+                };
+                if let Some(row) = tdis.get_mut(tdi_id) {
+                    row.history.push(status);
+                }
+            }
+            AuditEvent::TdiAccepted {
+                tdi_id,
+                tenant_id,
+                cvm_id,
+            } => {
+                let verdict = match outcome {
+                    Outcome::Allow => "accepted",
+                    _ => "refused",
+                };
+                if let Some(row) = tdis.get_mut(tdi_id) {
+                    row.history.push(format!("{verdict} by {cvm_id}"));
+                }
+                let t = tenants.entry(tenant_id.clone()).or_default();
+                t.tenant_id.clone_from(tenant_id);
+                t.accepted.push(format!("{tdi_id} by {cvm_id}: {verdict}"));
+            }
+            AuditEvent::CvmAttested {
+                cvm_id,
+                tenant_id,
+                evidence,
+            } => {
+                let status = match tee.verify(
+                    &evidence.report.0,
+                    &snp_certs(evidence),
+                    &ExpectedReportData::NotProvided,
+                    now,
+                ) {
+                    Ok(v) => format!(
+                        "{} measurement {}",
+                        match outcome {
+                            Outcome::Allow => "accepted",
+                            _ => "denied",
+                        },
+                        short(&hex::encode(v.report.measurement))
+                    ),
+                    Err(e) => {
+                        anomaly(
+                            &mut rep,
+                            AnomalyKind::EvidenceFailed,
+                            Some(seq),
+                            format!("CVM {cvm_id} evidence: {e}"),
+                        );
+                        format!("evidence FAILED: {e}")
+                    }
+                };
+                let t = tenants.entry(tenant_id.clone()).or_default();
+                t.tenant_id.clone_from(tenant_id);
+                t.cvms.push(format!("{cvm_id} ({status})"));
+            }
+            AuditEvent::ShareAllowed {
+                grant_id,
+                exporter,
+                importer,
+                rights,
+            }
+            | AuditEvent::ShareDenied {
+                grant_id,
+                exporter,
+                importer,
+                rights,
+            } => shares.push(ShareRow {
+                grant_id: grant_id.clone(),
+                exporter: format!(
+                    "{}/{}@{}",
+                    exporter.tenant_id, exporter.os_instance, exporter.accelerator_id
+                ),
+                importer: format!(
+                    "{}/{}@{}",
+                    importer.tenant_id, importer.os_instance, importer.accelerator_id
+                ),
+                rights: rights.clone(),
+                outcome: outcome.name().into(),
+                rules: rules_of(&rec),
+                revoked: None,
+                revocation_latency_s: None,
+                cross_tenant: exporter.tenant_id != importer.tenant_id,
+            }),
+            AuditEvent::AttachmentRevoked {
+                grant_id,
+                cause,
+                requested_at,
+                drained_at,
+            } => {
+                if let Some(s) = shares.iter_mut().rev().find(|s| s.grant_id == *grant_id) {
+                    s.revoked = Some(cause.clone());
+                    s.revocation_latency_s = drained_at.checked_sub(*requested_at);
+                }
+            }
+            AuditEvent::TenantOffboarded { tenant_id } => {
+                tenants.entry(tenant_id.clone()).or_default().offboarded = true;
+            }
+        }
+    }
+    let mut devs: Vec<DeviceRow> = devices.into_values().collect();
+    devs.sort_by_key(|d| d.accelerator_id);
+    rep.devices = devs;
+    rep.tdis = tdis.into_values().collect();
+    rep.tenants = tenants.into_values().collect();
+    rep.shares = shares;
+    rep
+}
+
+fn decision_text(r: &AuditRecord) -> String {
+    if r.rules().is_empty() {
+        r.outcome().name().to_string()
+    } else {
+        format!("{} ({})", r.outcome().name(), r.rules().join(", "))
+    }
+}
+
+/// The outcome of replaying one recorded decision.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Replayed {
+    /// Sequence number.
+    pub seq: u64,
+    /// Decision kind.
+    pub kind: String,
+    /// Subject.
+    pub subject: String,
+    /// What was recorded: allow/deny and rules.
+    pub recorded: (bool, Vec<String>),
+    /// What the policy says.
+    pub replayed: (bool, Vec<String>),
+    /// Whether rules, reasons and outcome are identical.
+    pub identical: bool,
+}
+
+/// Replays the decision in `rec` under `engine`. `None` if the record holds no replayable
+/// decision; `Err` (with the reason) if it should be replayable but cannot be.
+pub fn replay_record(
+    seq: u64,
+    rec: &AuditRecord,
+    engine: &PolicyEngine,
+) -> Option<core::result::Result<Replayed, String>> {
+    let kind = ualink_policy::DecisionKind::from_name(rec.kind().name())?;
+    if rec.outcome() == Outcome::Info {
+        return None;
+    }
+    let Some(input) = rec.policy_input() else {
+        return Some(Err(format!(
+            "{} decision about {} has no recorded policy input",
+            kind.name(),
+            rec.subject()
+        )));
+    };
+    let parsed: serde_json::Value = match serde_json::from_str(input) {
+        Ok(v) => v,
+        Err(e) => return Some(Err(format!("recorded policy input is not JSON: {e}"))),
+    };
+    if parsed.get("now").and_then(serde_json::Value::as_i64) != Some(rec.time()) {
+        return Some(Err("policy input `now` differs from the record time".into()));
+    }
+    let d = match engine.evaluate(kind, &parsed) {
+        Ok(d) => d,
+        Err(e) => return Some(Err(format!("policy evaluation failed: {e}"))),
+    };
+    let recorded_allow = rec.outcome() == Outcome::Allow;
+    let identical =
+        d.allow == recorded_allow && d.rules == rec.rules() && d.reasons == rec.reasons();
+    Some(Ok(Replayed {
+        seq,
+        kind: kind.name().into(),
+        subject: rec.subject().into(),
+        recorded: (recorded_allow, rec.rules().to_vec()),
+        replayed: (d.allow, d.rules),
+        identical,
+    }))
+}
+
+fn replay(
+    rep: &mut Report,
+    seq: u64,
+    rec: &AuditRecord,
+    engine: Option<&PolicyEngine>,
+    digest: Option<[u8; 48]>,
+) {
+    let is_decision = ualink_policy::DecisionKind::from_name(rec.kind().name()).is_some()
+        && rec.outcome() != Outcome::Info;
+    if !is_decision {
+        return;
+    }
+    let (Some(engine), Some(digest)) = (engine, digest) else {
+        rep.anomalies.push(Anomaly {
+            kind: AnomalyKind::NotReplayable,
+            seq: Some(seq),
+            detail: "no policy bundle given (--policy or STATE/policy/)".into(),
+        });
+        return;
+    };
+    match rec.policy() {
+        Some(d) if *d.as_bytes() == digest => {}
+        Some(d) => {
+            rep.anomalies.push(Anomaly {
+                kind: AnomalyKind::PolicyMismatch,
+                seq: Some(seq),
+                detail: format!(
+                    "policy mismatch: decided under {}, the bundle given is {}",
+                    short(&hex::encode(d.as_bytes())),
+                    short(&hex::encode(digest))
+                ),
+            });
+            return;
+        }
+        None => {
+            rep.anomalies.push(Anomaly {
+                kind: AnomalyKind::NotReplayable,
+                seq: Some(seq),
+                detail: "decision records no policy digest".into(),
+            });
+            return;
+        }
+    }
+    rep.replay.replayed += 1;
+    match replay_record(seq, rec, engine) {
+        None => {}
+        Some(Err(e)) => rep.anomalies.push(Anomaly {
+            kind: AnomalyKind::NotReplayable,
+            seq: Some(seq),
+            detail: e,
+        }),
+        Some(Ok(r)) if r.identical => rep.replay.identical += 1,
+        Some(Ok(r)) => rep.anomalies.push(Anomaly {
+            kind: AnomalyKind::DecisionMismatch,
+            seq: Some(seq),
+            detail: format!(
+                "{} {}: recorded {} [{}], policy says {} [{}]",
+                r.kind,
+                r.subject,
+                allow_name(r.recorded.0),
+                r.recorded.1.join(", "),
+                allow_name(r.replayed.0),
+                r.replayed.1.join(", ")
+            ),
+        }),
+    }
+}
+
+fn allow_name(a: bool) -> &'static str {
+    if a {
+        "allow"
+    } else {
+        "deny"
+    }
+}
+
+impl Report {
+    /// 0 if everything verified and replayed identically, else the most serious failure's
+    /// code (log tampered > evidence failed > decision mismatch).
+    pub fn exit_code(&self) -> u8 {
+        let codes: Vec<u8> = self.anomalies.iter().map(|a| a.kind.exit_code()).collect();
+        for c in [
+            EXIT_LOG_TAMPERED,
+            EXIT_EVIDENCE_FAILED,
+            EXIT_DECISION_MISMATCH,
+        ] {
+            if codes.contains(&c) {
+                return c;
+            }
+        }
+        0
+    }
+
+    /// One word for the verdict.
+    pub fn verdict(&self) -> &'static str {
+        match self.exit_code() {
+            0 => "VERIFIED",
+            EXIT_LOG_TAMPERED => "LOG TAMPERED",
+            EXIT_EVIDENCE_FAILED => "EVIDENCE FAILED",
+            _ => "DECISION MISMATCH",
+        }
+    }
+
+    /// The report as JSON (full hex digests).
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        if let Some(m) = v.as_object_mut() {
+            m.insert("verdict".into(), self.verdict().into());
+            m.insert("exit_code".into(), self.exit_code().into());
+        }
+        v
+    }
+
+    /// The report as text tables (digests shortened to 16 hex digits).
+    pub fn to_text(&self) -> String {
+        let mut o = String::new();
+        o.push_str(&format!(
+            "ualink-attest audit report: {} (exit {})\n\n",
+            self.verdict(),
+            self.exit_code()
+        ));
+        o.push_str(&format!(
+            "Log: {} records, {} checkpoints, {}; root {}\n     checkpoint key {} from {}\n",
+            self.log.records,
+            self.log.checkpoints,
+            if self.log.verified {
+                "verified"
+            } else {
+                "NOT VERIFIED"
+            },
+            short(&self.log.root),
+            short(&self.log.key_sha384),
+            self.log.key_source
+        ));
+        o.push_str(&format!(
+            "Policy: {} decisions replayed, {} identical, bundle {}\n",
+            self.replay.replayed,
+            self.replay.identical,
+            self.replay
+                .policy_sha384
+                .as_deref()
+                .map_or_else(|| "none".into(), short)
+        ));
+        for (title, table) in self.tables(true) {
+            o.push_str(&format!("\n{title}\n"));
+            o.push_str(&render_text_table(&table));
+        }
+        o
+    }
+
+    /// Each section as (title, header + rows).
+    fn tables(&self, abbreviate: bool) -> Vec<(String, Vec<Vec<String>>)> {
+        let h = |s: &str| {
+            if abbreviate {
+                short(s)
+            } else {
+                s.to_string()
+            }
+        };
+        let mut out = Vec::new();
+        let mut pod = vec![vec!["switch".into(), "accelerators".into()]];
+        for (s, a) in &self.pod.switches {
+            pod.push(vec![
+                s.to_string(),
+                a.iter().map(u16::to_string).collect::<Vec<_>>().join(" "),
+            ]);
+        }
+        let mut vp = vec![vec!["vpod".into(), "tenant".into(), "accelerators".into()]];
+        for (v, t, a) in &self.pod.vpods {
+            vp.push(vec![
+                v.clone(),
+                t.clone(),
+                a.iter().map(u16::to_string).collect::<Vec<_>>().join(" "),
+            ]);
+        }
+        out.push((format!("Pod {}", self.pod.pod_id), pod));
+        out.push(("vPods".into(), vp));
+        let mut dev = vec![[
+            "accel",
+            "device",
+            "identity",
+            "root",
+            "spdm",
+            "measurements",
+            "evidence",
+            "verdict",
+            "rules",
+        ]
+        .map(String::from)
+        .to_vec()];
+        for d in &self.devices {
+            dev.push(vec![
+                d.accelerator_id.to_string(),
+                d.device_id.clone(),
+                d.identity.clone(),
+                h(&d.root_sha384),
+                d.spdm.clone(),
+                d.measurements
+                    .iter()
+                    .map(|m| h(m))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                d.evidence.clone(),
+                d.verdict.clone(),
+                d.rules.join(", "),
+            ]);
+        }
+        out.push(("Devices".into(), dev));
+        let mut tdi = vec![["tdi", "accel", "tenant", "TDISP history"]
+            .map(String::from)
+            .to_vec()];
+        for t in &self.tdis {
+            tdi.push(vec![
+                t.tdi_id.clone(),
+                t.accelerator_id.to_string(),
+                t.tenant_id.clone(),
+                t.history.join(" -> "),
+            ]);
+        }
+        out.push(("TDIs".into(), tdi));
+        let mut ten = vec![["tenant", "vpods", "cvms", "accepted", "status"]
+            .map(String::from)
+            .to_vec()];
+        for t in &self.tenants {
+            ten.push(vec![
+                t.tenant_id.clone(),
+                t.vpods.join("; "),
+                t.cvms.join("; "),
+                t.accepted.join("; "),
+                if t.offboarded { "offboarded" } else { "active" }.into(),
+            ]);
+        }
+        out.push(("Tenants".into(), ten));
+        let mut sh = vec![[
+            "grant", "exporter", "importer", "rights", "outcome", "rules", "revoked", "latency",
+        ]
+        .map(String::from)
+        .to_vec()];
+        for s in &self.shares {
+            sh.push(vec![
+                s.grant_id.clone(),
+                s.exporter.clone(),
+                s.importer.clone(),
+                s.rights.join(","),
+                s.outcome.clone(),
+                s.rules.join(", "),
+                s.revoked.clone().unwrap_or_else(|| "-".into()),
+                s.revocation_latency_s
+                    .map_or_else(|| "-".into(), |l| format!("{l} s")),
+            ]);
+        }
+        out.push(("Shares (export/import/revoke)".into(), sh));
+        let mut k = vec![["seq", "event", "link", "epoch", "key sha384", "decision"]
+            .map(String::from)
+            .to_vec()];
+        for r in &self.keys {
+            k.push(vec![
+                r.seq.to_string(),
+                r.event.clone(),
+                r.link.clone(),
+                r.epoch.clone(),
+                h(&r.key_sha384),
+                r.decision.clone(),
+            ]);
+        }
+        out.push(("Link keys".into(), k));
+        let mut an = vec![["kind", "seq", "detail"].map(String::from).to_vec()];
+        for a in &self.anomalies {
+            an.push(vec![
+                serde_json::to_value(a.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                a.seq.map_or_else(|| "-".into(), |s| s.to_string()),
+                a.detail.clone(),
+            ]);
+        }
+        out.push(("Anomalies".into(), an));
+        out
+    }
+
+    /// One self-contained HTML page: the tables and an inline SVG of the pod (one
+    /// `<g class="accelerator" id="accel-N">` per accelerator, coloured by tenant; switches;
+    /// shares as arrows).
+    pub fn to_html(&self) -> String {
+        let mut o = String::from(
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>ualink-attest audit \
+             report</title>\n<style>body{font-family:sans-serif;margin:16px}table{border-collapse:\
+             collapse;margin-bottom:16px}td,th{border:1px solid #999;padding:2px 6px;font-size:12px;\
+             text-align:left}th{background:#ddd}.bad{color:#b00;font-weight:bold}.ok{color:#070;\
+             font-weight:bold}</style></head><body>\n",
+        );
+        let cls = if self.exit_code() == 0 { "ok" } else { "bad" };
+        o.push_str(&format!(
+            "<h1>Audit report: <span class=\"{cls}\" id=\"verdict\">{}</span></h1>\n",
+            esc(self.verdict())
+        ));
+        o.push_str(&format!(
+            "<p>{} records, {} checkpoints, log {}; {} decisions replayed, {} identical.</p>\n",
+            self.log.records,
+            self.log.checkpoints,
+            if self.log.verified {
+                "verified"
+            } else {
+                "NOT verified"
+            },
+            self.replay.replayed,
+            self.replay.identical
+        ));
+        o.push_str(&self.svg());
+        for (title, table) in self.tables(false) {
+            o.push_str(&format!("<h2>{}</h2>\n<table>", esc(&title)));
+            for (i, row) in table.iter().enumerate() {
+                let tag = if i == 0 { "th" } else { "td" };
+                o.push_str("<tr>");
+                for c in row {
+                    o.push_str(&format!("<{tag}>{}</{tag}>", esc(c)));
+                }
+                o.push_str("</tr>");
+            }
+            o.push_str("</table>\n");
+        }
+        o.push_str("</body></html>\n");
+        o
+    }
+
+    fn svg(&self) -> String {
+        const PALETTE: [&str; 8] = [
+            "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2", "#edc948", "#9c755f",
+        ];
+        let mut tenant_color: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut accel_tenant: BTreeMap<u16, &str> = BTreeMap::new();
+        for (_, t, members) in &self.pod.vpods {
+            let n = tenant_color.len();
+            let c = *tenant_color
+                .entry(t.as_str())
+                .or_insert(PALETTE.get(n % PALETTE.len()).copied().unwrap_or("#888"));
+            let _ = c;
+            for a in members {
+                accel_tenant.insert(*a, t.as_str());
+            }
+        }
+        let accels: Vec<u16> = self.pod.accelerators.iter().map(|a| a.0).collect();
+        let width = 80 + 90 * accels.len().max(1);
+        let pos = |a: u16| -> Option<(usize, usize)> {
+            accels
+                .iter()
+                .position(|x| *x == a)
+                .map(|i| (60 + 90 * i, 220))
+        };
+        let mut o = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"pod\" width=\"{width}\" \
+             height=\"380\" viewBox=\"0 0 {width} 380\">\n<defs><marker id=\"arrow\" \
+             viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"8\" markerHeight=\"8\" \
+             orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#c00\"/></marker></defs>\n\
+             <rect x=\"0\" y=\"0\" width=\"{width}\" height=\"380\" fill=\"#fafafa\"/>\n"
+        );
+        let ns = self.pod.switches.len().max(1);
+        for (i, (s, members)) in self.pod.switches.iter().enumerate() {
+            let x = 40 + (width - 80) * (2 * i + 1) / (2 * ns);
+            for a in members {
+                if let Some((ax, ay)) = pos(*a) {
+                    o.push_str(&format!(
+                        "<line x1=\"{x}\" y1=\"80\" x2=\"{}\" y2=\"{ay}\" stroke=\"#999\"/>\n",
+                        ax + 35
+                    ));
+                }
+            }
+            o.push_str(&format!(
+                "<g class=\"switch\" id=\"switch-{s}\"><rect x=\"{}\" y=\"40\" width=\"80\" \
+                 height=\"40\" fill=\"#555\"/><text x=\"{x}\" y=\"65\" fill=\"#fff\" \
+                 text-anchor=\"middle\" font-size=\"12\">switch {s}</text></g>\n",
+                x - 40
+            ));
+        }
+        for (a, dev) in &self.pod.accelerators {
+            let Some((x, y)) = pos(*a) else { continue };
+            let tenant = accel_tenant.get(a).copied();
+            let fill = tenant
+                .and_then(|t| tenant_color.get(t).copied())
+                .unwrap_or("#ccc");
+            let quarantined = self
+                .devices
+                .iter()
+                .any(|d| d.accelerator_id == *a && d.verdict != "attested");
+            o.push_str(&format!(
+                "<g class=\"accelerator\" id=\"accel-{a}\" data-tenant=\"{}\"><rect x=\"{x}\" \
+                 y=\"{y}\" width=\"70\" height=\"50\" rx=\"6\" fill=\"{fill}\" stroke=\"{}\" \
+                 stroke-width=\"{}\"/><text x=\"{}\" y=\"{}\" text-anchor=\"middle\" \
+                 font-size=\"11\">{}</text><text x=\"{}\" y=\"{}\" text-anchor=\"middle\" \
+                 font-size=\"10\">{}</text></g>\n",
+                esc(tenant.unwrap_or("")),
+                if quarantined { "#c00" } else { "#333" },
+                if quarantined { 3 } else { 1 },
+                x + 35,
+                y + 20,
+                a,
+                x + 35,
+                y + 38,
+                esc(tenant.unwrap_or(dev))
+            ));
+        }
+        for (i, s) in self.shares.iter().enumerate() {
+            if s.outcome != "allow" {
+                continue;
+            }
+            let acc = |e: &str| e.rsplit('@').next().and_then(|n| n.parse::<u16>().ok());
+            let (Some((x1, _)), Some((x2, _))) = (
+                acc(&s.exporter).and_then(pos),
+                acc(&s.importer).and_then(pos),
+            ) else {
+                continue;
+            };
+            let (x1, x2) = (x1 + 35, x2 + 35);
+            let dip = 300 + 15 * (i % 4);
+            o.push_str(&format!(
+                "<path class=\"share{}\" id=\"share-{}\" d=\"M{x1},272 Q{},{dip} {x2},272\" \
+                 fill=\"none\" stroke=\"#c00\" stroke-width=\"2\" \
+                 marker-end=\"url(#arrow)\"><title>{}</title></path>\n",
+                if s.cross_tenant { " cross-tenant" } else { "" },
+                esc(&s.grant_id),
+                (x1 + x2) / 2,
+                esc(&format!(
+                    "{} -> {} ({})",
+                    s.exporter, s.importer, s.grant_id
+                ))
+            ));
+        }
+        let mut ly = 20;
+        for (t, c) in &tenant_color {
+            o.push_str(&format!(
+                "<rect x=\"10\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{c}\"/><text x=\"24\" \
+                 y=\"{ly}\" font-size=\"11\">{}</text>\n",
+                ly - 9,
+                esc(t)
+            ));
+            ly += 14;
+        }
+        o.push_str("</svg>\n");
+        o
+    }
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn render_text_table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; cols];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let mut o = String::new();
+    for (n, r) in rows.iter().enumerate() {
+        let mut line = String::new();
+        for (i, c) in r.iter().enumerate() {
+            let w = widths.get(i).copied().unwrap_or(0);
+            let pad = w.saturating_sub(c.chars().count());
+            line.push_str(c);
+            if i + 1 < r.len() {
+                line.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        o.push_str("  ");
+        o.push_str(line.trim_end());
+        o.push('\n');
+        if n == 0 {
+            let total: usize = widths.iter().sum::<usize>() + 2 * cols.saturating_sub(1);
+            o.push_str("  ");
+            o.push_str(&"-".repeat(total));
+            o.push('\n');
+        }
+    }
+    if rows.len() <= 1 {
+        o.push_str("  (none)\n");
+    }
+    o
+}
