@@ -20,7 +20,7 @@ use ualink_spdm::cert_chain::encode_spdm_cert_chain;
 use ualink_spdm::crypto::{self, Rng, SigningKey};
 use ualink_spdm::device::{Channel, Device, SoftDevice, VendorProtocol};
 use ualink_spdm::keyprog::{
-    self, KeyPair, KeyProgError, KeyProgResponder, KeyProgStatus, KeySink, KeyTarget, Slot,
+    self, KeyPair, KeyProgResponder, KeyProgStatus, KeySink, KeyTarget, Slot,
 };
 use ualink_spdm::msg::{DmtfValueType, MeasurementBlock};
 use ualink_spdm::negotiation::{AlgorithmPolicy, OUR_VERSIONS};
@@ -371,23 +371,6 @@ impl SimDevice {
     }
 }
 
-fn keyprog_error(e: KeyProgError) -> ualink_spdm::Error {
-    use ualink_spdm::{Malformed, PeerMisbehaved};
-    match e {
-        KeyProgError::SessionRequired => PeerMisbehaved::UnexpectedMessage {
-            expected: "key programming inside a secured session",
-            got: ualink_spdm::msg::RequestResponseCode::VENDOR_DEFINED_REQUEST.0,
-        }
-        .into(),
-        KeyProgError::Malformed(m) => m.into(),
-        _ => Malformed::UnknownValue {
-            what: "key programming request",
-            value: 0,
-        }
-        .into(),
-    }
-}
-
 impl Device for SimDevice {
     fn versions(&self) -> &[SpdmVersion] {
         &self.versions
@@ -464,11 +447,11 @@ impl Device for SimDevice {
             .collect())
     }
 
-    fn vendor_request(
+    fn vendor_request_in_place(
         &mut self,
         protocol: VendorProtocol,
         channel: Channel,
-        payload: &[u8],
+        payload: &mut [u8],
     ) -> Option<ualink_spdm::Result<Vec<u8>>> {
         let session = match channel {
             Channel::Secured(sid) => Some(sid),
@@ -477,11 +460,11 @@ impl Device for SimDevice {
         Some(match protocol {
             VendorProtocol::Tdisp => Ok(self.tdisp.respond_in_session(payload, session)),
             VendorProtocol::KeyProgramming => {
-                let mut buf = zeroize::Zeroizing::new(payload.to_vec());
+                // Zeroes `payload` in every case: no plaintext key copy is left here.
                 let r = self
                     .keys
-                    .respond_in_session(&mut buf, session)
-                    .map_err(keyprog_error);
+                    .respond_in_session(payload, session)
+                    .map_err(ualink_spdm::Error::from);
                 let live = self.any_key_live();
                 let tdi = self.tdisp.device_mut();
                 tdi.keys_live = live;

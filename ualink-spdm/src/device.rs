@@ -77,14 +77,39 @@ pub trait Device {
 
     /// Handles one VENDOR_DEFINED payload for `protocol` (the bytes from ProtocolID on) that
     /// arrived on `channel`, returning the response payload (from ProtocolID on). Link-key
-    /// programming must be refused on [`Channel::Clear`]; `None` means the device does not
-    /// implement `protocol` (answered with ERROR UnsupportedRequest).
+    /// programming must be refused on [`Channel::Clear`] (`Error::KeyProg(SessionRequired)`,
+    /// answered with ERROR SessionRequired); `None` means the device does not implement
+    /// `protocol` (answered with ERROR UnsupportedRequest).
+    ///
+    /// This is the method the responder engine calls. `payload` is the engine's copy of the
+    /// decrypted request: the device may consume it in place and should zero whatever key
+    /// material it holds (a [`crate::keyprog::KeyProgResponder`] zeroes it in every case), so
+    /// no plaintext key copy is left behind; the engine zeroes it again after the call.
+    ///
+    /// The default forwards to [`Device::vendor_request`] (read-only, for devices written
+    /// against the earlier signature); a device that programs keys should implement this one.
+    fn vendor_request_in_place(
+        &mut self,
+        protocol: VendorProtocol,
+        channel: Channel,
+        payload: &mut [u8],
+    ) -> Option<Result<Vec<u8>>> {
+        self.vendor_request(protocol, channel, payload)
+    }
+
+    /// Read-only form of [`Device::vendor_request_in_place`], kept for devices written against
+    /// it: the engine reaches it only through `vendor_request_in_place`'s default. A device
+    /// implementing it and handling key material must copy the payload into a zeroizing
+    /// buffer. The default implements no vendor protocol (`None`).
     fn vendor_request(
         &mut self,
         protocol: VendorProtocol,
         channel: Channel,
         payload: &[u8],
-    ) -> Option<Result<Vec<u8>>>;
+    ) -> Option<Result<Vec<u8>>> {
+        let _ = (protocol, channel, payload);
+        None
+    }
 
     /// Called when the secured session `session_id` ends (END_SESSION, decrypt failure,
     /// reset), so the device can drop state bound to it.
@@ -94,6 +119,74 @@ pub trait Device {
 
     /// The random source for nonces, Random fields and ephemeral keys.
     fn rng(&self) -> &Rng;
+}
+
+/// A device borrowed mutably is a device: a responder can run over `&mut D` (e.g. a
+/// long-lived device serving one connection after another) without a forwarding wrapper.
+impl<D: Device + ?Sized> Device for &mut D {
+    fn versions(&self) -> &[SpdmVersion] {
+        (**self).versions()
+    }
+
+    fn capability_flags(&self) -> u32 {
+        (**self).capability_flags()
+    }
+
+    fn ct_exponent(&self) -> u8 {
+        (**self).ct_exponent()
+    }
+
+    fn algorithms(&self) -> &AlgorithmPolicy {
+        (**self).algorithms()
+    }
+
+    fn provisioned_slots(&self) -> u8 {
+        (**self).provisioned_slots()
+    }
+
+    fn cert_chain(&self, slot: u8, hash: HashAlg) -> Option<Vec<u8>> {
+        (**self).cert_chain(slot, hash)
+    }
+
+    fn sign(
+        &self,
+        slot: u8,
+        version: SpdmVersion,
+        context: &str,
+        transcript_hash: &[u8],
+    ) -> Result<Vec<u8>> {
+        (**self).sign(slot, version, context, transcript_hash)
+    }
+
+    fn measurements(&self, meas_hash: HashAlg) -> Result<Vec<MeasurementBlock>> {
+        (**self).measurements(meas_hash)
+    }
+
+    fn vendor_request_in_place(
+        &mut self,
+        protocol: VendorProtocol,
+        channel: Channel,
+        payload: &mut [u8],
+    ) -> Option<Result<Vec<u8>>> {
+        (**self).vendor_request_in_place(protocol, channel, payload)
+    }
+
+    fn vendor_request(
+        &mut self,
+        protocol: VendorProtocol,
+        channel: Channel,
+        payload: &[u8],
+    ) -> Option<Result<Vec<u8>>> {
+        (**self).vendor_request(protocol, channel, payload)
+    }
+
+    fn session_ended(&mut self, session_id: u32) {
+        (**self).session_ended(session_id);
+    }
+
+    fn rng(&self) -> &Rng {
+        (**self).rng()
+    }
 }
 
 #[cfg(feature = "std")]

@@ -5,10 +5,14 @@
 //! * [`PeerIncompatible`]: a well-behaved peer we cannot talk to (versions, algorithms).
 //! * [`Error::ApiMisuse`]: the local caller asked for something illegal in this state.
 //! * [`Error::Crypto`]: a local cryptographic operation failed.
+//! * [`Error::CertChain`], [`Error::Tdisp`], [`Error::KeyProg`]: refusals of the certificate
+//!   verifier, the TDISP interface state machine and link-key programming.
 //!
-//! [`Error::wire_code`] is the single place an error becomes an SPDM ERROR code.
+//! [`Error::wire_code`] (in `responder::wire_error`) is the single place an error becomes an
+//! SPDM ERROR code.
 
 use crate::cert_chain::CertError;
+use crate::keyprog::KeyProgError;
 use crate::tdisp::TdispError;
 
 /// Every failure this crate reports.
@@ -30,6 +34,10 @@ pub enum Error {
     /// A TDISP request refused by the interface state machine.
     #[error("TDISP: {0}")]
     Tdisp(#[from] TdispError),
+    /// A link-key programming request refused (in the clear, malformed, unsupported object).
+    /// [`KeyProgError::SessionRequired`] is answered with SPDM ERROR SessionRequired.
+    #[error("key programming: {0}")]
+    KeyProg(#[from] KeyProgError),
     /// The local caller asked for something this state does not allow.
     #[error("API misuse: {0}")]
     ApiMisuse(&'static str),
@@ -166,6 +174,10 @@ pub enum PeerMisbehaved {
         /// Field that disagrees.
         what: &'static str,
     },
+    /// A request code that is not defined, not a request, or not implemented by this
+    /// responder (SPDM ERROR UnsupportedRequest, ErrorData = this code).
+    #[error("unsupported request code {0:#04x}")]
+    UnsupportedRequest(u8),
 }
 
 /// A well-behaved peer we cannot interoperate with.
@@ -192,6 +204,13 @@ pub enum PeerIncompatible {
     TooLarge {
         /// What was too large.
         what: &'static str,
+    },
+    /// The requester asked for a session beyond the number the responder holds at once
+    /// (KEY_EXCHANGE while a session is open; SPDM ERROR SessionLimitExceeded).
+    #[error("session limit exceeded (at most {max} open at once)")]
+    SessionLimitExceeded {
+        /// Sessions the responder holds at once.
+        max: u8,
     },
 }
 

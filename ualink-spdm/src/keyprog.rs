@@ -240,7 +240,8 @@ impl KeyProgStatus {
     }
 }
 
-/// Why a key-programming message was refused or a response rejected.
+/// Why a key-programming message was refused or a response rejected. The responder engine
+/// reports it as `Error::KeyProg`; the SPDM ERROR code comes from [`crate::Error::wire_code`].
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyProgError {
@@ -266,20 +267,6 @@ pub enum KeyProgError {
     /// An acknowledgement that does not echo the request.
     #[error("acknowledgement field {0} does not match the request")]
     AckMismatch(&'static str),
-}
-
-impl KeyProgError {
-    /// The SPDM ERROR code the responder engine should send for this refusal.
-    pub const fn spdm_error_code(&self) -> u8 {
-        match self {
-            Self::SessionRequired => 0x0B,
-            Self::UnsupportedProtocol(_) | Self::UnsupportedObject(_) => 0x07,
-            Self::Malformed(_)
-            | Self::UnexpectedObject(_)
-            | Self::Refused(_)
-            | Self::AckMismatch(_) => 0x01,
-        }
-    }
 }
 
 fn read_object(r: &mut Reader<'_>, protocol: u8, what: &'static str) -> Result<u8, Malformed> {
@@ -1023,7 +1010,7 @@ impl<S: KeySink> KeyProgResponder<S> {
     /// session; otherwise nothing is parsed or applied. `payload` is zeroed before returning,
     /// in every case, so the plaintext key does not outlive this call. A refusal by the sink is
     /// an acknowledgement with a failure status; a refusal here is an error for the engine to
-    /// send as SPDM ERROR ([`KeyProgError::spdm_error_code`]).
+    /// send as SPDM ERROR (through `Error::KeyProg` and [`crate::Error::wire_code`]).
     pub fn respond(
         &mut self,
         payload: &mut [u8],

@@ -1,9 +1,6 @@
-//! ualink-spdm: SPDM 1.2/1.3, DSP0277 secured messages, TDISP 1.0 and UALinkSec link-key
-//! programming, byte-exact with DMTF's libspdm/spdm-emu and stricter in what it accepts.
-//!
-//! The codec, messages and state machines are `#![no_std]` + `alloc` and sans-IO: bytes in,
-//! bytes out. The `std` feature adds transports (MCTP, PCI DOE, the spdm-emu socket framing),
-//! X.509 chain verification, test identities and the `ualink-spdm` binary.
+// The crate documentation is the crate's README (overview, module map, the binary, tests,
+// and the deviations from the project's PROTOCOL.md found by tests and the specifications).
+#![doc = include_str!("../README.md")]
 #![cfg_attr(not(feature = "std"), no_std)]
 
 extern crate alloc;

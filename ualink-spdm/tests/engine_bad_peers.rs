@@ -714,7 +714,8 @@ fn second_key_exchange_while_a_session_is_open_is_refused() {
     }
     .encode()
     .unwrap();
-    assert_eq!(plain(&mut rsp, &ke).0, ErrorCode::UNEXPECTED_REQUEST);
+    // DSP0274: a session beyond the responder's limit (one) is SessionLimitExceeded.
+    assert_eq!(plain(&mut rsp, &ke), (ErrorCode::SESSION_LIMIT_EXCEEDED, 0));
     // The live session is untouched.
     assert_eq!(rsp.session_id(), Some(live));
     assert_eq!(req.session_id(), Some(live));

@@ -162,7 +162,8 @@ fn key_programming_outside_a_session_is_refused() {
     let (kind, answer) = io.receive().unwrap();
     assert_eq!(kind, MessageKind::Spdm);
     let err = ErrorResponse::parse(&answer).unwrap();
-    assert_eq!(err.code, msg::ErrorCode::UNEXPECTED_REQUEST);
+    assert_eq!(err.code, msg::ErrorCode::SESSION_REQUIRED);
+    assert_eq!(err.data, 0);
     assert!(!io.responder.device().key_sink().holds(t, &key()));
     assert!(!io.responder.device().key_sink().any_live());
 
@@ -222,4 +223,96 @@ fn lock_needs_keys_from_the_locking_session() {
     keyprog::expect_gostop_ack(&ack, t).unwrap();
     tdi.parse_lock_interface(&vendor(&mut req, &mut io, tdi.lock_interface(&params)))
         .unwrap();
+}
+
+#[test]
+fn revoking_live_keys_moves_a_locked_tdi_to_error() {
+    let asym = AsymAlg::EcdsaP256;
+    let mut rsp = responder(asym);
+    let mut req = requester(config(SpdmVersion::V13, asym), asym);
+    let mut io = Loop::new(&mut rsp);
+    attest(&mut req, &mut io).unwrap();
+    let tdi = TdispRequester::new(InterfaceId::new(SOFT_TDI).unwrap());
+    let t = target();
+    let ack = vendor(
+        &mut req,
+        &mut io,
+        keyprog::ualink_key_prog(t, 1, &key()).to_vec(),
+    );
+    keyprog::expect_kp_ack(&ack, t, 1).unwrap();
+    let ack = vendor(&mut req, &mut io, keyprog::ualink_go(t));
+    keyprog::expect_gostop_ack(&ack, t).unwrap();
+    tdi.parse_lock_interface(&vendor(
+        &mut req,
+        &mut io,
+        tdi.lock_interface(&LockInterfaceParams::default()),
+    ))
+    .unwrap();
+    // K_SET_STOP takes the only live key away: the stop is acknowledged and the locked TDI
+    // is in ERROR.
+    let ack = vendor(&mut req, &mut io, keyprog::ualink_stop(t));
+    keyprog::expect_gostop_ack(&ack, t).unwrap();
+    assert!(!io.responder.device().key_sink().any_live());
+    assert_eq!(
+        tdi.parse_state(&vendor(&mut req, &mut io, tdi.get_state()))
+            .unwrap(),
+        TdiState::Error
+    );
+}
+
+#[test]
+fn an_unlocked_tdi_is_untouched_by_key_revocation() {
+    let asym = AsymAlg::EcdsaP256;
+    let mut rsp = responder(asym);
+    let mut req = requester(config(SpdmVersion::V12, asym), asym);
+    let mut io = Loop::new(&mut rsp);
+    attest(&mut req, &mut io).unwrap();
+    let tdi = TdispRequester::new(InterfaceId::new(SOFT_TDI).unwrap());
+    let t = target();
+    let ack = vendor(
+        &mut req,
+        &mut io,
+        keyprog::ualink_key_prog(t, 1, &key()).to_vec(),
+    );
+    keyprog::expect_kp_ack(&ack, t, 1).unwrap();
+    keyprog::expect_gostop_ack(&vendor(&mut req, &mut io, keyprog::ualink_go(t)), t).unwrap();
+    keyprog::expect_gostop_ack(&vendor(&mut req, &mut io, keyprog::ualink_stop(t)), t).unwrap();
+    assert_eq!(
+        tdi.parse_state(&vendor(&mut req, &mut io, tdi.get_state()))
+            .unwrap(),
+        TdiState::ConfigUnlocked
+    );
+}
+
+#[test]
+fn the_device_zeroes_the_key_payload_in_place() {
+    use ualink_spdm::device::{Channel, Device, VendorProtocol};
+    let mut dev = device(AsymAlg::EcdsaP256);
+    let t = target();
+    // In a session: programmed, and the caller's buffer holds no key byte afterwards.
+    let mut buf = keyprog::ualink_key_prog(t, 1, &key()).to_vec();
+    let ack = dev
+        .vendor_request_in_place(
+            VendorProtocol::KeyProgramming,
+            Channel::Secured(7),
+            &mut buf,
+        )
+        .unwrap()
+        .unwrap();
+    keyprog::expect_kp_ack(&ack, t, 1).unwrap();
+    assert!(buf.iter().all(|b| *b == 0));
+    assert!(dev.key_sink().holds(t, &key()));
+    // In the clear: refused with SessionRequired, and zeroed all the same.
+    let t2 = KeyTarget {
+        slot: Slot::Alternate,
+        ..t
+    };
+    let mut buf = keyprog::ualink_key_prog(t2, 2, &key()).to_vec();
+    let err = dev
+        .vendor_request_in_place(VendorProtocol::KeyProgramming, Channel::Clear, &mut buf)
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.wire_code(), (0x0B, 0));
+    assert!(buf.iter().all(|b| *b == 0));
+    assert!(!dev.key_sink().holds(t2, &key()));
 }

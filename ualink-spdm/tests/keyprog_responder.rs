@@ -78,7 +78,10 @@ fn key_programming_outside_a_session_is_refused_and_scrubbed() {
         dev.respond(&mut buf, false),
         Err(KeyProgError::SessionRequired)
     );
-    assert_eq!(KeyProgError::SessionRequired.spdm_error_code(), 0x0B);
+    assert_eq!(
+        ualink_spdm::Error::from(KeyProgError::SessionRequired).wire_code(),
+        (0x0B, 0)
+    );
     assert!(buf.iter().all(|b| *b == 0));
     assert_eq!(dev.sink().epoch(t), None, "nothing programmed");
     for req in [
@@ -231,7 +234,10 @@ fn responses_ide_km_and_garbage_are_refused_without_touching_the_sink() {
         dev.respond(&mut ide, true),
         Err(KeyProgError::UnsupportedObject(0x00))
     );
-    assert_eq!(KeyProgError::UnsupportedObject(0).spdm_error_code(), 0x07);
+    assert_eq!(
+        ualink_spdm::Error::from(KeyProgError::UnsupportedObject(0)).wire_code(),
+        (0x07, 0xFE)
+    );
     let mut tdisp = vec![0x01, 0x10, 0x81];
     assert_eq!(
         dev.respond(&mut tdisp, true),

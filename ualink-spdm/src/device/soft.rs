@@ -5,9 +5,9 @@ use alloc::vec::Vec;
 use super::{Channel, Device, VendorProtocol};
 use crate::algo::{HashAlg, SpdmVersion};
 use crate::crypto::{self, Rng, SigningKey};
-use crate::error::{Error, Malformed, PeerMisbehaved, Result};
+use crate::error::{Error, Result};
 use crate::identity::DeviceIdentity;
-use crate::keyprog::{AccelId, KeyProgError, KeyProgResponder, MemoryKeySink};
+use crate::keyprog::{AccelId, KeyProgResponder, MemoryKeySink};
 use crate::msg::{CapabilityFlags, DmtfValueType, MeasurementBlock};
 use crate::negotiation::{self, AlgorithmPolicy};
 use crate::tdisp::msg::{
@@ -212,28 +212,6 @@ impl SoftDevice {
     }
 }
 
-/// Key-programming refusals, as SPDM errors (the one wire mapping is [`Error::wire_code`]).
-fn keyprog_error(e: KeyProgError) -> Error {
-    match e {
-        KeyProgError::SessionRequired => PeerMisbehaved::UnexpectedMessage {
-            expected: "key programming inside a secured session",
-            got: crate::msg::RequestResponseCode::VENDOR_DEFINED_REQUEST.0,
-        }
-        .into(),
-        KeyProgError::Malformed(m) => m.into(),
-        KeyProgError::UnsupportedProtocol(p) => Malformed::UnknownValue {
-            what: "key programming ProtocolID",
-            value: u32::from(p),
-        }
-        .into(),
-        _ => Malformed::UnknownValue {
-            what: "key programming request",
-            value: 0,
-        }
-        .into(),
-    }
-}
-
 impl Device for SoftDevice {
     fn versions(&self) -> &[SpdmVersion] {
         &self.versions
@@ -294,11 +272,11 @@ impl Device for SoftDevice {
             .collect())
     }
 
-    fn vendor_request(
+    fn vendor_request_in_place(
         &mut self,
         protocol: VendorProtocol,
         channel: Channel,
-        payload: &[u8],
+        payload: &mut [u8],
     ) -> Option<Result<Vec<u8>>> {
         let session = match channel {
             Channel::Secured(sid) => Some(sid),
@@ -307,20 +285,41 @@ impl Device for SoftDevice {
         Some(match protocol {
             VendorProtocol::Tdisp => Ok(self.tdisp.respond_in_session(payload, session)),
             VendorProtocol::KeyProgramming => {
-                let mut buf = zeroize::Zeroizing::new(payload.to_vec());
+                // Zeroes `payload` in every case: no plaintext key copy is left here.
                 let r = self
                     .keys
-                    .respond_in_session(&mut buf, session)
-                    .map_err(keyprog_error);
+                    .respond_in_session(payload, session)
+                    .map_err(Error::from);
+                let was_live = self.tdisp.device().keys_live;
                 let live = self.keys.sink().any_live();
                 let tdi = self.tdisp.device_mut();
                 tdi.keys_live = live;
                 if r.is_ok() && live {
                     tdi.key_session = session;
                 }
+                if was_live && !live {
+                    tdi.key_session = None;
+                    // The TDI's link keys are gone: a locked or running TDI goes to ERROR
+                    // (an unlocked one stays as it is). KeysRevoked is legal in every state
+                    // and SOFT_TDI is always hosted, so `notify` cannot fail here; the key
+                    // operation's acknowledgement is sent either way, since it happened.
+                    if let Ok(id) = InterfaceId::new(SOFT_TDI) {
+                        let _ = self.tdisp.notify(id, DeviceEvent::KeysRevoked);
+                    }
+                }
                 r
             }
         })
+    }
+
+    fn vendor_request(
+        &mut self,
+        protocol: VendorProtocol,
+        channel: Channel,
+        payload: &[u8],
+    ) -> Option<Result<Vec<u8>>> {
+        let mut buf = zeroize::Zeroizing::new(payload.to_vec());
+        self.vendor_request_in_place(protocol, channel, &mut buf)
     }
 
     fn rng(&self) -> &Rng {

@@ -179,96 +179,9 @@ impl Default for SessionConfig {
     }
 }
 
-/// What the transport binding in use means for the engine: how secured messages are framed,
-/// and whether plain messages arrive padded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SecuredFraming {
-    /// Record-layer parameters (sequence-number width, padding).
-    pub params: crate::secured::SecuredParams,
-    /// The application data starts with the MCTP message type 0x05 (MCTP binding).
-    pub inner_mctp_type: bool,
-    /// Plain messages may carry up to 3 zero bytes of DWORD padding (PCI DOE). The engine
-    /// finds the message's own length by parsing it and keeps padding out of transcripts.
-    pub dword_padding: bool,
-}
-
-impl SecuredFraming {
-    /// MCTP: 2-byte sequence number, random padding, inner message type 0x05.
-    pub const MCTP: Self = Self {
-        params: crate::secured::SecuredParams::MCTP,
-        inner_mctp_type: true,
-        dword_padding: false,
-    };
-    /// PCI DOE: no sequence number on the wire, no padding, bare SPDM message.
-    pub const PCI_DOE: Self = Self {
-        params: crate::secured::SecuredParams::PCI_DOE,
-        inner_mctp_type: false,
-        dword_padding: true,
-    };
-
-    /// The framing for `transport` (`None` when it cannot carry secured messages: the
-    /// engine then behaves as on MCTP, which only matters if a session is attempted).
-    pub const fn for_transport(transport: crate::transport::Transport) -> Self {
-        match transport {
-            crate::transport::Transport::PciDoe => Self::PCI_DOE,
-            crate::transport::Transport::Mctp | crate::transport::Transport::None => Self::MCTP,
-        }
-    }
-
-    /// The message without transport padding: `msg` itself unless padding is in use, else
-    /// the prefix that parses as one message (`ctx`: the negotiated context, refined for the
-    /// request being answered; `None` before ALGORITHMS).
-    pub fn strip_padding<'a>(
-        &self,
-        msg: &'a [u8],
-        request: bool,
-        ctx: Option<&MsgContext>,
-    ) -> Result<&'a [u8]> {
-        if !self.dword_padding {
-            return Ok(msg);
-        }
-        let used = if request {
-            msg::SpdmRequest::parse_padded(msg, ctx)?.1
-        } else {
-            msg::SpdmResponse::parse_padded(msg, ctx)?.1
-        };
-        msg.get(..used).ok_or(
-            Malformed::Truncated {
-                what: "padded SPDM message",
-            }
-            .into(),
-        )
-    }
-
-    /// The application data carrying `spdm` (zeroized on drop: it may carry key material).
-    pub fn to_app_data(&self, spdm: &[u8]) -> zeroize::Zeroizing<Vec<u8>> {
-        let mut v = zeroize::Zeroizing::new(Vec::with_capacity(spdm.len().saturating_add(1)));
-        if self.inner_mctp_type {
-            v.push(crate::transport::mctp::MCTP_TYPE_SPDM);
-        }
-        v.extend_from_slice(spdm);
-        v
-    }
-
-    /// The SPDM message inside application data.
-    pub fn from_app_data<'a>(&self, app: &'a [u8]) -> Result<&'a [u8]> {
-        if !self.inner_mctp_type {
-            return Ok(app);
-        }
-        match app.split_first() {
-            Some((&crate::transport::mctp::MCTP_TYPE_SPDM, rest)) if !rest.is_empty() => Ok(rest),
-            Some((&t, _)) => Err(Malformed::UnknownValue {
-                what: "secured message inner MCTP type",
-                value: u32::from(t),
-            }
-            .into()),
-            None => Err(Malformed::Truncated {
-                what: "secured message application data",
-            }
-            .into()),
-        }
-    }
-}
+/// Moved to [`crate::transport::SecuredFraming`] (the responder, binaries and fuzz targets
+/// use it too); re-exported here so existing paths keep working.
+pub use crate::transport::SecuredFraming;
 
 /// One message to put on the transport.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,8 +11,9 @@
 //! [`Responder::handle`] takes one request and returns the response to send. It never panics
 //! and never answers a request the state does not allow: a request that is not allowed now is
 //! ERROR UnexpectedRequest, a version other than the negotiated one is VersionMismatch, a
-//! malformed request is InvalidRequest, an unknown code UnsupportedRequest — all through the one
-//! mapping [`crate::Error::wire_code`]. A secured message that fails to decrypt ends the
+//! malformed request is InvalidRequest, an unknown code UnsupportedRequest, a KEY_EXCHANGE
+//! while a session is open SessionLimitExceeded ([`MAX_SESSIONS`]), link-key programming in
+//! the clear SessionRequired — all through the one mapping [`crate::Error::wire_code`]. A secured message that fails to decrypt ends the
 //! session (answered with a plain ERROR DecryptError), as does a wrong RequesterVerifyData in
 //! FINISH. Any other failed request leaves the connection and session state as they were
 //! (apart from the L1 measurement log, which every request other than GET_MEASUREMENTS
@@ -36,14 +37,16 @@ use crate::msg::{
     SpdmHeader, VendorDefinedRequest, VendorDefinedResponse, Version, VersionNumber,
 };
 use crate::negotiation;
-use crate::requester::{Outbound, SecuredFraming};
+use crate::requester::Outbound;
 use crate::secured::{Direction, Role, SecuredSession};
 use crate::transcript::{Th, Transcripts, Vca};
-use crate::transport::MessageKind;
+use crate::transport::{MessageKind, SecuredFraming};
 
 pub mod wire_error;
 
-use wire_error::REQUEST_CODE_LABEL;
+/// Sessions a responder holds at once: a KEY_EXCHANGE while one is open (in handshake or
+/// established) is answered with ERROR SessionLimitExceeded.
+pub const MAX_SESSIONS: u8 = 1;
 
 /// DSP0277 secured-message version we select (the only one we implement).
 const SECURED_MESSAGE_VERSION: u16 = 0x1200;
@@ -408,11 +411,7 @@ impl<D: Device> Responder<D> {
             return self.on_get_version(request);
         }
         if code.name().is_none() || !code.is_request() {
-            return Err(Malformed::UnknownValue {
-                what: REQUEST_CODE_LABEL,
-                value: u32::from(code.0),
-            }
-            .into());
+            return Err(PeerMisbehaved::UnsupportedRequest(code.0).into());
         }
         if let Some(v) = self.negotiated_version() {
             if header.version != v.byte() {
@@ -458,11 +457,7 @@ impl<D: Device> Responder<D> {
             | RequestResponseCode::END_SESSION => {
                 Err(unexpected("a request inside a session", code))
             }
-            _ => Err(Malformed::UnknownValue {
-                what: REQUEST_CODE_LABEL,
-                value: u32::from(code.0),
-            }
-            .into()),
+            _ => Err(PeerMisbehaved::UnsupportedRequest(code.0).into()),
         }
     }
 
@@ -869,9 +864,10 @@ impl<D: Device> Responder<D> {
         self.require_cap(CapabilityFlags::KEY_EX_CAP, "KEY_EX_CAP")?;
         let code = RequestResponseCode::KEY_EXCHANGE;
         if self.session.is_some() {
-            // One session at a time (answered UnexpectedRequest until the error type can
-            // name SessionLimitExceeded).
-            return Err(unexpected("END_SESSION before another KEY_EXCHANGE", code));
+            // One session at a time. DSP0274 (ERROR codes table) names this case
+            // SessionLimitExceeded — "the requested session is beyond the supported limit" —
+            // which is also what libspdm answers when it has no free session slot.
+            return Err(PeerIncompatible::SessionLimitExceeded { max: MAX_SESSIONS }.into());
         }
         let (negotiated, ctx, session_capable) = {
             let c = self.conn(code)?;
@@ -1138,13 +1134,13 @@ impl<D: Device> Responder<D> {
             (Via::Secured, _) => return Err(unexpected("an established session", code)),
             (Via::Plain, _) => Channel::Clear,
         };
-        let answer = self.device.vendor_request(which, channel, &v.payload);
-        // The request may carry key bytes: scrub our copy before anything else.
+        // The payload may carry key bytes: the device gets our copy to consume in place (a key
+        // sink zeroes it), and we scrub it again whatever the device did.
+        let answer = self
+            .device
+            .vendor_request_in_place(which, channel, &mut v.payload);
         zeroize::Zeroize::zeroize(&mut v.payload);
-        let payload = answer.ok_or(Malformed::UnknownValue {
-            what: REQUEST_CODE_LABEL,
-            value: u32::from(code.0),
-        })??;
+        let payload = answer.ok_or(PeerMisbehaved::UnsupportedRequest(code.0))??;
         let (_, body) = payload
             .split_first()
             .filter(|(p, _)| **p == protocol.0)
