@@ -1,0 +1,1095 @@
+//! The [`Tsm`]: the core the service layer calls. It owns the driver core (ualink-kdrv on the
+//! embedded simulated pod), one SPDM secured session per attested device, the policy engine,
+//! the audit log and the state store.
+//!
+//! Every decision follows the same order: check the audit log is writable, decide, append the
+//! audit record durably, then change state and acknowledge. A decision whose record cannot be
+//! written is refused ([`TsmError::AuditUnavailable`]).
+
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use ualink_attest::audit::{AuditRecord, DecisionKind, Digest384, Outcome};
+use ualink_attest::spdm_evidence::DeviceEvidenceBundle;
+use ualink_attest::UnixTime;
+use ualink_kdrv::crypto::{RingCrypto, TsmPublicKey};
+use ualink_kdrv::ids::OsInstanceId;
+use ualink_kdrv::ids::PortId;
+use ualink_kdrv::ops::{KeySlotCommand, KeySlotRef};
+use ualink_kdrv::{Config, Driver, FileCtx, NullSink, TdiState};
+use ualink_policy::input::{MeasurementInput, SpdmParams};
+use ualink_policy::{
+    Decision, DecisionInput, DeviceAppraisalInput, HexBytes, PolicyBundle, PolicyEngine, Sha384,
+};
+use ualink_sim::{AccelId, SimPod};
+use ualink_spdm::algo::{AeadAlg, AsymAlg, DheGroup, HashAlg, SpdmVersion};
+use ualink_spdm::cert_chain::{SpdmCertChain, TrustAnchors};
+use ualink_spdm::keyprog::{self, Direction as KDir, KeyTarget, Slot};
+use ualink_spdm::requester::driver::{attest, request};
+use ualink_spdm::requester::{AppRequest, AppResponse, Attestation, Requester, RequesterConfig};
+
+use crate::audit::AuditLog;
+use crate::error::{Result, TsmError};
+use crate::identity::TsmIdentity;
+use crate::keys::{self, SlotRecord};
+use crate::mailbox::Mailbox;
+use crate::store::{RedbStore, StateStore, StateStoreExt, Table};
+
+/// The driver core as the TSM runs it on the embedded pod.
+pub type PodDriver = Driver<SimPod, RingCrypto, NullSink, NullSink>;
+
+/// How the TSM is set up.
+#[derive(Debug)]
+pub struct TsmConfig {
+    /// The state directory (`STATE`): key, audit log, state store, policy copy.
+    pub state_dir: PathBuf,
+    /// The policy bundle decisions are made under (written to `STATE/policy` for auditors).
+    pub policy: PolicyBundle,
+    /// Sign an audit checkpoint every this many records (and at shutdown).
+    pub checkpoint_every: u64,
+    /// Devices attested at once; `None` = every core.
+    pub parallelism: Option<NonZeroUsize>,
+}
+
+impl TsmConfig {
+    /// Defaults for `state_dir` under `policy`: a checkpoint every 64 records, every core.
+    pub fn new(state_dir: impl Into<PathBuf>, policy: PolicyBundle) -> Self {
+        Self {
+            state_dir: state_dir.into(),
+            policy,
+            checkpoint_every: 64,
+            parallelism: None,
+        }
+    }
+}
+
+/// A device's standing with the TSM.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum DeviceStatus {
+    /// Not attested yet in this run.
+    Pending,
+    /// Attested and appraised; usable.
+    Attested,
+    /// Failed `check`; no vPod, no keys, no routing.
+    Quarantined {
+        /// The failed check ("spdm", "chain", "policy", ...).
+        check: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What the TSM knows about one accelerator (no secrets).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeviceView {
+    /// UALink accelerator ID.
+    pub id: u16,
+    /// Vendor, model and firmware from the pod inventory (checked by appraisal).
+    pub vendor: String,
+    /// Model.
+    pub model: String,
+    /// Firmware version.
+    pub firmware: String,
+    /// Current status.
+    pub status: DeviceStatus,
+    /// Attestation epoch (bumped by every successful attestation).
+    pub epoch: u64,
+    /// Deciding rules of the last appraisal.
+    pub rules: Vec<String>,
+    /// Unix time of the last attestation.
+    pub attested_at: Option<u64>,
+}
+
+struct Device {
+    view: DeviceView,
+    /// The device evidence bundle of the last successful attestation.
+    evidence: Option<Vec<u8>>,
+    /// The secured session (key programming, TDISP), while attested.
+    session: Option<Requester>,
+}
+
+/// A tenant as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TenantRecord {
+    /// Numeric id (kdrv's `TenantId`, nonzero).
+    pub id: u32,
+    /// The name policy knows it by (`data.ualink_data.tenants.<name>`).
+    pub name: String,
+}
+
+/// A vPod as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VpodRecord {
+    /// Owner.
+    pub tenant: u32,
+    /// Members (accelerator IDs), as created.
+    pub members: Vec<u16>,
+}
+
+/// A memory window as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowRecord {
+    /// Owner.
+    pub tenant: u32,
+    /// The accelerator whose memory it is.
+    pub accel: u16,
+    /// Base address.
+    pub base: u64,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+/// Summary of a bring-up.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BringUpReport {
+    /// Devices attested and appraised.
+    pub attested: Vec<u16>,
+    /// Devices quarantined, with the failed check.
+    pub quarantined: Vec<(u16, String)>,
+    /// vPods resumed from the state store.
+    pub resumed_vpods: Vec<u32>,
+}
+
+/// The trusted security manager.
+pub struct Tsm {
+    state_dir: PathBuf,
+    identity: TsmIdentity,
+    audit: AuditLog,
+    store: Box<dyn StateStore>,
+    bundle_digest: [u8; 48],
+    policy_digest: Digest384,
+    engine: PolicyEngine,
+    driver: PodDriver,
+    anchors: Arc<TrustAnchors>,
+    devices: BTreeMap<u16, Device>,
+    parallelism: usize,
+    ctx: FileCtx,
+}
+
+impl core::fmt::Debug for Tsm {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Tsm")
+            .field("state_dir", &self.state_dir)
+            .field("identity", &self.identity)
+            .field("audit", &self.audit)
+            .field("devices", &self.devices.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// File name of the state store under the state directory.
+pub const STORE_FILE: &str = "state.redb";
+/// File name of the audit log under the state directory.
+pub const AUDIT_FILE: &str = "audit.log";
+/// Directory the policy bundle is written to under the state directory.
+pub const POLICY_DIR: &str = "policy";
+
+fn io_err(what: &'static str) -> impl Fn(std::io::Error) -> TsmError {
+    move |e| TsmError::Store(format!("{what}: {e}"))
+}
+
+fn kdrv_err(op: &'static str) -> impl Fn(ualink_kdrv::Error) -> TsmError {
+    move |e| TsmError::Driver {
+        op,
+        reason: format!("{:?}", ualink_kdrv::Errno::from(e)),
+    }
+}
+
+fn accel(id: u16) -> Result<AccelId> {
+    AccelId::new(id).map_err(|e| TsmError::InvalidRequest(format!("accelerator {id}: {e}")))
+}
+
+/// The audit subject of a device.
+pub fn device_subject(id: u16) -> String {
+    format!("accel-{id:04}")
+}
+
+impl Tsm {
+    /// Opens the TSM on `pod` with the state in `config.state_dir` (created on first start):
+    /// loads or creates the identity, opens and verifies the audit log, opens the state
+    /// store, writes the policy bundle for auditors and restores the tenants. Devices are
+    /// attested by [`Self::bring_up`].
+    pub fn open(config: TsmConfig, pod: SimPod) -> Result<Self> {
+        let store = RedbStore::open(&config.state_dir.join(STORE_FILE)).or_else(|e| {
+            std::fs::create_dir_all(&config.state_dir)
+                .map_err(io_err("creating the state directory"))?;
+            RedbStore::open(&config.state_dir.join(STORE_FILE)).map_err(|_| e)
+        })?;
+        Self::open_with_store(config, pod, Box::new(store))
+    }
+
+    /// [`Self::open`] with another state store backend.
+    pub fn open_with_store(
+        config: TsmConfig,
+        pod: SimPod,
+        store: Box<dyn StateStore>,
+    ) -> Result<Self> {
+        let dir = config.state_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(io_err("creating the state directory"))?;
+        let identity = TsmIdentity::load_or_create(&dir)?;
+        let (audit, _) = AuditLog::open(
+            &dir.join(AUDIT_FILE),
+            &identity.checkpoint_verifier(),
+            identity.checkpoint_signer()?,
+            config.checkpoint_every,
+        )?;
+        Self::assemble(config, pod, store, identity, audit)
+    }
+
+    /// [`Self::open`] with an explicit audit log (another backend, e.g. a failing disk in
+    /// tests).
+    pub fn open_with_audit(
+        config: TsmConfig,
+        pod: SimPod,
+        store: Box<dyn StateStore>,
+        audit: impl FnOnce(&TsmIdentity) -> Result<AuditLog>,
+    ) -> Result<Self> {
+        std::fs::create_dir_all(&config.state_dir)
+            .map_err(io_err("creating the state directory"))?;
+        let identity = TsmIdentity::load_or_create(&config.state_dir)?;
+        let audit = audit(&identity)?;
+        Self::assemble(config, pod, store, identity, audit)
+    }
+
+    fn assemble(
+        config: TsmConfig,
+        pod: SimPod,
+        store: Box<dyn StateStore>,
+        identity: TsmIdentity,
+        audit: AuditLog,
+    ) -> Result<Self> {
+        let dir = config.state_dir;
+        // Each bundle decisions were made under is kept, by digest, so the auditor can replay
+        // every record (`STATE/policy/<sha384 hex>/`).
+        let policy_dir = dir.join(POLICY_DIR).join(config.policy.digest_hex());
+        if policy_dir.exists() {
+            let kept = PolicyBundle::load(&policy_dir)
+                .map_err(|e| TsmError::Policy(format!("kept bundle: {e}")))?;
+            if kept.digest() != config.policy.digest() {
+                return Err(TsmError::Policy(format!(
+                    "{} does not hold the bundle its name says",
+                    policy_dir.display()
+                )));
+            }
+        } else {
+            config
+                .policy
+                .write_to(&policy_dir)
+                .map_err(|e| TsmError::Policy(format!("writing the bundle for auditors: {e}")))?;
+        }
+        let engine = PolicyEngine::new(&config.policy);
+        let mut anchors = TrustAnchors::new();
+        for (vendor, der) in pod.vendor_roots() {
+            anchors
+                .add_der(&der)
+                .map_err(|e| TsmError::Fabric(format!("vendor root of {vendor}: {e:?}")))?;
+        }
+        let mut devices = BTreeMap::new();
+        let ids = pod
+            .accelerator_ids()
+            .map_err(|e| TsmError::Fabric(e.to_string()))?;
+        for id in ids {
+            let spec = pod
+                .with_accelerator(id, |a| a.spec().clone())
+                .map_err(|e| TsmError::Fabric(e.to_string()))?;
+            let epoch = store
+                .get_json::<u64>(Table::Epochs, &device_subject(id.get()))?
+                .unwrap_or(0);
+            devices.insert(
+                id.get(),
+                Device {
+                    view: DeviceView {
+                        id: id.get(),
+                        vendor: spec.vendor,
+                        model: spec.model,
+                        firmware: spec.firmware,
+                        status: DeviceStatus::Pending,
+                        epoch,
+                        rules: Vec::new(),
+                        attested_at: None,
+                    },
+                    evidence: None,
+                    session: None,
+                },
+            );
+        }
+        let public = TsmPublicKey::from_sec1(identity.public_key())
+            .ok_or_else(|| TsmError::Identity("public key refused by the driver".into()))?;
+        let mut handle_secret = zeroize::Zeroizing::new([0u8; 32]);
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut *handle_secret)
+            .map_err(|_| TsmError::Identity("system RNG failed".into()))?;
+        let mut driver = Driver::new(
+            pod,
+            RingCrypto,
+            NullSink,
+            NullSink,
+            public,
+            *handle_secret,
+            Config::default(),
+        )
+        .map_err(|e| TsmError::Driver {
+            op: "init",
+            reason: format!("{e:?}"),
+        })?;
+        let ctx = FileCtx::tsm(OsInstanceId(0));
+        for (_, t) in store.list_json::<TenantRecord>(Table::Tenants)? {
+            driver
+                .tenant_add(&ctx, ualink_kdrv::ids::TenantId(t.id))
+                .map_err(kdrv_err("tenant_add"))?;
+        }
+        let parallelism = config
+            .parallelism
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, NonZeroUsize::get);
+        Ok(Self {
+            state_dir: dir,
+            identity,
+            audit,
+            store,
+            bundle_digest: config.policy.digest(),
+            policy_digest: Digest384::of(&config.policy.canonical_bytes()),
+            engine,
+            driver,
+            anchors: Arc::new(anchors),
+            devices,
+            parallelism,
+            ctx,
+        })
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// The TSM identity (public key, evidence).
+    pub fn identity(&self) -> &TsmIdentity {
+        &self.identity
+    }
+
+    /// The driver core (read-only: the pod, mirrors, key-slot metadata).
+    pub fn driver(&self) -> &PodDriver {
+        &self.driver
+    }
+
+    /// The embedded pod.
+    pub fn pod(&self) -> &SimPod {
+        self.driver.fabric()
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Every device and its standing.
+    pub fn devices(&self) -> Vec<DeviceView> {
+        self.devices.values().map(|d| d.view.clone()).collect()
+    }
+
+    /// One device.
+    pub fn device(&self, id: u16) -> Result<DeviceView> {
+        self.devices
+            .get(&id)
+            .map(|d| d.view.clone())
+            .ok_or_else(|| TsmError::NotFound {
+                what: "device",
+                id: device_subject(id),
+            })
+    }
+
+    /// The device evidence bundle of `id`'s last successful attestation.
+    pub fn device_evidence(&self, id: u16) -> Option<&[u8]> {
+        self.devices.get(&id).and_then(|d| d.evidence.as_deref())
+    }
+
+    // ------------------------------------------------------------------ attestation
+
+    /// Attests every pending device concurrently (bounded by the configured parallelism),
+    /// appraises each under policy, audits each verdict, and resumes stored vPods whose
+    /// members all attested.
+    pub fn bring_up(&mut self) -> Result<BringUpReport> {
+        self.audit.ensure_writable()?;
+        let ids: Vec<u16> = self
+            .devices
+            .iter()
+            .filter(|(_, d)| d.view.status == DeviceStatus::Pending)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut report = BringUpReport::default();
+        for (id, outcome) in self.attest_many(&ids) {
+            match self.conclude(id, outcome)? {
+                DeviceStatus::Attested => report.attested.push(id),
+                DeviceStatus::Quarantined { check, .. } => report.quarantined.push((id, check)),
+                DeviceStatus::Pending => {}
+            }
+        }
+        report.resumed_vpods = self.resume_vpods()?;
+        Ok(report)
+    }
+
+    /// Re-attests `id` on demand. Success bumps its attestation epoch (mirrored into the
+    /// driver, which revokes attachments that relied on the old epoch); failure quarantines
+    /// it and revokes everything that depended on it.
+    pub fn reattest(&mut self, id: u16) -> Result<DeviceView> {
+        self.audit.ensure_writable()?;
+        if !self.devices.contains_key(&id) {
+            return Err(TsmError::NotFound {
+                what: "device",
+                id: device_subject(id),
+            });
+        }
+        let outcome = self
+            .attest_many(&[id])
+            .pop()
+            .map(|(_, o)| o)
+            .ok_or_else(|| TsmError::Fabric("attestation produced no result".into()))?;
+        self.conclude(id, outcome)?;
+        self.device(id)
+    }
+
+    /// Runs SPDM with each device over its mailbox, `parallelism` at a time.
+    fn attest_many(&self, ids: &[u16]) -> Vec<(u16, AttestOutcome)> {
+        let pod = self.driver.fabric();
+        let anchors = &self.anchors;
+        let next = AtomicUsize::new(0);
+        let results = Mutex::new(Vec::with_capacity(ids.len()));
+        let workers = self.parallelism.min(ids.len()).max(1);
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&id) = ids.get(i) else { break };
+                    let outcome = attest_device(pod, id, anchors);
+                    if let Ok(mut r) = results.lock() {
+                        r.push((id, outcome));
+                    }
+                });
+            }
+        });
+        let mut v = results.into_inner().unwrap_or_default();
+        v.sort_by_key(|(id, _)| *id);
+        v
+    }
+
+    /// Appraises one attestation outcome, audits it, and updates the device.
+    fn conclude(&mut self, id: u16, outcome: AttestOutcome) -> Result<DeviceStatus> {
+        let now = UnixTime::now();
+        let subject = device_subject(id);
+        let view = self.device(id)?;
+        let deny = |check: &str, reason: &str| -> Result<AuditRecord> {
+            AuditRecord::new(now, DecisionKind::DeviceAppraisal, &subject, Outcome::Deny)
+                .and_then(|r| r.with_rule(&format!("check.{check}")))
+                .and_then(|r| r.with_reason(&truncate(reason)))
+                .map_err(audit_build)
+        };
+        let (status, record, evidence, session) = match outcome {
+            Err((check, reason)) => {
+                let rec = deny(check, &reason)?;
+                (quarantined(check, reason), rec, None, None)
+            }
+            Ok(done) => {
+                let (req, att) = *done;
+                match DeviceEvidenceBundle::from_attestation(&att, now).and_then(|b| b.encode()) {
+                    Err(e) => {
+                        let reason = format!("device evidence bundle: {e}");
+                        (
+                            quarantined("evidence", reason.clone()),
+                            deny("evidence", &reason)?,
+                            None,
+                            None,
+                        )
+                    }
+                    Ok(bundle) => {
+                        let (decision, input_json) = self.appraise(&view, &att, now)?;
+                        let outcome = if decision.allow {
+                            Outcome::Allow
+                        } else {
+                            Outcome::Deny
+                        };
+                        let rec =
+                            AuditRecord::new(now, DecisionKind::DeviceAppraisal, &subject, outcome)
+                                .and_then(|r| r.with_input("spdm-evidence", Digest384::of(&bundle)))
+                                .and_then(|r| {
+                                    r.with_input(
+                                        "policy-input",
+                                        Digest384::of(input_json.as_bytes()),
+                                    )
+                                })
+                                .map_err(audit_build)?;
+                        let rec = with_decision(rec, &decision, &self.policy_digest)?;
+                        if decision.allow {
+                            (DeviceStatus::Attested, rec, Some(bundle), Some(req))
+                        } else {
+                            (
+                                quarantined("policy", decision.reasons.join("; ")),
+                                rec,
+                                None,
+                                None,
+                            )
+                        }
+                    }
+                }
+            }
+        };
+        // Durable before anything changes.
+        self.audit.record(&record)?;
+        let rules = record.rules().to_vec();
+        let prior_epoch = view.epoch;
+        let attested = status == DeviceStatus::Attested;
+        let epoch = if attested {
+            prior_epoch.saturating_add(1)
+        } else {
+            prior_epoch
+        };
+        let a = accel(id)?.to_kdrv();
+        let tdi_state = self
+            .driver
+            .tdi(a)
+            .map_or(TdiState::ConfigUnlocked, |(s, _)| s);
+        if attested {
+            self.store.put_json(Table::Epochs, &subject, &epoch)?;
+            self.driver
+                .tdi_update(&self.ctx, a, tdi_state, epoch, false)
+                .map_err(kdrv_err("tdi_update"))?;
+        } else {
+            // Quarantine in the driver: leaving RUN (to UNLOCKED) revokes what crossed it.
+            self.driver
+                .tdi_update(&self.ctx, a, TdiState::ConfigUnlocked, epoch, true)
+                .map_err(kdrv_err("tdi_update"))?;
+        }
+        if let Some(d) = self.devices.get_mut(&id) {
+            d.view.status = status.clone();
+            d.view.rules = rules;
+            d.view.epoch = epoch;
+            if attested {
+                d.view.attested_at = u64::try_from(now.secs()).ok();
+                d.evidence = evidence;
+                d.session = session;
+            } else {
+                d.evidence = None;
+                d.session = None;
+            }
+        }
+        Ok(status)
+    }
+
+    /// Builds the policy input from a verified attestation and evaluates it.
+    fn appraise(
+        &self,
+        view: &DeviceView,
+        att: &Attestation,
+        now: UnixTime,
+    ) -> Result<(Decision, String)> {
+        let chain = SpdmCertChain::parse(&att.cert_chain, att.negotiated.hash)
+            .map_err(|e| TsmError::Fabric(format!("chain re-parse: {e:?}")))?;
+        let root = chain
+            .certs()
+            .next()
+            .ok_or_else(|| TsmError::Fabric("empty certificate chain".into()))?;
+        let t = u64::try_from(now.secs()).unwrap_or(0);
+        let input = DeviceAppraisalInput {
+            device_id: device_subject(view.id),
+            vendor: view.vendor.clone(),
+            model: view.model.clone(),
+            firmware_version: view.firmware.clone(),
+            vendor_root_fingerprint: Sha384::of(root),
+            spdm: spdm_params(att),
+            measurements: att
+                .measurements
+                .as_ref()
+                .map(|m| {
+                    m.blocks
+                        .iter()
+                        .map(|b| MeasurementInput {
+                            index: b.index,
+                            value_type: b.value_type.0,
+                            value: HexBytes(b.value.clone()),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            attested_at: t,
+            now: t,
+        };
+        let json = input
+            .to_canonical_json()
+            .map_err(|e| TsmError::Policy(e.to_string()))?;
+        // An evaluation error is a deny.
+        let decision = match self.engine.evaluate_device(&input) {
+            Ok(d) => d,
+            Err(e) => Decision {
+                allow: false,
+                rules: vec!["policy_error".into()],
+                reasons: vec![truncate(&e.to_string())],
+                policy_digest: self.bundle_digest,
+            },
+        };
+        Ok((decision, json))
+    }
+
+    // ------------------------------------------------------------------ tenants and vPods
+
+    /// Creates tenant `id` known to policy as `name`.
+    pub fn tenant_add(&mut self, id: u32, name: &str) -> Result<TenantRecord> {
+        if id == 0 || name.is_empty() || name.len() > 64 {
+            return Err(TsmError::InvalidRequest(
+                "tenant id must be nonzero and its name 1..=64 bytes".into(),
+            ));
+        }
+        if self.store.get(Table::Tenants, &id.to_string())?.is_some() {
+            return Err(TsmError::Conflict(format!("tenant {id} exists")));
+        }
+        self.driver
+            .tenant_add(&self.ctx, ualink_kdrv::ids::TenantId(id))
+            .map_err(kdrv_err("tenant_add"))?;
+        let rec = TenantRecord {
+            id,
+            name: name.to_string(),
+        };
+        self.store.put_json(Table::Tenants, &id.to_string(), &rec)?;
+        Ok(rec)
+    }
+
+    /// Every tenant.
+    pub fn tenants(&self) -> Result<Vec<TenantRecord>> {
+        Ok(self
+            .store
+            .list_json::<TenantRecord>(Table::Tenants)?
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect())
+    }
+
+    /// The tenant's vPod, if formed.
+    pub fn vpod(&self, tenant: u32) -> Result<Option<VpodRecord>> {
+        self.store.get_json(Table::Vpods, &tenant.to_string())
+    }
+
+    /// Forms `tenant`'s vPod from whole, attested accelerators and opens routing between its
+    /// members only. Refuses duplicate IDs (UALink §9.4), an accelerator already in a vPod,
+    /// and one that is not attested.
+    pub fn vpod_create(&mut self, tenant: u32, members: &[u16]) -> Result<VpodRecord> {
+        self.tenant(tenant)?;
+        if members.is_empty() {
+            return Err(TsmError::InvalidRequest("a vPod needs members".into()));
+        }
+        for (i, m) in members.iter().enumerate() {
+            if members.iter().skip(i + 1).any(|x| x == m) {
+                return Err(TsmError::InvalidRequest(format!(
+                    "duplicate accelerator ID {m} (UALink §9.4)"
+                )));
+            }
+        }
+        if self.vpod(tenant)?.is_some() {
+            return Err(TsmError::Conflict(format!("tenant {tenant} has a vPod")));
+        }
+        let others = self.store.list_json::<VpodRecord>(Table::Vpods)?;
+        for m in members {
+            let d = self.device(*m)?;
+            if d.status != DeviceStatus::Attested {
+                return Err(TsmError::Conflict(format!(
+                    "{} is not attested ({:?})",
+                    device_subject(*m),
+                    d.status
+                )));
+            }
+            if let Some((_, v)) = others.iter().find(|(_, v)| v.members.contains(m)) {
+                return Err(TsmError::Conflict(format!(
+                    "{} is already in tenant {}'s vPod",
+                    device_subject(*m),
+                    v.tenant
+                )));
+            }
+        }
+        self.form_vpod(tenant, members)?;
+        let rec = VpodRecord {
+            tenant,
+            members: members.to_vec(),
+        };
+        self.store
+            .put_json(Table::Vpods, &tenant.to_string(), &rec)?;
+        Ok(rec)
+    }
+
+    fn form_vpod(&mut self, tenant: u32, members: &[u16]) -> Result<()> {
+        let ids = members
+            .iter()
+            .map(|m| accel(*m))
+            .collect::<Result<Vec<_>>>()?;
+        let kd: Vec<_> = ids.iter().map(|a| a.to_kdrv()).collect();
+        self.driver
+            .vpod_create(&self.ctx, ualink_kdrv::ids::TenantId(tenant), &kd)
+            .map_err(kdrv_err("vpod_create"))?;
+        // Label the simulated hardware's leak oracle with the owner (ground truth only).
+        for a in ids {
+            self.pod()
+                .set_owner(a, Some(ualink_sim::TenantId(tenant)))
+                .map_err(|e| TsmError::Fabric(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    fn resume_vpods(&mut self) -> Result<Vec<u32>> {
+        let mut resumed = Vec::new();
+        for (_, v) in self.store.list_json::<VpodRecord>(Table::Vpods)? {
+            let formed = v
+                .members
+                .first()
+                .and_then(|m| accel(*m).ok())
+                .and_then(|a| self.driver.accel_tenant(a.to_kdrv()))
+                .is_some();
+            let ready = v.members.iter().all(|m| {
+                self.devices
+                    .get(m)
+                    .is_some_and(|d| d.view.status == DeviceStatus::Attested)
+            });
+            if !formed && ready {
+                self.form_vpod(v.tenant, &v.members)?;
+                resumed.push(v.tenant);
+            }
+        }
+        Ok(resumed)
+    }
+
+    /// Carves a window of `accel`'s memory for `tenant` (a member of its vPod); the vPod's
+    /// other members may access it.
+    pub fn window_create(
+        &mut self,
+        tenant: u32,
+        accel_id: u16,
+        base: u64,
+        len: u64,
+    ) -> Result<u32> {
+        self.tenant(tenant)?;
+        let a = accel(accel_id)?;
+        let w = self
+            .driver
+            .window_create(
+                &self.ctx,
+                ualink_kdrv::ids::TenantId(tenant),
+                a.to_kdrv(),
+                base,
+                len,
+            )
+            .map_err(kdrv_err("window_create"))?;
+        let rec = WindowRecord {
+            tenant,
+            accel: accel_id,
+            base,
+            len,
+        };
+        let key = format!("{tenant}/{accel_id}/{base:016x}");
+        self.store.put_json(Table::Windows, &key, &rec)?;
+        Ok(w.0)
+    }
+
+    // ------------------------------------------------------------------ link keys
+
+    /// Keys every link of `tenant`'s vPod (delegated mode): per pair of members, per switch
+    /// plane, per direction a fresh master key, programmed into TX and RX slots inside the
+    /// devices' secured sessions, every RX enabled before any TX. Key bytes are dropped when
+    /// this returns; the driver and the store get epochs and fingerprints. Audited (one
+    /// key-rotation record per pair, trigger "initial", with the fingerprints).
+    pub fn provision_keys(&mut self, tenant: u32) -> Result<Vec<SlotRecord>> {
+        self.audit.ensure_writable()?;
+        let vpod = self.vpod(tenant)?.ok_or_else(|| TsmError::NotFound {
+            what: "vPod",
+            id: tenant.to_string(),
+        })?;
+        for m in &vpod.members {
+            if self.device(*m)?.status != DeviceStatus::Attested {
+                return Err(TsmError::Conflict(format!(
+                    "{} is not attested: no keys",
+                    device_subject(*m)
+                )));
+            }
+        }
+        let rng = ring::rand::SystemRandom::new();
+        let mut done = Vec::new();
+        for (i, a) in vpod.members.iter().enumerate() {
+            for b in vpod.members.iter().skip(i + 1) {
+                done.extend(self.key_pair(*a, *b, Slot::Active, &rng)?);
+            }
+        }
+        Ok(done)
+    }
+
+    /// Programs and enables fresh keys in `slot` for every plane and direction between `a`
+    /// and `b`, then mirrors and records the metadata.
+    fn key_pair(
+        &mut self,
+        a: u16,
+        b: u16,
+        slot: Slot,
+        rng: &ring::rand::SystemRandom,
+    ) -> Result<Vec<SlotRecord>> {
+        let planes = self
+            .pod()
+            .planes(accel(a)?, accel(b)?)
+            .map_err(|e| TsmError::Fabric(e.to_string()))?;
+        if planes.is_empty() {
+            return Err(TsmError::Conflict(format!("no plane joins {a} and {b}")));
+        }
+        let epoch = self.next_key_epoch(a, b)?;
+        // (device, target, fingerprint) for every slot programmed.
+        let mut programmed: Vec<(u16, KeyTarget, [u8; 48])> = Vec::new();
+        for (pa, pb) in planes {
+            let pa = u8::try_from(pa.0).map_err(|_| TsmError::Fabric("port above 255".into()))?;
+            let pb = u8::try_from(pb.0).map_err(|_| TsmError::Fabric("port above 255".into()))?;
+            for (x, px, y, py) in [(a, pa, b, pb), (b, pb, a, pa)] {
+                let key = keys::fresh_key(rng)?;
+                let fp = keys::fingerprint(&key);
+                let tx = keys::target(px, KDir::Tx, slot, y)?;
+                let rx = keys::target(py, KDir::Rx, slot, x)?;
+                for (dev, t) in [(x, tx), (y, rx)] {
+                    let ack = self.vendor(dev, keyprog::ualink_key_prog(t, epoch, &key))?;
+                    keyprog::expect_kp_ack(&ack, t, epoch).map_err(|e| TsmError::Device {
+                        device: device_subject(dev),
+                        check: "key-programming",
+                        reason: format!("{e:?}"),
+                    })?;
+                    programmed.push((dev, t, fp));
+                }
+                // `key` is dropped (zeroized) here.
+            }
+        }
+        if slot == Slot::Active {
+            // RX everywhere before TX.
+            for want in [KDir::Rx, KDir::Tx] {
+                for (dev, t, _) in programmed.iter().filter(|(_, t, _)| t.direction == want) {
+                    let ack = self.vendor(*dev, zeroize::Zeroizing::new(keyprog::ualink_go(*t)))?;
+                    keyprog::expect_gostop_ack(&ack, *t).map_err(|e| TsmError::Device {
+                        device: device_subject(*dev),
+                        check: "key-enable",
+                        reason: format!("{e:?}"),
+                    })?;
+                }
+            }
+        }
+        let mut records = Vec::new();
+        for (dev, t, fp) in &programmed {
+            let slot_ref = KeySlotRef {
+                accel: accel(*dev)?.to_kdrv(),
+                port: PortId(u16::from(t.port)),
+                dir: match t.direction {
+                    KDir::Tx => ualink_kdrv::ops::Direction::Tx,
+                    KDir::Rx => ualink_kdrv::ops::Direction::Rx,
+                },
+                peer: accel(t.peer.get())?.to_kdrv(),
+            };
+            let st = self
+                .driver
+                .key_slot(&self.ctx, slot_ref, KeySlotCommand::Query)
+                .map_err(kdrv_err("key_slot"))?;
+            let meta = if slot == Slot::Active {
+                st.active
+            } else {
+                st.alternate
+            };
+            if meta.fingerprint.map(|f| f.0) != Some(*fp) || meta.epoch != epoch {
+                return Err(TsmError::Device {
+                    device: device_subject(*dev),
+                    check: "key-slot-metadata",
+                    reason: "the slot does not hold the key just programmed".into(),
+                });
+            }
+            let rec = SlotRecord {
+                accel: *dev,
+                port: t.port,
+                dir: keys::dir_name(t.direction).into(),
+                peer: t.peer.get(),
+                epoch,
+                fingerprint: hex::encode(fp),
+            };
+            records.push(rec);
+        }
+        let mut audit = AuditRecord::new(
+            UnixTime::now(),
+            DecisionKind::KeyRotation,
+            &format!("{}<->{}", device_subject(a), device_subject(b)),
+            Outcome::Info,
+        )
+        .and_then(|r| r.with_reason(&format!("trigger=initial slot={slot:?} epoch={epoch}")))
+        .map_err(audit_build)?;
+        for (dev, t, fp) in &programmed {
+            if t.direction == KDir::Tx {
+                audit = audit
+                    .with_key_fingerprint(
+                        &format!("{}->{}", device_subject(*dev), device_subject(t.peer.get())),
+                        Digest384::of(fp),
+                    )
+                    .map_err(audit_build)?;
+            }
+        }
+        self.audit.record(&audit)?;
+        for r in &records {
+            self.store.put_json(Table::KeySlots, &r.key(), r)?;
+        }
+        self.store
+            .put_json(Table::Epochs, &pair_key(a, b), &epoch)?;
+        Ok(records)
+    }
+
+    fn next_key_epoch(&self, a: u16, b: u16) -> Result<u32> {
+        let last: u32 = self
+            .store
+            .get_json(Table::Epochs, &pair_key(a, b))?
+            .unwrap_or(0);
+        last.checked_add(1)
+            .ok_or_else(|| TsmError::Conflict("key epoch exhausted".into()))
+    }
+
+    /// Sends a vendor-defined (key programming) request in `dev`'s secured session.
+    fn vendor(&mut self, dev: u16, payload: zeroize::Zeroizing<Vec<u8>>) -> Result<Vec<u8>> {
+        let pod = self.driver.fabric();
+        let d = self
+            .devices
+            .get_mut(&dev)
+            .ok_or_else(|| TsmError::NotFound {
+                what: "device",
+                id: device_subject(dev),
+            })?;
+        let req = d.session.as_mut().ok_or_else(|| {
+            TsmError::Conflict(format!("{} has no secured session", device_subject(dev)))
+        })?;
+        let mut io = Mailbox::new(pod, accel(dev)?);
+        match request(req, &mut io, AppRequest::Vendor(payload)) {
+            Ok(Some(AppResponse::Vendor(v))) => Ok(v),
+            Ok(other) => Err(TsmError::Device {
+                device: device_subject(dev),
+                check: "spdm-session",
+                reason: format!("unexpected answer {other:?}"),
+            }),
+            Err(e) => Err(TsmError::Device {
+                device: device_subject(dev),
+                check: "spdm-session",
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    fn tenant(&self, id: u32) -> Result<TenantRecord> {
+        self.store
+            .get_json(Table::Tenants, &id.to_string())?
+            .ok_or_else(|| TsmError::NotFound {
+                what: "tenant",
+                id: id.to_string(),
+            })
+    }
+
+    /// Signs a final audit checkpoint (call before dropping the TSM).
+    pub fn shutdown(mut self) -> Result<()> {
+        self.audit.checkpoint().map(|_| ())
+    }
+}
+
+type AttestOutcome = core::result::Result<Box<(Requester, Attestation)>, (&'static str, String)>;
+
+/// SPDM with one device: VCA, digests, certificate chain to the trusted vendor roots,
+/// CHALLENGE, signed measurements, KEY_EXCHANGE/FINISH.
+fn attest_device(pod: &SimPod, id: u16, anchors: &Arc<TrustAnchors>) -> AttestOutcome {
+    let a = accel(id).map_err(|e| ("inventory", e.to_string()))?;
+    let verifier: Arc<dyn ualink_spdm::cert_chain::ChainVerifier + Send + Sync> = anchors.clone();
+    let mut req = Requester::new(RequesterConfig::default(), verifier)
+        .map_err(|e| ("spdm", format!("{e:?}")))?;
+    let mut io = Mailbox::new(pod, a);
+    match attest(&mut req, &mut io) {
+        Ok(att) => {
+            if att.session_id.is_none() {
+                return Err(("session", "no secured session was established".into()));
+            }
+            if att.measurements.is_none() {
+                return Err(("measurements", "no signed measurements".into()));
+            }
+            Ok(Box::new((req, att)))
+        }
+        Err(e) => Err((classify(&e), e.to_string())),
+    }
+}
+
+fn classify(e: &ualink_spdm::requester::driver::DriverError) -> &'static str {
+    let s = format!("{e:?}");
+    if s.contains("Cert") || s.contains("Chain") {
+        "certificate_chain"
+    } else if s.contains("Signature") {
+        "signature"
+    } else if matches!(e, ualink_spdm::requester::driver::DriverError::Io(_)) {
+        "transport"
+    } else {
+        "spdm"
+    }
+}
+
+fn spdm_params(att: &Attestation) -> SpdmParams {
+    use ualink_policy::input::alg;
+    let n = &att.negotiated;
+    let hash = |h: HashAlg| match h {
+        HashAlg::Sha256 => alg::SHA_256,
+        HashAlg::Sha384 => alg::SHA_384,
+    };
+    SpdmParams {
+        version: match n.version {
+            SpdmVersion::V12 => "1.2",
+            SpdmVersion::V13 => "1.3",
+        }
+        .into(),
+        base_asym: match n.asym {
+            AsymAlg::EcdsaP256 => alg::ECDSA_P256,
+            AsymAlg::EcdsaP384 => alg::ECDSA_P384,
+        }
+        .into(),
+        base_hash: hash(n.hash).into(),
+        measurement_hash: hash(n.meas_hash).into(),
+        dhe: match n.dhe {
+            DheGroup::Secp256r1 => alg::SECP256R1,
+            DheGroup::Secp384r1 => alg::SECP384R1,
+        }
+        .into(),
+        aead: match n.aead {
+            AeadAlg::Aes256Gcm => alg::AES_256_GCM,
+        }
+        .into(),
+    }
+}
+
+fn truncate(s: &str) -> String {
+    let mut end = s.len().min(1000);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.get(..end).unwrap_or_default().to_string()
+}
+
+fn audit_build(e: ualink_attest::Error) -> TsmError {
+    TsmError::AuditUnavailable(format!("building a record: {e}"))
+}
+
+fn pair_key(a: u16, b: u16) -> String {
+    let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+    format!("pair/{lo:04}/{hi:04}")
+}
+
+fn quarantined(check: &str, reason: String) -> DeviceStatus {
+    DeviceStatus::Quarantined {
+        check: check.to_string(),
+        reason,
+    }
+}
+
+/// Adds a policy decision (bundle digest, deciding rules, reasons) to a record.
+fn with_decision(rec: AuditRecord, d: &Decision, policy: &Digest384) -> Result<AuditRecord> {
+    let mut rec = rec.with_policy(*policy);
+    for r in &d.rules {
+        rec = rec.with_rule(r).map_err(audit_build)?;
+    }
+    for r in &d.reasons {
+        rec = rec.with_reason(&truncate(r)).map_err(audit_build)?;
+    }
+    Ok(rec)
+}

@@ -1,0 +1,226 @@
+//! The TSM core on the embedded simulated pod: bring-up, quarantine, vPods, restart.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use ualink_attest::audit::{DecisionKind, Outcome};
+use ualink_sim::measurement::{MeasurementKind, Tamper};
+use ualink_sim::{AccelId, SimPod};
+use ualink_tsm::{DeviceStatus, TsmError};
+
+#[test]
+fn bring_up_attests_all_eight_devices_and_audits_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = tsm(8, dir.path());
+    let r = t.bring_up().unwrap();
+    assert_eq!(r.attested, (1..=8).collect::<Vec<u16>>(), "{r:?}");
+    assert!(r.quarantined.is_empty());
+    for d in t.devices() {
+        assert_eq!(d.status, DeviceStatus::Attested);
+        assert_eq!(d.epoch, 1);
+        assert!(
+            d.rules.iter().any(|r| r == "allow.reference_values_match"),
+            "{:?}",
+            d.rules
+        );
+        assert!(t.device_evidence(d.id).is_some());
+    }
+    let key = t.identity().public_key().to_vec();
+    t.shutdown().unwrap();
+    let recs = records(dir.path(), &key);
+    assert_eq!(recs.len(), 8);
+    for r in &recs {
+        assert_eq!(r.kind(), DecisionKind::DeviceAppraisal);
+        assert_eq!(r.outcome(), Outcome::Allow);
+        assert!(r.policy().is_some());
+        assert!(r.inputs().iter().any(|i| i.name == "spdm-evidence"));
+    }
+}
+
+#[test]
+fn a_tampered_device_is_quarantined_with_a_record_naming_the_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(4);
+    let pod = SimPod::new(&spec).unwrap();
+    pod.tamper_measurement(
+        AccelId::new(3).unwrap(),
+        MeasurementKind::Firmware,
+        Tamper::FlipBit { offset: 9 },
+    )
+    .unwrap();
+    let mut t = tsm_on(pod, &spec, dir.path());
+    let r = t.bring_up().unwrap();
+    assert_eq!(r.attested, vec![1, 2, 4]);
+    assert_eq!(r.quarantined, vec![(3, "policy".to_string())]);
+    let d = t.device(3).unwrap();
+    assert!(
+        d.rules.iter().any(|r| r == "deny.measurement_mismatch"),
+        "{:?}",
+        d.rules
+    );
+    // No vPod with a quarantined device.
+    t.tenant_add(1, "tenant-a").unwrap();
+    let e = t.vpod_create(1, &[1, 3]).unwrap_err();
+    assert!(matches!(e, TsmError::Conflict(_)), "{e}");
+    let key = t.identity().public_key().to_vec();
+    t.shutdown().unwrap();
+    let recs = records(dir.path(), &key);
+    let bad: Vec<_> = recs
+        .iter()
+        .filter(|r| r.subject() == "accel-0003")
+        .collect();
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0].outcome(), Outcome::Deny);
+    assert!(bad[0]
+        .rules()
+        .iter()
+        .any(|r| r == "deny.measurement_mismatch"));
+}
+
+#[test]
+fn vpods_refuse_duplicates_and_shared_accelerators_and_route_only_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = tsm(4, dir.path());
+    t.bring_up().unwrap();
+    t.tenant_add(1, "tenant-a").unwrap();
+    t.tenant_add(2, "tenant-b").unwrap();
+    assert!(matches!(
+        t.tenant_add(1, "again"),
+        Err(TsmError::Conflict(_))
+    ));
+    assert!(matches!(
+        t.vpod_create(1, &[1, 1]),
+        Err(TsmError::InvalidRequest(_))
+    ));
+    t.vpod_create(1, &[1, 2]).unwrap();
+    assert!(matches!(
+        t.vpod_create(2, &[2, 3]),
+        Err(TsmError::Conflict(_))
+    ));
+    t.vpod_create(2, &[3, 4]).unwrap();
+    let w = t.window_create(1, 1, 0x1_0000, 0x1_0000);
+    assert!(w.is_ok(), "{w:?}");
+    // A window on another tenant's accelerator is refused by the driver.
+    assert!(t.window_create(1, 3, 0, 0x1000).is_err());
+}
+
+#[test]
+fn restart_from_the_same_state_resumes_tenants_and_vpods_and_the_log_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(4);
+    let key;
+    {
+        let mut t = tsm_on(SimPod::new(&spec).unwrap(), &spec, dir.path());
+        t.bring_up().unwrap();
+        t.tenant_add(1, "tenant-a").unwrap();
+        t.vpod_create(1, &[1, 2]).unwrap();
+        key = t.identity().public_key().to_vec();
+        t.shutdown().unwrap();
+    }
+    let mut t = tsm_on(SimPod::new(&spec).unwrap(), &spec, dir.path());
+    assert_eq!(
+        t.identity().public_key(),
+        &key[..],
+        "same TSM key after restart"
+    );
+    assert_eq!(t.tenants().unwrap().len(), 1);
+    let r = t.bring_up().unwrap();
+    assert_eq!(r.resumed_vpods, vec![1]);
+    assert_eq!(t.vpod(1).unwrap().unwrap().members, vec![1, 2]);
+    // Epochs continue from the store.
+    assert_eq!(t.device(1).unwrap().epoch, 2);
+    // The accelerator is taken again in the driver.
+    assert!(matches!(t.vpod_create(1, &[3]), Err(TsmError::Conflict(_))));
+    t.shutdown().unwrap();
+    assert_eq!(records(dir.path(), &key).len(), 8);
+}
+
+#[test]
+fn reattestation_bumps_the_epoch_and_a_tamper_found_then_quarantines() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = tsm(2, dir.path());
+    t.bring_up().unwrap();
+    assert_eq!(t.reattest(1).unwrap().epoch, 2);
+    t.pod()
+        .tamper_measurement(
+            AccelId::new(2).unwrap(),
+            MeasurementKind::Firmware,
+            Tamper::FlipBit { offset: 1 },
+        )
+        .unwrap();
+    let d = t.reattest(2).unwrap();
+    assert!(
+        matches!(d.status, DeviceStatus::Quarantined { .. }),
+        "{d:?}"
+    );
+    assert!(t.device_evidence(2).is_none());
+    let (_, epoch) = t.driver().tdi(AccelId::new(2).unwrap().to_kdrv()).unwrap();
+    assert_eq!(epoch, 1, "a failed attestation does not advance the epoch");
+}
+
+#[test]
+fn keys_are_programmed_through_spdm_rx_before_tx_and_data_crosses_encrypted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = tsm(3, dir.path());
+    t.bring_up().unwrap();
+    t.tenant_add(1, "tenant-a").unwrap();
+    t.vpod_create(1, &[1, 2]).unwrap();
+    t.window_create(1, 2, 0, 0x1000).unwrap();
+    let (a1, a2) = (AccelId::new(1).unwrap(), AccelId::new(2).unwrap());
+    // Routed and permitted, but no keys yet: nothing crosses.
+    assert!(t.pod().write(a1, a2, 0x40, b"too early").is_err());
+    let slots = t.provision_keys(1).unwrap();
+    // Two directions, a TX and an RX slot each, per plane.
+    let planes = t.pod().planes(a1, a2).unwrap().len();
+    assert_eq!(slots.len(), 4 * planes);
+    for s in &slots {
+        assert_eq!(s.epoch, 1);
+        let info = t
+            .pod()
+            .slot_info(ualink_sim::SlotRef {
+                accel: AccelId::new(s.accel).unwrap(),
+                port: ualink_sim::PortIndex(u16::from(s.port)),
+                dir: if s.dir == "tx" {
+                    ualink_sim::ualinksec::Direction::Tx
+                } else {
+                    ualink_sim::ualinksec::Direction::Rx
+                },
+                peer: AccelId::new(s.peer).unwrap(),
+            })
+            .unwrap();
+        assert!(info.enabled, "{info:?}");
+        let (epoch, fp) = info.active.unwrap();
+        assert_eq!(epoch, 1);
+        assert_eq!(hex::encode(fp), s.fingerprint);
+    }
+    t.pod().capture_wire(true).unwrap();
+    t.pod().write(a1, a2, 0x40, b"sealed end to end").unwrap();
+    assert_eq!(
+        t.pod().read(a1, a2, 0x40, 17).unwrap(),
+        b"sealed end to end"
+    );
+    let wire = t.pod().captured().unwrap();
+    assert!(!wire.is_empty());
+    let needle = b"sealed end to end";
+    for c in &wire {
+        assert!(
+            !c.bytes.windows(needle.len()).any(|w| w == needle),
+            "plaintext on the wire"
+        );
+    }
+    // Accelerator 3 is outside the vPod: no route.
+    let a3 = AccelId::new(3).unwrap();
+    assert!(t.pod().write(a3, a2, 0x40, b"x").is_err());
+    assert!(t.pod().leaks().unwrap().is_empty());
+    // The audit log names the fingerprints, and the store has no key bytes.
+    let key = t.identity().public_key().to_vec();
+    t.shutdown().unwrap();
+    let recs = records(dir.path(), &key);
+    let kr: Vec<_> = recs
+        .iter()
+        .filter(|r| r.kind() == DecisionKind::KeyRotation)
+        .collect();
+    assert_eq!(kr.len(), 1);
+    assert_eq!(kr[0].keys().len(), 2 * planes);
+}
