@@ -2,7 +2,7 @@
 //!
 //! * Hashing: one-shot [`hash`] and incremental [`HashCtx`] (clonable, so a transcript can be
 //!   snapshotted with [`HashCtx::current`] and keep growing).
-//! * HMAC ([`hmac`], [`hmac_verify`] in constant time) and HKDF ([`hkdf_extract`],
+//! * HMAC ([`hmac()`], [`hmac_verify`] in constant time) and HKDF ([`hkdf_extract`],
 //!   [`hkdf_expand`]): RFC 5869 written directly over `ring::hmac`, because SPDM needs Extract
 //!   with a raw salt and Expand to arbitrary lengths (keys, 12-byte IVs), which `ring::hkdf`
 //!   does not expose.

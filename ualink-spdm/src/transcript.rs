@@ -10,7 +10,7 @@
 //! | A (VCA) | GET_VERSION ‖ VERSION ‖ GET_CAPABILITIES ‖ CAPABILITIES ‖ NEGOTIATE_ALGORITHMS ‖ ALGORITHMS | prefix of all below |
 //! | M1 | A ‖ B ‖ C, B = every GET_DIGESTS/DIGESTS and GET_CERTIFICATE/CERTIFICATE pair since the last CHALLENGE, C = CHALLENGE ‖ CHALLENGE_AUTH without its signature | CHALLENGE_AUTH signature |
 //! | L1 | A ‖ every GET_MEASUREMENTS/MEASUREMENTS pair since the last reset, the last response without its signature | MEASUREMENTS signature |
-//! | TH | A ‖ [D] ‖ Hash(SPDM cert chain) ‖ KEY_EXCHANGE ‖ KEY_EXCHANGE_RSP … ‖ FINISH … ‖ FINISH_RSP | KEY_EXCHANGE_RSP signature, VerifyData, key schedule |
+//! | TH | A ‖ \[D\] ‖ Hash(SPDM cert chain) ‖ KEY_EXCHANGE ‖ KEY_EXCHANGE_RSP … ‖ FINISH … ‖ FINISH_RSP | KEY_EXCHANGE_RSP signature, VerifyData, key schedule |
 //!
 //! D is the last DIGESTS response, present only when SPDM 1.3 MULTI_KEY_CONN was negotiated
 //! for the responder (as libspdm's `message_d`; checked against the captured 1.3 session).
@@ -188,7 +188,7 @@ impl Transcripts {
         l1
     }
 
-    /// Starts a session transcript TH = A ‖ [D] ‖ Hash(cert chain).
+    /// Starts a session transcript TH = A ‖ \[D\] ‖ Hash(cert chain).
     pub fn start_th(&self, cert_chain: &[u8]) -> Th {
         let mut ctx = HashCtx::new(self.hash);
         ctx.update(&self.vca);
