@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use ualink_attest::audit::{AuditRecord, DecisionKind, Digest384, Outcome};
 use ualink_attest::spdm_evidence::DeviceEvidenceBundle;
+use ualink_attest::tdi_report::{TdiReportBundle, TdiReportContent};
 use ualink_attest::UnixTime;
 use ualink_kdrv::crypto::{RingCrypto, TsmPublicKey};
 use ualink_kdrv::ids::OsInstanceId;
@@ -31,6 +32,9 @@ use ualink_spdm::cert_chain::{SpdmCertChain, TrustAnchors};
 use ualink_spdm::keyprog::{self, Direction as KDir, KeyTarget, Slot};
 use ualink_spdm::requester::driver::{attest, request};
 use ualink_spdm::requester::{AppRequest, AppResponse, Attestation, Requester, RequesterConfig};
+use ualink_spdm::tdisp::msg::{InterfaceId, LockInterfaceParams, StartNonce};
+use ualink_spdm::tdisp::requester::TdispRequester;
+use ualink_spdm::tdisp::TdiState as SpdmTdiState;
 
 use crate::audit::AuditLog;
 use crate::error::{Result, TsmError};
@@ -111,6 +115,27 @@ struct Device {
     evidence: Option<Vec<u8>>,
     /// The secured session (key programming, TDISP), while attested.
     session: Option<Requester>,
+    /// The locked or running TDI, if any.
+    tdi: Option<TdiSession>,
+}
+
+/// A TDI the TSM locked: the START nonce stays here (never persisted).
+struct TdiSession {
+    tdi: TdispRequester,
+    nonce: StartNonce,
+    tenant: u32,
+    report: Vec<u8>,
+}
+
+/// A TDI's state as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TdiRecord {
+    /// The tenant it is assigned to.
+    pub tenant: u32,
+    /// `CONFIG_LOCKED` or `RUN`.
+    pub state: String,
+    /// The device attestation epoch it was locked under.
+    pub epoch: u64,
 }
 
 /// A tenant as stored.
@@ -315,6 +340,7 @@ impl Tsm {
                     },
                     evidence: None,
                     session: None,
+                    tdi: None,
                 },
             );
         }
@@ -574,6 +600,7 @@ impl Tsm {
             } else {
                 d.evidence = None;
                 d.session = None;
+                d.tdi = None;
             }
         }
         Ok(status)
@@ -972,6 +999,201 @@ impl Tsm {
                 reason: e.to_string(),
             }),
         }
+    }
+
+    // ------------------------------------------------------------------ TDISP
+
+    fn tdi_owner_check(&self, tenant: u32, id: u16) -> Result<TenantRecord> {
+        let t = self.tenant(tenant)?;
+        let in_vpod = self.vpod(tenant)?.is_some_and(|v| v.members.contains(&id));
+        if !in_vpod {
+            return Err(TsmError::Conflict(format!(
+                "{} is not in tenant {tenant}'s vPod",
+                device_subject(id)
+            )));
+        }
+        if self.device(id)?.status != DeviceStatus::Attested {
+            return Err(TsmError::Conflict(format!(
+                "{} is not attested",
+                device_subject(id)
+            )));
+        }
+        Ok(t)
+    }
+
+    fn tdisp(&mut self, dev: u16, msg: Vec<u8>) -> Result<Vec<u8>> {
+        self.vendor(dev, zeroize::Zeroizing::new(msg))
+    }
+
+    fn tdisp_err(dev: u16, e: impl core::fmt::Debug) -> TsmError {
+        TsmError::Device {
+            device: device_subject(dev),
+            check: "tdisp",
+            reason: format!("{e:?}"),
+        }
+    }
+
+    /// LOCKs `accel`'s TDI for `tenant` (the device refuses without live link keys), fetches
+    /// its DEVICE_INTERFACE_REPORT and returns the TDI report bundle signed by the TSM key,
+    /// bound to the device's evidence bundle and carrying the TSM's own evidence. The bundle
+    /// is kept for the tenant ([`Self::tdi_report`]).
+    pub fn tdi_lock(&mut self, tenant: u32, id: u16) -> Result<Vec<u8>> {
+        self.audit.ensure_writable()?;
+        let t = self.tdi_owner_check(tenant, id)?;
+        let tdi = TdispRequester::new(
+            InterfaceId::new(ualink_sim::device::SIM_TDI).map_err(|e| Self::tdisp_err(id, e))?,
+        );
+        let rsp = self.tdisp(id, tdi.get_version())?;
+        tdi.parse_version(&rsp)
+            .map_err(|e| Self::tdisp_err(id, e))?;
+        let rsp = self.tdisp(id, tdi.lock_interface(&LockInterfaceParams::default()))?;
+        let nonce = tdi
+            .parse_lock_interface(&rsp)
+            .map_err(|e| Self::tdisp_err(id, e))?;
+        let mut fetch = tdi.report_fetcher(1024);
+        let report = loop {
+            let Some(req) = fetch.next_request() else {
+                return Err(Self::tdisp_err(id, "report fetch ended without a report"));
+            };
+            let rsp = self.tdisp(id, req)?;
+            if let Some(r) = fetch
+                .handle_response(&rsp)
+                .map_err(|e| Self::tdisp_err(id, e))?
+            {
+                break r;
+            }
+        };
+        let view = self.device(id)?;
+        let a = accel(id)?.to_kdrv();
+        self.driver
+            .tdi_update(&self.ctx, a, TdiState::ConfigLocked, view.epoch, false)
+            .map_err(kdrv_err("tdi_update"))?;
+        let device_bundle = self
+            .device_evidence(id)
+            .ok_or_else(|| TsmError::Conflict("no device evidence".into()))?
+            .to_vec();
+        let content = TdiReportContent {
+            interface_report: report.bytes,
+            interface_id: tdi.interface_id(),
+            state: SpdmTdiState::ConfigLocked,
+            tenant_id: t.name.clone(),
+            accelerator_id: id,
+            epoch: view.epoch,
+            issued_at: UnixTime::now(),
+        };
+        let bundle = TdiReportBundle::sign(
+            &content,
+            &device_bundle,
+            self.identity.evidence(),
+            self.identity.signing_key(),
+        )
+        .map_err(|e| TsmError::Identity(format!("signing the TDI report: {e}")))?;
+        if let Some(d) = self.devices.get_mut(&id) {
+            d.tdi = Some(TdiSession {
+                tdi,
+                nonce,
+                tenant,
+                report: bundle.clone(),
+            });
+        }
+        self.store.put_json(
+            Table::Tdis,
+            &device_subject(id),
+            &TdiRecord {
+                tenant,
+                state: "CONFIG_LOCKED".into(),
+                epoch: view.epoch,
+            },
+        )?;
+        Ok(bundle)
+    }
+
+    /// The TDI report bundle kept for `tenant`'s TDI on `id`.
+    pub fn tdi_report(&self, tenant: u32, id: u16) -> Option<&[u8]> {
+        self.devices
+            .get(&id)
+            .and_then(|d| d.tdi.as_ref())
+            .filter(|s| s.tenant == tenant)
+            .map(|s| s.report.as_slice())
+    }
+
+    /// The tenant's agent accepted the TDI report: START the TDI (LOCKED → RUN) and mirror it.
+    /// Audited as a TDI-acceptance record citing the report digest.
+    pub fn tdi_accept(&mut self, tenant: u32, id: u16) -> Result<()> {
+        self.audit.ensure_writable()?;
+        self.tdi_owner_check(tenant, id)?;
+        let (msg, report) = {
+            let s = self
+                .devices
+                .get(&id)
+                .and_then(|d| d.tdi.as_ref())
+                .filter(|s| s.tenant == tenant)
+                .ok_or_else(|| {
+                    TsmError::Conflict(format!("{} is not locked", device_subject(id)))
+                })?;
+            (s.tdi.start_interface(&s.nonce), s.report.clone())
+        };
+        let rec = AuditRecord::new(
+            UnixTime::now(),
+            DecisionKind::TdiAcceptance,
+            &device_subject(id),
+            Outcome::Allow,
+        )
+        .and_then(|r| r.with_input("tdi-report", Digest384::of(&report)))
+        .and_then(|r| r.with_reason(&format!("accepted by tenant {tenant}; START")))
+        .map_err(audit_build)?;
+        self.audit.record(&rec)?;
+        let rsp = self.tdisp(id, msg)?;
+        if let Some(s) = self.devices.get(&id).and_then(|d| d.tdi.as_ref()) {
+            s.tdi
+                .parse_start_interface(&rsp)
+                .map_err(|e| Self::tdisp_err(id, e))?;
+        }
+        let epoch = self.device(id)?.epoch;
+        self.driver
+            .tdi_update(&self.ctx, accel(id)?.to_kdrv(), TdiState::Run, epoch, false)
+            .map_err(kdrv_err("tdi_update"))?;
+        self.store.put_json(
+            Table::Tdis,
+            &device_subject(id),
+            &TdiRecord {
+                tenant,
+                state: "RUN".into(),
+                epoch,
+            },
+        )?;
+        Ok(())
+    }
+
+    /// STOPs the TDI (any → CONFIG_UNLOCKED); the driver revokes what relied on it.
+    pub fn tdi_stop(&mut self, tenant: u32, id: u16) -> Result<()> {
+        self.tdi_owner_check(tenant, id)?;
+        let msg = self
+            .devices
+            .get(&id)
+            .and_then(|d| d.tdi.as_ref())
+            .map(|s| s.tdi.stop_interface())
+            .ok_or_else(|| {
+                TsmError::Conflict(format!("{} has no TDI session", device_subject(id)))
+            })?;
+        let rsp = self.tdisp(id, msg)?;
+        if let Some(s) = self.devices.get_mut(&id).and_then(|d| d.tdi.take()) {
+            s.tdi
+                .parse_stop_interface(&rsp)
+                .map_err(|e| Self::tdisp_err(id, e))?;
+        }
+        let epoch = self.device(id)?.epoch;
+        self.driver
+            .tdi_update(
+                &self.ctx,
+                accel(id)?.to_kdrv(),
+                TdiState::ConfigUnlocked,
+                epoch,
+                false,
+            )
+            .map_err(kdrv_err("tdi_update"))?;
+        self.store.delete(Table::Tdis, &device_subject(id))?;
+        Ok(())
     }
 
     fn tenant(&self, id: u32) -> Result<TenantRecord> {

@@ -224,3 +224,64 @@ fn keys_are_programmed_through_spdm_rx_before_tx_and_data_crosses_encrypted() {
     assert_eq!(kr.len(), 1);
     assert_eq!(kr[0].keys().len(), 2 * planes);
 }
+
+#[test]
+fn tdisp_lock_needs_keys_then_report_verifies_and_accept_starts_the_tdi() {
+    use ualink_attest::sim::SimPlatform;
+    use ualink_attest::snp::SnpVerifier;
+    use ualink_attest::spdm_evidence::{DeviceEvidenceVerifier, ExpectedNonce};
+    use ualink_attest::tdi_report::TdiReportVerifier;
+    use ualink_kdrv::TdiState;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = tsm(2, dir.path());
+    t.bring_up().unwrap();
+    t.tenant_add(1, "tenant-a").unwrap();
+    t.vpod_create(1, &[1, 2]).unwrap();
+    // No live keys: the device refuses LOCK.
+    let e = t.tdi_lock(1, 1).unwrap_err();
+    assert!(matches!(e, TsmError::Device { check: "tdisp", .. }), "{e}");
+    t.provision_keys(1).unwrap();
+    let bundle = t.tdi_lock(1, 1).unwrap();
+    assert_eq!(t.tdi_report(1, 1), Some(&bundle[..]));
+    assert_eq!(t.tdi_report(2, 1), None, "kept for its tenant only");
+    let a1 = AccelId::new(1).unwrap();
+    assert_eq!(
+        t.pod().tdi_state(a1).unwrap(),
+        Some(ualink_spdm::tdisp::TdiState::ConfigLocked)
+    );
+    // The tenant's side: the bundle verifies against the vendor roots and the sim platform.
+    let mut anchors = ualink_spdm::cert_chain::TrustAnchors::new();
+    for (_, der) in t.pod().vendor_roots() {
+        anchors.add_der(&der).unwrap();
+    }
+    let platform = SimPlatform::load_or_create(&dir.path().join("sim-platform")).unwrap();
+    let v = TdiReportVerifier::new(
+        DeviceEvidenceVerifier::new(anchors),
+        SnpVerifier::new(platform.trust_anchors().unwrap()),
+    )
+    .verify(
+        &bundle,
+        &ExpectedNonce::NotProvided,
+        ualink_attest::UnixTime::now(),
+    )
+    .unwrap();
+    assert_eq!(v.content.accelerator_id, 1);
+    assert_eq!(v.content.tenant_id, "tenant-a");
+    assert_eq!(v.content.epoch, 1);
+    // Accept → START → RUN, mirrored into the driver.
+    t.tdi_accept(1, 1).unwrap();
+    assert_eq!(
+        t.pod().tdi_state(a1).unwrap(),
+        Some(ualink_spdm::tdisp::TdiState::Run)
+    );
+    assert_eq!(t.driver().tdi(a1.to_kdrv()).unwrap().0, TdiState::Run);
+    // Another tenant cannot accept or stop it.
+    t.tenant_add(2, "tenant-b").unwrap();
+    assert!(t.tdi_accept(2, 1).is_err());
+    t.tdi_stop(1, 1).unwrap();
+    assert_eq!(
+        t.driver().tdi(a1.to_kdrv()).unwrap().0,
+        TdiState::ConfigUnlocked
+    );
+}

@@ -1,0 +1,97 @@
+//! If the audit log cannot be written, the TSM refuses new decisions instead of deciding
+//! unlogged, and nothing that was refused changed state.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use common::*;
+use ualink_attest::audit::{AuditLogWriter, AuditRecord, CheckpointSigner};
+use ualink_attest::UnixTime;
+use ualink_policy::PolicyBundle;
+use ualink_sim::SimPod;
+use ualink_tsm::audit::{AuditBackend, AuditLog};
+use ualink_tsm::store::MemoryStore;
+use ualink_tsm::{DeviceStatus, Tsm, TsmConfig, TsmError};
+
+/// A real log file whose disk "fills up" after `budget` appends: every later write fails
+/// with the error a full disk gives.
+struct FullDisk {
+    inner: AuditLogWriter,
+    budget: Arc<AtomicU64>,
+}
+
+impl AuditBackend for FullDisk {
+    fn append_durable(&mut self, r: &AuditRecord) -> ualink_attest::Result<u64> {
+        if self.budget.load(Ordering::SeqCst) == 0 {
+            return Err(ualink_attest::Error::Io {
+                op: "appending to the audit log",
+                detail: "No space left on device (os error 28)".into(),
+            });
+        }
+        self.budget.fetch_sub(1, Ordering::SeqCst);
+        self.inner.append_durable(r)
+    }
+    fn checkpoint(&mut self, s: &CheckpointSigner, t: UnixTime) -> ualink_attest::Result<Vec<u8>> {
+        self.inner.checkpoint(s, t)
+    }
+    fn size(&self) -> u64 {
+        AuditBackend::size(&self.inner)
+    }
+}
+
+#[test]
+fn a_log_that_cannot_be_written_refuses_decisions_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(3);
+    let pod = SimPod::new(&spec).unwrap();
+    let bundle = PolicyBundle::defaults()
+        .unwrap()
+        .with_data(overlay(&pod, &spec))
+        .unwrap();
+    let budget = Arc::new(AtomicU64::new(2));
+    let b2 = budget.clone();
+    let path = dir.path().join("audit.log");
+    let mut t = Tsm::open_with_audit(
+        TsmConfig::new(dir.path(), bundle),
+        pod,
+        Box::new(MemoryStore::new()),
+        move |id| {
+            let inner = AuditLogWriter::create(&path).unwrap();
+            Ok(AuditLog::with_backend(
+                Box::new(FullDisk { inner, budget: b2 }),
+                id.checkpoint_signer()?,
+                1000,
+            ))
+        },
+    )
+    .unwrap();
+    // Two verdicts fit; the third cannot be logged, so it is not taken.
+    let e = t.bring_up().unwrap_err();
+    assert!(matches!(e, TsmError::AuditUnavailable(_)), "{e}");
+    let attested: Vec<_> = t
+        .devices()
+        .into_iter()
+        .filter(|d| d.status == DeviceStatus::Attested)
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(attested, vec![1, 2]);
+    assert_eq!(t.device(3).unwrap().status, DeviceStatus::Pending);
+    assert_eq!(t.device(3).unwrap().epoch, 0);
+    // Later decisions are refused even though the disk "recovered": the log is poisoned.
+    budget.store(100, Ordering::SeqCst);
+    assert!(!t.audit().is_writable());
+    let e = t.reattest(1).unwrap_err();
+    assert!(matches!(e, TsmError::AuditUnavailable(_)), "{e}");
+    assert_eq!(t.device(1).unwrap().epoch, 1, "refused before any change");
+    t.tenant_add(1, "tenant-a").unwrap();
+    t.vpod_create(1, &[1, 2]).unwrap();
+    let e = t.provision_keys(1).unwrap_err();
+    assert!(matches!(e, TsmError::AuditUnavailable(_)), "{e}");
+    assert_eq!(e.fault(), ualink_tsm::Fault::Platform);
+    // What was logged is intact.
+    let key = t.identity().public_key().to_vec();
+    assert_eq!(records(dir.path(), &key).len(), 2);
+}
