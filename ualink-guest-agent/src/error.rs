@@ -109,7 +109,6 @@ pub enum Error {
     },
 }
 
-#[allow(dead_code)] // helpers shared by modules landing next
 impl Error {
     /// Who is at fault.
     pub fn class(&self) -> ErrorClass {

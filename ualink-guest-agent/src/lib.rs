@@ -2,6 +2,7 @@
 //!
 //! - [`evidence`]: this CVM's own TEE evidence (configfs-tsm for SNP and TDX,
 //!   `/dev/sev-guest`, the software `sim` platform, Trustee's `sample`);
+//! - [`kbs`]: the KBS protocol client (RCAR, protocol 0.4.0) and JWE resource decryption;
 //!
 //! The binary `ualink-guest-agent` wraps these; the library never prints or exits.
 
@@ -9,5 +10,6 @@
 
 pub mod error;
 pub mod evidence;
+pub mod kbs;
 
 pub use error::{Error, ErrorClass, Result};

@@ -120,7 +120,10 @@ mod tests {
     fn rfc8785_string_example() {
         let v: Value =
             serde_json::from_str(r#""\u20ac$\u000F\u000aA'\u0042\u0022\u005c\\\"\/""#).unwrap();
-        assert_eq!(canonicalize(&v).unwrap(), "\"€$\\u000f\\nA'B\\\"\\\\\\\\\\\"/\"");
+        assert_eq!(
+            canonicalize(&v).unwrap(),
+            "\"€$\\u000f\\nA'B\\\"\\\\\\\\\\\"/\""
+        );
     }
 
     /// RFC 8785 section 3.2.2 literals and nesting, without the float members we refuse.
