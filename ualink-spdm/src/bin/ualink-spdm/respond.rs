@@ -13,12 +13,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use ualink_spdm::algo::{AsymAlg, HashAlg, SpdmVersion};
-use ualink_spdm::crypto::Rng;
-use ualink_spdm::device::{Channel, Device, SoftDevice, VendorProtocol};
+use ualink_spdm::algo::{AsymAlg, SpdmVersion};
+use ualink_spdm::device::{Device, SoftDevice};
 use ualink_spdm::identity::{DeviceIdentity, IdentityOptions, IdentitySource};
-use ualink_spdm::msg::MeasurementBlock;
-use ualink_spdm::negotiation::AlgorithmPolicy;
 use ualink_spdm::pcap::code_name;
 use ualink_spdm::requester::SecuredFraming;
 use ualink_spdm::responder::{Responder, ResponderConfig};
@@ -54,56 +51,6 @@ pub(crate) struct RespondArgs {
     /// Keep listening after a client's SHUTDOWN (spdm-emu's responder exits).
     #[arg(long)]
     keep_serving: bool,
-}
-
-/// The process-lifetime device, lent to one connection's responder at a time.
-struct Shared<'a>(&'a mut SoftDevice);
-
-impl Device for Shared<'_> {
-    fn versions(&self) -> &[SpdmVersion] {
-        self.0.versions()
-    }
-    fn capability_flags(&self) -> u32 {
-        self.0.capability_flags()
-    }
-    fn ct_exponent(&self) -> u8 {
-        self.0.ct_exponent()
-    }
-    fn algorithms(&self) -> &AlgorithmPolicy {
-        self.0.algorithms()
-    }
-    fn provisioned_slots(&self) -> u8 {
-        self.0.provisioned_slots()
-    }
-    fn cert_chain(&self, slot: u8, hash: HashAlg) -> Option<Vec<u8>> {
-        self.0.cert_chain(slot, hash)
-    }
-    fn sign(
-        &self,
-        slot: u8,
-        version: SpdmVersion,
-        context: &str,
-        transcript_hash: &[u8],
-    ) -> ualink_spdm::Result<Vec<u8>> {
-        self.0.sign(slot, version, context, transcript_hash)
-    }
-    fn measurements(&self, meas_hash: HashAlg) -> ualink_spdm::Result<Vec<MeasurementBlock>> {
-        self.0.measurements(meas_hash)
-    }
-    fn vendor_request(
-        &mut self,
-        protocol: VendorProtocol,
-        channel: Channel,
-        payload: &[u8],
-    ) -> Option<ualink_spdm::Result<Vec<u8>>> {
-        self.0.vendor_request(protocol, channel, payload)
-    }
-    fn session_ended(&mut self, session_id: u32) {
-        self.0.session_ended(session_id);
-    }
-    fn rng(&self) -> &Rng {
-        self.0.rng()
-    }
 }
 
 fn asym_name(a: AsymAlg) -> &'static str {
@@ -201,7 +148,7 @@ pub(crate) fn run(args: &RespondArgs) -> Result<(), Failure> {
         };
         conn_no = conn_no.saturating_add(1);
         eprintln!("conn {conn_no}: connected");
-        let mut responder = Responder::new(Shared(&mut device), config);
+        let mut responder = Responder::new(&mut device, config);
         let mut answered = 0u64;
         let ended = loop {
             let event = match conn.next_event() {
@@ -228,7 +175,7 @@ pub(crate) fn run(args: &RespondArgs) -> Result<(), Failure> {
                     eprintln!("conn {conn_no}: CONTINUE (SPDM state reset)");
                     end_session(&mut responder);
                     drop(responder);
-                    responder = Responder::new(Shared(&mut device), config);
+                    responder = Responder::new(&mut device, config);
                 }
                 ServerEvent::OobEncapKeyUpdate => {
                     eprintln!("conn {conn_no}: OOB_ENCAP_KEY_UPDATE (acknowledged; encapsulated requests are not supported)");
@@ -255,7 +202,7 @@ pub(crate) fn run(args: &RespondArgs) -> Result<(), Failure> {
 }
 
 /// Tells the device that a session still live when its connection ends is gone.
-fn end_session(responder: &mut Responder<Shared<'_>>) {
+fn end_session(responder: &mut Responder<&mut SoftDevice>) {
     if let Some(sid) = responder.session_id() {
         responder.device_mut().session_ended(sid);
     }
