@@ -24,7 +24,7 @@
 //! verification), [`EXIT_DECISION_MISMATCH`] (a decision the policy would not have made, a
 //! policy digest mismatch, or a decision that cannot be replayed).
 
-use crate::audit::event::{AuditEvent, TsmEvidenceBytes};
+use crate::audit::event::{AcceleratorInfo, AuditEvent, SwitchInfo, TsmEvidenceBytes};
 use crate::audit::{verify_log, AuditRecord, CheckpointVerifier, Outcome};
 use crate::pki::TrustAnchors;
 use crate::snp::{SnpCerts, SnpVerifier};
@@ -213,12 +213,23 @@ pub struct KeyRow {
 pub struct PodView {
     /// Pod id.
     pub pod_id: String,
-    /// `switch id -> accelerator ids`.
-    pub switches: Vec<(u16, Vec<u16>)>,
-    /// `(accelerator id, device id)`.
-    pub accelerators: Vec<(u16, String)>,
-    /// `(vpod, tenant, members)`.
-    pub vpods: Vec<(String, String, Vec<u16>)>,
+    /// Switches and the accelerators attached to each.
+    pub switches: Vec<SwitchInfo>,
+    /// Accelerators and their device ids.
+    pub accelerators: Vec<AcceleratorInfo>,
+    /// vPods.
+    pub vpods: Vec<VpodView>,
+}
+
+/// A vPod.
+#[derive(Clone, Debug, Serialize)]
+pub struct VpodView {
+    /// vPod id.
+    pub vpod_id: String,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Member accelerators.
+    pub accelerator_ids: Vec<u16>,
 }
 
 /// Replay statistics.
@@ -426,14 +437,8 @@ pub fn audit(log: &[u8], inputs: &AuditInputs) -> Report {
                 accelerators,
             } => {
                 rep.pod.pod_id.clone_from(pod_id);
-                rep.pod.switches = switches
-                    .iter()
-                    .map(|s| (s.switch_id, s.accelerator_ids.clone()))
-                    .collect();
-                rep.pod.accelerators = accelerators
-                    .iter()
-                    .map(|a| (a.accelerator_id, a.device_id.clone()))
-                    .collect();
+                rep.pod.switches.clone_from(switches);
+                rep.pod.accelerators.clone_from(accelerators);
             }
             AuditEvent::DeviceAttested {
                 device_id,
@@ -528,9 +533,11 @@ pub fn audit(log: &[u8], inputs: &AuditInputs) -> Report {
                 tenant_id,
                 accelerator_ids,
             } => {
-                rep.pod
-                    .vpods
-                    .push((vpod_id.clone(), tenant_id.clone(), accelerator_ids.clone()));
+                rep.pod.vpods.push(VpodView {
+                    vpod_id: vpod_id.clone(),
+                    tenant_id: tenant_id.clone(),
+                    accelerator_ids: accelerator_ids.clone(),
+                });
                 let t = tenants.entry(tenant_id.clone()).or_default();
                 t.tenant_id.clone_from(tenant_id);
                 t.vpods.push(format!(
@@ -960,18 +967,26 @@ impl Report {
         };
         let mut out = Vec::new();
         let mut pod = vec![vec!["switch".into(), "accelerators".into()]];
-        for (s, a) in &self.pod.switches {
+        for sw in &self.pod.switches {
             pod.push(vec![
-                s.to_string(),
-                a.iter().map(u16::to_string).collect::<Vec<_>>().join(" "),
+                sw.switch_id.to_string(),
+                sw.accelerator_ids
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
             ]);
         }
         let mut vp = vec![vec!["vpod".into(), "tenant".into(), "accelerators".into()]];
-        for (v, t, a) in &self.pod.vpods {
+        for v in &self.pod.vpods {
             vp.push(vec![
-                v.clone(),
-                t.clone(),
-                a.iter().map(u16::to_string).collect::<Vec<_>>().join(" "),
+                v.vpod_id.clone(),
+                v.tenant_id.clone(),
+                v.accelerator_ids
+                    .iter()
+                    .map(u16::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" "),
             ]);
         }
         out.push((format!("Pod {}", self.pod.pod_id), pod));
@@ -998,7 +1013,10 @@ impl Report {
                 d.spdm.clone(),
                 d.measurements
                     .iter()
-                    .map(|m| h(m))
+                    .map(|m| match m.split_once(':') {
+                        Some((i, v)) => format!("{i}:{}", h(v)),
+                        None => h(m),
+                    })
                     .collect::<Vec<_>>()
                     .join(" "),
                 d.evidence.clone(),
@@ -1131,17 +1149,21 @@ impl Report {
         ];
         let mut tenant_color: BTreeMap<&str, &str> = BTreeMap::new();
         let mut accel_tenant: BTreeMap<u16, &str> = BTreeMap::new();
-        for (_, t, members) in &self.pod.vpods {
+        for v in &self.pod.vpods {
             let n = tenant_color.len();
-            let c = *tenant_color
-                .entry(t.as_str())
+            tenant_color
+                .entry(v.tenant_id.as_str())
                 .or_insert(PALETTE.get(n % PALETTE.len()).copied().unwrap_or("#888"));
-            let _ = c;
-            for a in members {
-                accel_tenant.insert(*a, t.as_str());
+            for a in &v.accelerator_ids {
+                accel_tenant.insert(*a, v.tenant_id.as_str());
             }
         }
-        let accels: Vec<u16> = self.pod.accelerators.iter().map(|a| a.0).collect();
+        let accels: Vec<u16> = self
+            .pod
+            .accelerators
+            .iter()
+            .map(|a| a.accelerator_id)
+            .collect();
         let width = 80 + 90 * accels.len().max(1);
         let pos = |a: u16| -> Option<(usize, usize)> {
             accels
@@ -1157,9 +1179,10 @@ impl Report {
              <rect x=\"0\" y=\"0\" width=\"{width}\" height=\"380\" fill=\"#fafafa\"/>\n"
         );
         let ns = self.pod.switches.len().max(1);
-        for (i, (s, members)) in self.pod.switches.iter().enumerate() {
+        for (i, sw) in self.pod.switches.iter().enumerate() {
+            let s = sw.switch_id;
             let x = 40 + (width - 80) * (2 * i + 1) / (2 * ns);
-            for a in members {
+            for a in &sw.accelerator_ids {
                 if let Some((ax, ay)) = pos(*a) {
                     o.push_str(&format!(
                         "<line x1=\"{x}\" y1=\"80\" x2=\"{}\" y2=\"{ay}\" stroke=\"#999\"/>\n",
@@ -1174,7 +1197,8 @@ impl Report {
                 x - 40
             ));
         }
-        for (a, dev) in &self.pod.accelerators {
+        for acc in &self.pod.accelerators {
+            let (a, dev) = (&acc.accelerator_id, &acc.device_id);
             let Some((x, y)) = pos(*a) else { continue };
             let tenant = accel_tenant.get(a).copied();
             let fill = tenant

@@ -1,0 +1,846 @@
+//! `ualink-attest report` and `policy test` on a known log: a small simulated history written
+//! with the audit writer, with real evidence built in-process (SPDM device evidence from
+//! ualink-spdm's requester/responder, sim TEE reports for the TSM and a CVM, a signed TDI
+//! report) and decisions made by ualink-policy under the defaults + test overlay.
+//!
+//! Golden files: tests/golden/report.{txt,json}; digests and fingerprints (which change each
+//! run: keys are generated) are replaced by `<hex>`. Regenerate with
+//! `UALINK_REGENERATE_GOLDEN=1 cargo test -p ualink-attest --test report`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod evidence_common;
+
+use evidence_common::{anchors, bundle, identity, NOW};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use ualink_attest::audit::event::{
+    AcceleratorInfo, AuditEvent, Bytes, LinkEnd, ShareParty, SwitchInfo, TsmEvidenceBytes,
+};
+use ualink_attest::audit::{
+    AuditLogWriter, AuditRecord, CheckpointSigner, DecisionKind, Digest384, Outcome,
+};
+use ualink_attest::sim::SimPlatform;
+use ualink_attest::spdm_evidence::{DeviceEvidenceVerifier, ExpectedNonce};
+use ualink_attest::tdi_report::{
+    tsm_report_data, TdiReportBundle, TdiReportContent, TsmEvidence, TsmSigningKey,
+};
+use ualink_attest::UnixTime;
+use ualink_policy::{PolicyBundle, PolicyEngine};
+use ualink_spdm::algo::{AsymAlg, SpdmVersion};
+use ualink_spdm::tdisp::msg::{
+    InterfaceId, InterfaceInfo, InterfaceReport, MmioRange, MmioRangeAttributes,
+};
+use ualink_spdm::tdisp::TdiState;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ualink-attest");
+
+struct Dir(PathBuf);
+impl Dir {
+    fn new(tag: &str) -> Self {
+        let mut bytes = [0u8; 8];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).unwrap();
+        let p = std::env::temp_dir().join(format!("ualink-attest-{tag}-{}", hex::encode(bytes)));
+        std::fs::create_dir_all(&p).unwrap();
+        Self(p)
+    }
+}
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Good,
+    /// The share decision is recorded as the opposite of what the policy says.
+    FlippedDecision,
+    /// The CVM's report has a flipped signature byte.
+    CorruptEvidence,
+}
+
+struct Pod {
+    dir: Dir,
+}
+
+impl Pod {
+    fn state(&self) -> PathBuf {
+        self.dir.0.join("state")
+    }
+    fn ark(&self) -> PathBuf {
+        self.dir.0.join("sim/ark.pem")
+    }
+    fn device_root(&self) -> PathBuf {
+        self.dir.0.join("device-root.der")
+    }
+    fn log(&self) -> PathBuf {
+        self.state().join("audit.log")
+    }
+    fn report(&self, format: &str, extra: &[&str]) -> (i32, String) {
+        let state = self.state();
+        let (ark, root) = (self.ark(), self.device_root());
+        let mut args = vec![
+            "report",
+            "--state",
+            state.to_str().unwrap(),
+            "--trust",
+            ark.to_str().unwrap(),
+            "--device-trust",
+            root.to_str().unwrap(),
+            "--format",
+            format,
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    }
+}
+
+fn run(args: &[&str]) -> (i32, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+fn input(name: &str, now: i64) -> Value {
+    let p = format!(
+        "{}/../policy/test_data/inputs/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut v: Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+    // Move the whole input in time: `now` becomes the record time, and every other time
+    // keeps its distance to `now` (so freshness checks decide as in the policy's tests).
+    let delta = now - v["now"].as_i64().unwrap();
+    fn shift(v: &mut Value, delta: i64) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    if k == "attested_at" {
+                        *x = json!(x.as_i64().unwrap() + delta);
+                    } else {
+                        shift(x, delta);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| shift(x, delta)),
+            _ => {}
+        }
+    }
+    shift(&mut v, delta);
+    v["now"] = json!(now);
+    v
+}
+
+fn policy_bundle() -> PolicyBundle {
+    let overlay: Value = serde_json::from_slice(
+        &std::fs::read(format!(
+            "{}/../policy/test_data/overlay.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    PolicyBundle::defaults()
+        .unwrap()
+        .with_data(overlay)
+        .unwrap()
+}
+
+fn interface_report() -> Vec<u8> {
+    InterfaceReport {
+        interface_info: InterfaceInfo::from_bits(InterfaceInfo::DMA_WITHOUT_PASID).unwrap(),
+        msix_message_control: 0x0007,
+        lnr_control: 0,
+        tph_control: 0,
+        mmio_ranges: vec![MmioRange {
+            first_page: 0x8000_0000,
+            number_of_pages: 16,
+            attributes: MmioRangeAttributes::from_bits(MmioRangeAttributes::MSIX_TABLE).unwrap(),
+            range_id: 0,
+        }],
+        device_specific_info: b"ualink accel fw 1.2.3".to_vec(),
+    }
+    .encode()
+    .unwrap()
+}
+
+/// A record of a decision made now by the engine (or its opposite, to plant a mismatch).
+fn decided(
+    engine: &PolicyEngine,
+    t: i64,
+    kind: DecisionKind,
+    subject: &str,
+    input: &Value,
+    flip: bool,
+) -> AuditRecord {
+    let pk = ualink_policy::DecisionKind::from_name(kind.name()).unwrap();
+    let d = engine.evaluate(pk, input).unwrap();
+    let allow = d.allow != flip;
+    let mut r = AuditRecord::new(
+        UnixTime::from_secs(t),
+        kind,
+        subject,
+        if allow { Outcome::Allow } else { Outcome::Deny },
+    )
+    .unwrap()
+    .with_policy(Digest384::from_bytes(d.policy_digest))
+    .with_policy_input(pk, &ualink_policy::canonical_input(pk, input).unwrap())
+    .unwrap();
+    for (rule, reason) in d.rules.iter().zip(&d.reasons) {
+        r = r.with_rule(rule).unwrap().with_reason(reason).unwrap();
+    }
+    r
+}
+
+fn info(t: i64, kind: DecisionKind, subject: &str, ev: AuditEvent) -> AuditRecord {
+    AuditRecord::new(UnixTime::from_secs(t), kind, subject, Outcome::Info)
+        .unwrap()
+        .with_event(ev)
+}
+
+fn build(variant: Variant) -> Pod {
+    let dir = Dir::new("report");
+    let pod = Pod { dir };
+    std::fs::create_dir_all(pod.state()).unwrap();
+    let sim = SimPlatform::load_or_create(&pod.dir.0.join("sim")).unwrap();
+    std::fs::write(pod.device_root(), identity(AsymAlg::EcdsaP384).ca_der()).unwrap();
+    let bundle_policy = policy_bundle();
+    bundle_policy.write_to(pod.state().join("policy")).unwrap();
+    let engine = PolicyEngine::new(&bundle_policy);
+
+    let (signer, _pkcs8) = CheckpointSigner::generate().unwrap();
+    let (tsm_key, _k) = TsmSigningKey::generate().unwrap();
+    let (dev, att) = bundle(AsymAlg::EcdsaP384, SpdmVersion::V13);
+    let device_bundle = dev.encode().unwrap();
+    let nonce = att.measurements.unwrap().requester_nonce;
+    // Sanity: the evidence is genuine.
+    DeviceEvidenceVerifier::new(anchors(AsymAlg::EcdsaP384))
+        .verify(&device_bundle, &ExpectedNonce::Expected(nonce), NOW)
+        .unwrap();
+    let snp = |rd: [u8; 64]| TsmEvidenceBytes {
+        report: Bytes(sim.report(&rd).unwrap()),
+        leaf: Bytes(sim.certs().leaf),
+        intermediates: sim.certs().intermediates.into_iter().map(Bytes).collect(),
+    };
+
+    let t0 = NOW.secs() + 10;
+    let mut w = AuditLogWriter::create(&pod.log()).unwrap();
+    let mut t = t0;
+    let push = |w: &mut AuditLogWriter, r: AuditRecord| {
+        w.append(&r).unwrap();
+    };
+    use DecisionKind::*;
+    push(
+        &mut w,
+        info(
+            t,
+            Lifecycle,
+            "tsm",
+            AuditEvent::TsmIdentity {
+                public_key: Bytes(signer.public_key().to_vec()),
+                evidence: snp(tsm_report_data(signer.public_key())),
+            },
+        ),
+    );
+    push(
+        &mut w,
+        info(
+            t,
+            Lifecycle,
+            "pod-0",
+            AuditEvent::PodDiscovered {
+                pod_id: "pod-0".into(),
+                switches: vec![
+                    SwitchInfo {
+                        switch_id: 0,
+                        accelerator_ids: vec![1, 2],
+                    },
+                    SwitchInfo {
+                        switch_id: 1,
+                        accelerator_ids: vec![9, 10],
+                    },
+                ],
+                accelerators: [1u16, 2, 9, 10]
+                    .iter()
+                    .map(|a| AcceleratorInfo {
+                        accelerator_id: *a,
+                        device_id: format!("accel-{a:04}"),
+                    })
+                    .collect(),
+            },
+        ),
+    );
+    for a in [1u16, 2, 9, 10] {
+        t += 1;
+        let mut i = input("device", t);
+        i["device_id"] = json!(format!("accel-{a:04}"));
+        push(
+            &mut w,
+            decided(
+                &engine,
+                t,
+                DeviceAppraisal,
+                &format!("accel-{a:04}"),
+                &i,
+                false,
+            )
+            .with_event(AuditEvent::DeviceAttested {
+                device_id: format!("accel-{a:04}"),
+                accelerator_id: a,
+                epoch: 1,
+                nonce: Bytes(nonce.to_vec()),
+                evidence: Bytes(device_bundle.clone()),
+            }),
+        );
+    }
+    for (tenant, vpod, members) in [
+        ("tenant-a", "vpod-a", vec![1u16, 2]),
+        ("tenant-b", "vpod-b", vec![9, 10]),
+    ] {
+        t += 1;
+        push(
+            &mut w,
+            info(
+                t,
+                Lifecycle,
+                tenant,
+                AuditEvent::TenantAdded {
+                    tenant_id: tenant.into(),
+                },
+            ),
+        );
+        push(
+            &mut w,
+            info(
+                t,
+                Lifecycle,
+                vpod,
+                AuditEvent::VpodFormed {
+                    vpod_id: vpod.into(),
+                    tenant_id: tenant.into(),
+                    accelerator_ids: members,
+                },
+            ),
+        );
+    }
+    t += 1;
+    let (tx, rx) = (
+        LinkEnd {
+            accelerator_id: 1,
+            port: 0,
+        },
+        LinkEnd {
+            accelerator_id: 9,
+            port: 0,
+        },
+    );
+    push(
+        &mut w,
+        info(
+            t,
+            KeyRotation,
+            "link 1:0->9:0",
+            AuditEvent::KeysProgrammed {
+                tx: tx.clone(),
+                rx: rx.clone(),
+                epoch: 1,
+                key_fingerprint: Digest384::of(b"link key epoch 1"),
+            },
+        ),
+    );
+    t += 1;
+    let locked = AuditEvent::TdiLocked {
+        tdi_id: "tdi-1".into(),
+        accelerator_id: 1,
+        tenant_id: "tenant-a".into(),
+    };
+    push(&mut w, info(t, Lifecycle, "tdi-1", locked));
+    let tdi_bundle = TdiReportBundle::sign(
+        &TdiReportContent {
+            interface_report: interface_report(),
+            interface_id: InterfaceId::new(1).unwrap(),
+            state: TdiState::ConfigLocked,
+            tenant_id: "tenant-a".into(),
+            accelerator_id: 1,
+            epoch: 1,
+            issued_at: UnixTime::from_secs(t),
+        },
+        &device_bundle,
+        &TsmEvidence::SnpReport {
+            report: sim.report(&tsm_key.report_data()).unwrap(),
+            certs: sim.certs(),
+        },
+        &tsm_key,
+    )
+    .unwrap();
+    push(
+        &mut w,
+        info(
+            t,
+            Lifecycle,
+            "tdi-1",
+            AuditEvent::TdiReportIssued {
+                tdi_id: "tdi-1".into(),
+                bundle: Bytes(tdi_bundle),
+            },
+        ),
+    );
+    t += 1;
+    let mut cvm_ev = snp([7u8; 64]);
+    if variant == Variant::CorruptEvidence {
+        cvm_ev.report.0[0x2A0 + 5] ^= 0x01;
+    }
+    push(
+        &mut w,
+        decided(&engine, t, CvmAppraisal, "vm-1", &input("cvm", t), false).with_event(
+            AuditEvent::CvmAttested {
+                cvm_id: "vm-1".into(),
+                tenant_id: "tenant-a".into(),
+                evidence: cvm_ev,
+            },
+        ),
+    );
+    t += 1;
+    push(
+        &mut w,
+        decided(
+            &engine,
+            t,
+            TdiAcceptance,
+            "tdi-1",
+            &input("tdi_accept", t),
+            false,
+        )
+        .with_event(AuditEvent::TdiAccepted {
+            tdi_id: "tdi-1".into(),
+            tenant_id: "tenant-a".into(),
+            cvm_id: "vm-1".into(),
+        }),
+    );
+    t += 1;
+    push(
+        &mut w,
+        info(
+            t,
+            Lifecycle,
+            "tdi-1",
+            AuditEvent::TdiStarted {
+                tdi_id: "tdi-1".into(),
+                accelerator_id: 1,
+                tenant_id: "tenant-a".into(),
+            },
+        ),
+    );
+    t += 1;
+    let share_in = input("share", t);
+    let share = decided(
+        &engine,
+        t,
+        Share,
+        "grant-1",
+        &share_in,
+        variant == Variant::FlippedDecision,
+    );
+    let party = |tenant: &str, os: &str, a: u16| ShareParty {
+        tenant_id: tenant.into(),
+        os_instance: os.into(),
+        accelerator_id: a,
+    };
+    let (exporter, importer, rights) = (
+        party("tenant-a", "vm-1", 1),
+        party("tenant-b", "vm-7", 9),
+        vec!["read".to_string()],
+    );
+    let ev = if share.outcome() == Outcome::Allow {
+        AuditEvent::ShareAllowed {
+            grant_id: "grant-1".into(),
+            exporter,
+            importer,
+            rights,
+        }
+    } else {
+        AuditEvent::ShareDenied {
+            grant_id: "grant-1".into(),
+            exporter,
+            importer,
+            rights,
+        }
+    };
+    push(&mut w, share.with_event(ev));
+    t += 1;
+    push(
+        &mut w,
+        decided(
+            &engine,
+            t,
+            KeyRotation,
+            "link 1:0->9:0",
+            &input("key_rotation", t),
+            false,
+        )
+        .with_event(AuditEvent::KeysRotated {
+            tx,
+            rx,
+            previous_epoch: 1,
+            epoch: 2,
+            key_fingerprint: Digest384::of(b"link key epoch 2"),
+        }),
+    );
+    t += 5;
+    push(
+        &mut w,
+        info(
+            t,
+            Revocation,
+            "grant-1",
+            AuditEvent::AttachmentRevoked {
+                grant_id: "grant-1".into(),
+                cause: "tenant-b offboarding".into(),
+                requested_at: t - 2,
+                drained_at: t,
+            },
+        ),
+    );
+    t += 1;
+    push(
+        &mut w,
+        info(
+            t,
+            Lifecycle,
+            "tdi-1",
+            AuditEvent::TdiStopped {
+                tdi_id: "tdi-1".into(),
+                accelerator_id: 1,
+                tenant_id: "tenant-a".into(),
+            },
+        ),
+    );
+    push(
+        &mut w,
+        info(
+            t,
+            Lifecycle,
+            "tenant-b",
+            AuditEvent::TenantOffboarded {
+                tenant_id: "tenant-b".into(),
+            },
+        ),
+    );
+    w.checkpoint(&signer, UnixTime::from_secs(t)).unwrap();
+    pod
+}
+
+/// Replaces digests and fingerprints (runs of 16+ hex digits, shortened or not) by `<hex>`.
+fn normalize(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let mut j = i;
+        while j < chars.len() && chars[j].is_ascii_hexdigit() && !chars[j].is_ascii_uppercase() {
+            j += 1;
+        }
+        let boundary = i == 0 || !chars[i - 1].is_ascii_alphanumeric();
+        if j - i >= 16 && boundary {
+            out.push_str("<hex>");
+            if j < chars.len() && chars[j] == '…' {
+                j += 1;
+            }
+            i = j;
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    let actual = normalize(actual);
+    if std::env::var_os("UALINK_REGENERATE_GOLDEN").is_some() {
+        std::fs::write(&path, &actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "{} missing: run with UALINK_REGENERATE_GOLDEN=1",
+            path.display()
+        )
+    });
+    assert_eq!(actual, expected, "golden {name} differs");
+}
+
+#[test]
+fn known_log_reports_text_and_json_matching_golden_files() {
+    let pod = build(Variant::Good);
+    let (code, text) = pod.report("text", &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.starts_with("ualink-attest audit report: VERIFIED"),
+        "{text}"
+    );
+    golden("report.txt", &text);
+    let (code, out) = pod.report("json", &[]);
+    assert_eq!(code, 0, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["verdict"], "VERIFIED");
+    assert_eq!(v["devices"].as_array().unwrap().len(), 4);
+    assert_eq!(v["replay"]["replayed"], v["replay"]["identical"]);
+    assert_eq!(v["replay"]["replayed"], 8);
+    golden("report.json", &out);
+}
+
+#[test]
+fn tampered_log_exits_log_tampered() {
+    let pod = build(Variant::Good);
+    let mut bytes = std::fs::read(pod.log()).unwrap();
+    let at = bytes
+        .windows(12)
+        .position(|w| w == b"vpod-b\x00\x00\x00\x00\x00\x00" || w.starts_with(b"vpod-b"))
+        .unwrap();
+    bytes[at + 5] = b'c';
+    std::fs::write(pod.log(), &bytes).unwrap();
+    let (code, out) = pod.report("text", &[]);
+    assert_eq!(code, 21, "{out}");
+    assert!(out.contains("LOG TAMPERED"), "{out}");
+}
+
+#[test]
+fn decision_the_policy_would_not_make_exits_decision_mismatch() {
+    let pod = build(Variant::FlippedDecision);
+    let (code, out) = pod.report("text", &[]);
+    assert_eq!(code, 22, "{out}");
+    assert!(out.contains("decision-mismatch"), "{out}");
+    assert!(out.contains("share grant-1"), "{out}");
+}
+
+#[test]
+fn policy_digest_mismatch_is_flagged() {
+    let pod = build(Variant::Good);
+    let other = pod.dir.0.join("defaults");
+    PolicyBundle::defaults().unwrap().write_to(&other).unwrap();
+    let (code, out) = pod.report("text", &["--policy", other.to_str().unwrap()]);
+    assert_eq!(code, 22, "{out}");
+    assert!(out.contains("policy mismatch"), "{out}");
+}
+
+#[test]
+fn corrupted_evidence_exits_evidence_failed() {
+    let pod = build(Variant::CorruptEvidence);
+    let (code, out) = pod.report("text", &[]);
+    assert_eq!(code, 20, "{out}");
+    assert!(out.contains("CVM vm-1 evidence"), "{out}");
+}
+
+#[test]
+fn without_the_sim_root_the_tsm_identity_does_not_verify() {
+    let pod = build(Variant::Good);
+    let state = pod.state();
+    let root = pod.device_root();
+    let (code, out) = run(&[
+        "report",
+        "--state",
+        state.to_str().unwrap(),
+        "--device-trust",
+        root.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 21, "{out}");
+    assert!(out.contains("no checkpoint key"), "{out}");
+}
+
+#[test]
+fn verify_detects_and_checks_both_bundle_types() {
+    let pod = build(Variant::Good);
+    let bytes = std::fs::read(pod.log()).unwrap();
+    // Take the evidence back out of the log through the library.
+    let v = ualink_attest::audit::verify_log(
+        &bytes,
+        &ualink_attest::audit::CheckpointVerifier::new(&tsm_pub(&pod)),
+        &[],
+    )
+    .unwrap();
+    let mut device = None;
+    let mut tdi = None;
+    for seq in 0..v.size() {
+        match v.record(&bytes, seq).unwrap().event() {
+            Some(AuditEvent::DeviceAttested { evidence, .. }) => device = Some(evidence.0.clone()),
+            Some(AuditEvent::TdiReportIssued { bundle, .. }) => tdi = Some(bundle.0.clone()),
+            _ => {}
+        }
+    }
+    let (dfile, tfile) = (pod.dir.0.join("device.cbor"), pod.dir.0.join("tdi.cbor"));
+    std::fs::write(&dfile, device.unwrap()).unwrap();
+    std::fs::write(&tfile, tdi.unwrap()).unwrap();
+    let now = "2026-11-19T10:00:00Z";
+    let (code, out) = run(&[
+        "verify",
+        dfile.to_str().unwrap(),
+        "--trust",
+        pod.device_root().to_str().unwrap(),
+        "--now",
+        now,
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("spdm-device-evidence"), "{out}");
+    let (code, out) = run(&[
+        "verify",
+        tfile.to_str().unwrap(),
+        "--trust",
+        pod.ark().to_str().unwrap(),
+        "--device-trust",
+        pod.device_root().to_str().unwrap(),
+        "--now",
+        now,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    // Without the sim ARK the TSM evidence is untrusted.
+    let (code, out) = run(&[
+        "verify",
+        tfile.to_str().unwrap(),
+        "--device-trust",
+        pod.device_root().to_str().unwrap(),
+        "--now",
+        now,
+    ]);
+    assert_eq!(code, 13, "{out}");
+}
+
+fn tsm_pub(pod: &Pod) -> Vec<u8> {
+    let bytes = std::fs::read(pod.log()).unwrap();
+    // The first record is the TSM identity (unverified here; verify_log checks it).
+    let start = 12 + 5 + 56;
+    let len = u32::from_be_bytes(bytes[13..17].try_into().unwrap()) as usize;
+    let rec = AuditRecord::from_cbor(&bytes[start..12 + 5 + len]).unwrap();
+    match rec.event() {
+        Some(AuditEvent::TsmIdentity { public_key, .. }) => public_key.0.clone(),
+        _ => panic!("first record is not the TSM identity"),
+    }
+}
+
+#[test]
+fn policy_test_lists_exactly_the_changed_decisions() {
+    let pod = build(Variant::Good);
+    let candidate = pod.dir.0.join("candidate");
+    let cand_bundle = PolicyBundle::defaults().unwrap();
+    cand_bundle.write_to(&candidate).unwrap();
+    // Expected: every replayable decision whose outcome or rules differ under the candidate.
+    let bytes = std::fs::read(pod.log()).unwrap();
+    let v = ualink_attest::audit::verify_log(
+        &bytes,
+        &ualink_attest::audit::CheckpointVerifier::new(&tsm_pub(&pod)),
+        &[],
+    )
+    .unwrap();
+    let cand = PolicyEngine::new(&cand_bundle);
+    let mut expected = Vec::new();
+    for seq in 0..v.size() {
+        let r = v.record(&bytes, seq).unwrap();
+        if let Some(Ok(x)) = ualink_attest::report::replay_record(seq, &r, &cand) {
+            if x.recorded != x.replayed {
+                expected.push(format!("seq {seq} "));
+            }
+        }
+    }
+    assert!(!expected.is_empty(), "the candidate must change something");
+    let (code, out) = run(&[
+        "policy",
+        "test",
+        "--policy",
+        candidate.to_str().unwrap(),
+        "--log",
+        pod.log().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("seq ")).collect();
+    assert_eq!(lines.len(), expected.len(), "{out}");
+    for (l, e) in lines.iter().zip(&expected) {
+        assert!(l.starts_with(e.as_str()), "{l} vs {e}");
+    }
+    assert!(out.contains("share grant-1: allow [allow"), "{out}");
+    // The same bundle against itself changes nothing.
+    let (code, out) = run(&[
+        "policy",
+        "test",
+        "--policy",
+        pod.state().join("policy").to_str().unwrap(),
+        "--log",
+        pod.log().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("8 decisions replayed, 0 would change"),
+        "{out}"
+    );
+}
+
+#[test]
+fn html_report_renders_in_headless_chromium_with_one_node_per_accelerator() {
+    let pod = build(Variant::Good);
+    let html = pod.dir.0.join("report.html");
+    let (code, out) = pod.report("html", &["--out", html.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(!page.contains("<script"), "self-contained, no scripts");
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| Command::new(c).arg("--version").output().is_ok())
+        .expect("chromium is required for this test (CI: apt-get install -y chromium)");
+    let profile = pod.dir.0.join("chromium-profile");
+    let png = pod.dir.0.join("shot.png");
+    let url = format!("file://{}", html.display());
+    let common = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ];
+    let user_data = format!("--user-data-dir={}", profile.display());
+    let shot = Command::new(chromium)
+        .args(common)
+        .arg(&user_data)
+        .arg(format!("--screenshot={}", png.display()))
+        .arg("--window-size=1200,900")
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        png.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+    let decoder = png::Decoder::new(std::fs::File::open(&png).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let pixels = &buf[..info.buffer_size()];
+    assert!(info.width > 0 && info.height > 0);
+    let px = info.color_type.samples();
+    let first = &pixels[..px];
+    let distinct = pixels.chunks(px).filter(|p| *p != first).count();
+    assert!(distinct > 1000, "screenshot is (nearly) one colour");
+    let dom = Command::new(chromium)
+        .args(common)
+        .arg(&user_data)
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.contains("<svg"), "{dom}");
+    let nodes = dom.matches("class=\"accelerator\"").count();
+    assert_eq!(nodes, 4, "one SVG node per accelerator");
+    for a in [1, 2, 9, 10] {
+        assert!(dom.contains(&format!("id=\"accel-{a}\"")), "accel-{a}");
+    }
+    assert_eq!(dom.matches("class=\"share cross-tenant\"").count(), 1);
+}
