@@ -110,6 +110,11 @@ impl TsmIdentity {
             .map_err(|e| TsmError::Identity(format!("loading the checkpoint key: {e}")))
     }
 
+    /// A grant signer for the same key.
+    pub fn grant_signer(&self) -> Result<crate::grant::GrantSigner> {
+        crate::grant::GrantSigner::from_pkcs8(&self.pkcs8)
+    }
+
     /// The verifier of this TSM's checkpoints.
     pub fn checkpoint_verifier(&self) -> ualink_attest::audit::CheckpointVerifier {
         self.checkpoint.verifier()

@@ -17,6 +17,7 @@
 
 pub mod audit;
 pub mod error;
+pub mod grant;
 pub mod identity;
 pub mod keys;
 pub mod mailbox;
@@ -24,4 +25,4 @@ pub mod store;
 pub mod tsm;
 
 pub use error::{Fault, Result, TsmError};
-pub use tsm::{BringUpReport, DeviceStatus, DeviceView, Tsm, TsmConfig};
+pub use tsm::{BringUpReport, DeviceStatus, DeviceView, ShareGrant, ShareRequest, Tsm, TsmConfig};

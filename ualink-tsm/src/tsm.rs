@@ -18,11 +18,13 @@ use ualink_attest::spdm_evidence::DeviceEvidenceBundle;
 use ualink_attest::tdi_report::{TdiReportBundle, TdiReportContent};
 use ualink_attest::UnixTime;
 use ualink_kdrv::crypto::{RingCrypto, TsmPublicKey};
+use ualink_kdrv::ids::BufferHandle;
 use ualink_kdrv::ids::OsInstanceId;
 use ualink_kdrv::ids::PortId;
 use ualink_kdrv::ops::{KeySlotCommand, KeySlotRef};
 use ualink_kdrv::{Config, Driver, FileCtx, NullSink, TdiState};
-use ualink_policy::input::{MeasurementInput, SpdmParams};
+use ualink_policy::input::{MeasurementInput, Right, ShareEnd, SpdmParams, TdiStateInput};
+use ualink_policy::ShareInput;
 use ualink_policy::{
     Decision, DecisionInput, DeviceAppraisalInput, HexBytes, PolicyBundle, PolicyEngine, Sha384,
 };
@@ -38,6 +40,7 @@ use ualink_spdm::tdisp::TdiState as SpdmTdiState;
 
 use crate::audit::AuditLog;
 use crate::error::{Result, TsmError};
+use crate::grant::{GrantSigner, GrantSpec};
 use crate::identity::TsmIdentity;
 use crate::keys::{self, SlotRecord};
 use crate::mailbox::Mailbox;
@@ -57,6 +60,8 @@ pub struct TsmConfig {
     pub checkpoint_every: u64,
     /// Devices attested at once; `None` = every core.
     pub parallelism: Option<NonZeroUsize>,
+    /// Lifetime of an import grant on the fabric clock (ns).
+    pub grant_ttl_ns: u64,
 }
 
 impl TsmConfig {
@@ -67,6 +72,7 @@ impl TsmConfig {
             policy,
             checkpoint_every: 64,
             parallelism: None,
+            grant_ttl_ns: 60_000_000_000,
         }
     }
 }
@@ -169,6 +175,59 @@ pub struct WindowRecord {
     pub len: u64,
 }
 
+/// A request to share an exported buffer with another tenant (or OS instance).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareRequest {
+    /// Exporting tenant.
+    pub exporter_tenant: u32,
+    /// Exporting OS instance.
+    pub exporter_os: u32,
+    /// Accelerator whose memory backs the buffer.
+    pub exporter_accel: u16,
+    /// The handle the driver's `export` returned.
+    pub buffer: BufferHandle,
+    /// Importing tenant.
+    pub importer_tenant: u32,
+    /// Importing OS instance.
+    pub importer_os: u32,
+    /// Importing accelerator.
+    pub importer_accel: u16,
+    /// Rights asked for.
+    pub rights: Vec<Right>,
+}
+
+/// An allowed share: the grant for the importer's driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareGrant {
+    /// The signed ImportGrant (tagged COSE_Sign1).
+    pub grant: Vec<u8>,
+    /// The deciding rules.
+    pub rules: Vec<String>,
+    /// Expiry on the fabric clock (ns).
+    pub expiry_ns: u64,
+}
+
+/// An issued grant as stored (its digest, not the grant).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRecord {
+    /// Exporter tenant.
+    pub exporter_tenant: u32,
+    /// Exporter accelerator.
+    pub exporter_accel: u16,
+    /// Importer tenant.
+    pub importer_tenant: u32,
+    /// Importer OS instance.
+    pub importer_os: u32,
+    /// Importer accelerator.
+    pub importer_accel: u16,
+    /// Rights bits.
+    pub rights: u8,
+    /// Expiry (fabric ns).
+    pub expiry_ns: u64,
+    /// SHA-384 of the grant bytes (hex).
+    pub digest: String,
+}
+
 /// Summary of a bring-up.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BringUpReport {
@@ -194,6 +253,8 @@ pub struct Tsm {
     devices: BTreeMap<u16, Device>,
     parallelism: usize,
     ctx: FileCtx,
+    grants: GrantSigner,
+    grant_ttl_ns: u64,
 }
 
 impl core::fmt::Debug for Tsm {
@@ -372,7 +433,10 @@ impl Tsm {
             .parallelism
             .or_else(|| std::thread::available_parallelism().ok())
             .map_or(1, NonZeroUsize::get);
+        let grants = identity.grant_signer()?;
         Ok(Self {
+            grants,
+            grant_ttl_ns: config.grant_ttl_ns,
             state_dir: dir,
             identity,
             audit,
@@ -1194,6 +1258,205 @@ impl Tsm {
             .map_err(kdrv_err("tdi_update"))?;
         self.store.delete(Table::Tdis, &device_subject(id))?;
         Ok(())
+    }
+
+    // ------------------------------------------------------------------ sharing
+
+    /// Keys the link between two attested accelerators of different vPods (delegated mode),
+    /// as a cross-tenant share needs; same programming path as [`Self::provision_keys`].
+    pub fn key_link(&mut self, a: u16, b: u16) -> Result<Vec<SlotRecord>> {
+        self.audit.ensure_writable()?;
+        if a == b {
+            return Err(TsmError::InvalidRequest(
+                "a link needs two accelerators".into(),
+            ));
+        }
+        for x in [a, b] {
+            if self.device(x)?.status != DeviceStatus::Attested {
+                return Err(TsmError::Conflict(format!(
+                    "{} is not attested",
+                    device_subject(x)
+                )));
+            }
+        }
+        let rng = ring::rand::SystemRandom::new();
+        self.key_pair(a, b, Slot::Active, &rng)
+    }
+
+    /// Whether every slot between `a` and `b` (both directions, every plane) is live and
+    /// enabled, according to the driver's mirror.
+    pub fn link_keys_live(&self, a: u16, b: u16) -> Result<bool> {
+        let planes = self
+            .pod()
+            .planes(accel(a)?, accel(b)?)
+            .map_err(|e| TsmError::Fabric(e.to_string()))?;
+        if planes.is_empty() {
+            return Ok(false);
+        }
+        for (pa, pb) in planes {
+            for (x, px, y, py) in [(a, pa.0, b, pb.0), (b, pb.0, a, pa.0)] {
+                for (dev, port, dir, peer) in [
+                    (x, px, ualink_kdrv::ops::Direction::Tx, y),
+                    (y, py, ualink_kdrv::ops::Direction::Rx, x),
+                ] {
+                    let r = KeySlotRef {
+                        accel: accel(dev)?.to_kdrv(),
+                        port: PortId(port),
+                        dir,
+                        peer: accel(peer)?.to_kdrv(),
+                    };
+                    let live = self.driver.key_slot_meta(&r).is_some_and(|m| {
+                        m.enabled && m.active.state == ualink_kdrv::ops::SlotState::Live
+                    });
+                    if !live {
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Decides a share: policy for both tenants (`ualink.share`) on the facts the TSM holds
+    /// (TDI states, attestation times, live keys on the route); on allow issues a signed,
+    /// expiring, single-use ImportGrant for the driver. Every outcome is audited with its
+    /// rules before it is returned.
+    pub fn share(&mut self, req: &ShareRequest) -> Result<ShareGrant> {
+        self.audit.ensure_writable()?;
+        let exp_t = self.tenant(req.exporter_tenant)?;
+        let imp_t = self.tenant(req.importer_tenant)?;
+        let end = |tsm: &Self, t: &TenantRecord, os: u32, id: u16| -> Result<(ShareEnd, u64)> {
+            let d = tsm.device(id)?;
+            let (state, epoch) = tsm
+                .driver
+                .tdi(accel(id)?.to_kdrv())
+                .unwrap_or((TdiState::ConfigUnlocked, d.epoch));
+            let owner_ok = tsm.vpod(t.id)?.is_some_and(|v| v.members.contains(&id));
+            let tdi_state = if !owner_ok || d.status != DeviceStatus::Attested {
+                // Not this tenant's, or not usable: the policy sees it as not running.
+                TdiStateInput::ConfigUnlocked
+            } else {
+                match state {
+                    TdiState::ConfigUnlocked => TdiStateInput::ConfigUnlocked,
+                    TdiState::ConfigLocked => TdiStateInput::ConfigLocked,
+                    TdiState::Run => TdiStateInput::Run,
+                    TdiState::Error => TdiStateInput::Error,
+                }
+            };
+            Ok((
+                ShareEnd {
+                    tenant_id: t.name.clone(),
+                    os_instance: os.to_string(),
+                    accelerator_id: id,
+                    tdi_state,
+                    attested_at: d.attested_at.unwrap_or(0),
+                },
+                epoch,
+            ))
+        };
+        let (exporter, exp_epoch) = end(self, &exp_t, req.exporter_os, req.exporter_accel)?;
+        let (importer, imp_epoch) = end(self, &imp_t, req.importer_os, req.importer_accel)?;
+        let now = UnixTime::now();
+        let input = ShareInput {
+            exporter,
+            importer,
+            rights: req.rights.clone(),
+            link_keys_live: req.exporter_accel != req.importer_accel
+                && self.link_keys_live(req.exporter_accel, req.importer_accel)?,
+            now: u64::try_from(now.secs()).unwrap_or(0),
+        };
+        let json = input
+            .to_canonical_json()
+            .map_err(|e| TsmError::Policy(e.to_string()))?;
+        let decision = match self.engine.evaluate_share(&input) {
+            Ok(d) => d,
+            Err(e) => Decision {
+                allow: false,
+                rules: vec!["policy_error".into()],
+                reasons: vec![truncate(&e.to_string())],
+                policy_digest: self.bundle_digest,
+            },
+        };
+        let subject = format!(
+            "share:{}/{}->{}/{}",
+            exp_t.name,
+            device_subject(req.exporter_accel),
+            imp_t.name,
+            device_subject(req.importer_accel)
+        );
+        let outcome = if decision.allow {
+            Outcome::Allow
+        } else {
+            Outcome::Deny
+        };
+        let mut rec = AuditRecord::new(now, DecisionKind::Share, &subject, outcome)
+            .and_then(|r| r.with_input("policy-input", Digest384::of(json.as_bytes())))
+            .and_then(|r| r.with_input("buffer-handle", Digest384::of(&req.buffer.0)))
+            .map_err(audit_build)?;
+        if !decision.allow {
+            rec = with_decision(rec, &decision, &self.policy_digest)?;
+            self.audit.record(&rec)?;
+            return Err(TsmError::PolicyDenied {
+                rules: decision.rules,
+                reasons: decision.reasons,
+            });
+        }
+        let rights = req.rights.iter().fold(0u8, |acc, r| {
+            acc | match r {
+                Right::Read => 1,
+                Right::Write => 2,
+                Right::Atomic => 4,
+            }
+        });
+        let not_before = self
+            .pod()
+            .now_ns()
+            .map_err(|e| TsmError::Fabric(e.to_string()))?;
+        let spec = GrantSpec {
+            grant_id: self.grants.random16()?,
+            exporter_tenant: req.exporter_tenant,
+            exporter_accel: req.exporter_accel,
+            buffer: req.buffer,
+            importer_tenant: req.importer_tenant,
+            importer_os: req.importer_os,
+            importer_accel: req.importer_accel,
+            rights,
+            exporter_epoch: exp_epoch,
+            importer_epoch: imp_epoch,
+            not_before,
+            expiry: not_before.saturating_add(self.grant_ttl_ns),
+            nonce: self.grants.random16()?,
+        };
+        let grant = self.grants.sign(&spec)?;
+        rec = rec
+            .with_input("grant", Digest384::of(&grant))
+            .map_err(audit_build)?;
+        rec = with_decision(rec, &decision, &self.policy_digest)?;
+        self.audit.record(&rec)?;
+        let record = GrantRecord {
+            exporter_tenant: req.exporter_tenant,
+            exporter_accel: req.exporter_accel,
+            importer_tenant: req.importer_tenant,
+            importer_os: req.importer_os,
+            importer_accel: req.importer_accel,
+            rights,
+            expiry_ns: spec.expiry,
+            digest: hex::encode(Digest384::of(&grant).as_bytes()),
+        };
+        self.store
+            .put_json(Table::Grants, &hex::encode(spec.grant_id), &record)?;
+        Ok(ShareGrant {
+            grant,
+            rules: decision.rules,
+            expiry_ns: spec.expiry,
+        })
+    }
+
+    /// The driver as the hosts of the embedded pod use it (tenant-side `export`, `attach`,
+    /// `map` under tenant `FileCtx`s). In a real deployment each host runs its own kernel
+    /// driver; the TSM never calls these itself.
+    pub fn driver_mut(&mut self) -> &mut PodDriver {
+        &mut self.driver
     }
 
     fn tenant(&self, id: u32) -> Result<TenantRecord> {

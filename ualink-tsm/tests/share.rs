@@ -1,0 +1,178 @@
+//! Cross-tenant sharing decided by the TSM: an allowed share whose grant the driver accepts
+//! and whose bytes cross encrypted links; a denied one naming its rule; re-attestation after a
+//! firmware tamper revokes what crossed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use ualink_attest::audit::{DecisionKind, Outcome};
+use ualink_kdrv::ids::{BufferHandle, OsInstanceId, Rights, TenantId, WindowId};
+use ualink_kdrv::{AttachRequest, FileCtx};
+use ualink_policy::input::Right;
+use ualink_sim::measurement::{MeasurementKind, Tamper};
+use ualink_sim::AccelId;
+use ualink_tsm::{DeviceStatus, ShareRequest, Tsm, TsmError};
+
+fn id(v: u16) -> AccelId {
+    AccelId::new(v).unwrap()
+}
+
+/// Tenant A (1: accelerators 1, 2) and B (2: 3, 4), keyed, TDIs 1 and 3 running, A exported
+/// 4 KiB of accelerator 1's memory filled with 0xa5.
+fn setup(dir: &std::path::Path) -> (Tsm, BufferHandle) {
+    let mut t = tsm(4, dir);
+    t.bring_up().unwrap();
+    t.tenant_add(1, "tenant-a").unwrap();
+    t.tenant_add(2, "tenant-b").unwrap();
+    t.vpod_create(1, &[1, 2]).unwrap();
+    t.vpod_create(2, &[3, 4]).unwrap();
+    t.provision_keys(1).unwrap();
+    t.provision_keys(2).unwrap();
+    t.key_link(1, 3).unwrap();
+    for (tenant, a) in [(1, 1), (2, 3)] {
+        t.tdi_lock(tenant, a).unwrap();
+        t.tdi_accept(tenant, a).unwrap();
+    }
+    let w = t.window_create(1, 1, 0x1_0000, 0x1_0000).unwrap();
+    let fa = FileCtx::tenant(TenantId(1), OsInstanceId(10));
+    let handle = t
+        .driver_mut()
+        .export(&fa, WindowId(w), 0x1000, 0x1000)
+        .unwrap();
+    t.pod()
+        .local_write(id(1), 0x1_1000, &[0xa5; 0x1000])
+        .unwrap();
+    (t, handle)
+}
+
+fn request(handle: BufferHandle, rights: Vec<Right>) -> ShareRequest {
+    ShareRequest {
+        exporter_tenant: 1,
+        exporter_os: 10,
+        exporter_accel: 1,
+        buffer: handle,
+        importer_tenant: 2,
+        importer_os: 20,
+        importer_accel: 3,
+        rights,
+    }
+}
+
+fn attach(t: &mut Tsm, handle: BufferHandle, grant: &[u8]) -> ualink_kdrv::ids::AttachmentId {
+    let fb = FileCtx::tenant(TenantId(2), OsInstanceId(20));
+    let att = t
+        .driver_mut()
+        .attach(
+            &fb,
+            &AttachRequest {
+                handle,
+                importer_accel: id(3).to_kdrv(),
+                rights: Rights::READ,
+                invalidate_cookie: Some(0xB),
+                grant: Some(grant),
+            },
+        )
+        .unwrap();
+    t.driver_mut().map(&fb, att).unwrap();
+    att
+}
+
+#[test]
+fn an_allowed_share_moves_encrypted_bytes_and_a_denied_one_names_its_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut t, handle) = setup(dir.path());
+    assert!(
+        t.pod().read(id(3), id(1), 0x1_1000, 16).is_err(),
+        "no grant, no bytes"
+    );
+    // Denied: the pair allows only reads.
+    let e = t
+        .share(&request(handle, vec![Right::Read, Right::Write]))
+        .unwrap_err();
+    match &e {
+        TsmError::PolicyDenied { rules, .. } => {
+            assert!(
+                rules.iter().any(|r| r == "deny.excessive_rights"),
+                "{rules:?}"
+            )
+        }
+        other => panic!("{other}"),
+    }
+    // Allowed.
+    let g = t.share(&request(handle, vec![Right::Read])).unwrap();
+    assert!(
+        g.rules.iter().any(|r| r == "allow.listed_share_pair"),
+        "{:?}",
+        g.rules
+    );
+    attach(&mut t, handle, &g.grant);
+    t.pod().capture_wire(true).unwrap();
+    assert_eq!(
+        t.pod().read(id(3), id(1), 0x1_1000, 0x1000).unwrap(),
+        vec![0xa5; 0x1000]
+    );
+    for c in t.pod().captured().unwrap() {
+        assert!(
+            !c.bytes.windows(64).any(|w| w == [0xa5; 64]),
+            "plaintext on the wire"
+        );
+    }
+    assert!(t.pod().leaks().unwrap().is_empty());
+    // Single use: the same grant cannot attach again.
+    let fb = FileCtx::tenant(TenantId(2), OsInstanceId(20));
+    assert!(t
+        .driver_mut()
+        .attach(
+            &fb,
+            &AttachRequest {
+                handle,
+                importer_accel: id(3).to_kdrv(),
+                rights: Rights::READ,
+                invalidate_cookie: None,
+                grant: Some(&g.grant),
+            },
+        )
+        .is_err());
+    // Both outcomes audited with their rules.
+    let key = t.identity().public_key().to_vec();
+    t.shutdown().unwrap();
+    let shares: Vec<_> = records(dir.path(), &key)
+        .into_iter()
+        .filter(|r| r.kind() == DecisionKind::Share)
+        .collect();
+    assert_eq!(shares.len(), 2);
+    assert_eq!(shares[0].outcome(), Outcome::Deny);
+    assert!(shares[0]
+        .rules()
+        .iter()
+        .any(|r| r == "deny.excessive_rights"));
+    assert_eq!(shares[1].outcome(), Outcome::Allow);
+    assert!(shares[1].inputs().iter().any(|i| i.name == "grant"));
+}
+
+#[test]
+fn a_tamper_found_at_reattestation_quarantines_and_revokes_the_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut t, handle) = setup(dir.path());
+    let g = t.share(&request(handle, vec![Right::Read])).unwrap();
+    attach(&mut t, handle, &g.grant);
+    assert!(t.pod().read(id(3), id(1), 0x1_1000, 16).is_ok());
+    t.pod()
+        .tamper_measurement(
+            id(1),
+            MeasurementKind::Firmware,
+            Tamper::FlipBit { offset: 3 },
+        )
+        .unwrap();
+    let d = t.reattest(1).unwrap();
+    assert!(
+        matches!(d.status, DeviceStatus::Quarantined { .. }),
+        "{d:?}"
+    );
+    assert!(t.pod().read(id(3), id(1), 0x1_1000, 16).is_err(), "revoked");
+    assert!(t.pod().leaks().unwrap().is_empty());
+    // No new share from a quarantined device.
+    let e = t.share(&request(handle, vec![Right::Read])).unwrap_err();
+    assert!(matches!(e, TsmError::PolicyDenied { .. }), "{e}");
+}
