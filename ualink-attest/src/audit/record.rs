@@ -613,6 +613,42 @@ mod tests {
     }
 
     #[test]
+    fn policy_input_must_be_canonical_of_its_kind_and_at_the_record_time() {
+        let input = serde_json::json!({
+            "exporter": {"tenant_id": "a", "os_instance": "vm", "accelerator_id": 1,
+                         "tdi_state": "RUN", "attested_at": 5},
+            "importer": {"tenant_id": "b", "os_instance": "vm", "accelerator_id": 2,
+                         "tdi_state": "RUN", "attested_at": 5},
+            "rights": ["read"], "link_keys_live": true, "now": 10
+        });
+        let kind = ualink_policy::DecisionKind::Share;
+        let canonical = ualink_policy::canonical_input(kind, &input).unwrap();
+        let rec = |t: i64, k: DecisionKind| {
+            AuditRecord::new(crate::UnixTime::from_secs(t), k, "g", Outcome::Allow).unwrap()
+        };
+        let r = rec(10, DecisionKind::Share)
+            .with_policy_input(kind, &canonical)
+            .unwrap();
+        assert_eq!(r.policy_input(), Some(canonical.as_str()));
+        let bytes = r.to_cbor().unwrap();
+        assert_eq!(AuditRecord::from_cbor(&bytes).unwrap(), r);
+        // Another time, another kind, non-canonical bytes, another schema: refused.
+        assert!(rec(11, DecisionKind::Share)
+            .with_policy_input(kind, &canonical)
+            .is_err());
+        assert!(rec(10, DecisionKind::Revocation)
+            .with_policy_input(kind, &canonical)
+            .is_err());
+        let pretty = serde_json::to_string_pretty(&input).unwrap();
+        assert!(rec(10, DecisionKind::Share)
+            .with_policy_input(kind, &pretty)
+            .is_err());
+        assert!(rec(10, DecisionKind::CvmAppraisal)
+            .with_policy_input(ualink_policy::DecisionKind::CvmAppraisal, &canonical)
+            .is_err());
+    }
+
+    #[test]
     fn over_long_strings_are_refused() {
         let r = AuditRecord::new(
             crate::UnixTime::from_secs(1),
