@@ -3,6 +3,7 @@
 //! - [`evidence`]: this CVM's own TEE evidence (configfs-tsm for SNP and TDX,
 //!   `/dev/sev-guest`, the software `sim` platform, Trustee's `sample`);
 //! - [`kbs`]: the KBS protocol client (RCAR, protocol 0.4.0) and JWE resource decryption;
+//! - [`peer`]: verifying TDI report bundles against the tenant's own roots and policy;
 //!
 //! The binary `ualink-guest-agent` wraps these; the library never prints or exits.
 
@@ -11,5 +12,6 @@
 pub mod error;
 pub mod evidence;
 pub mod kbs;
+pub mod peer;
 
 pub use error::{Error, ErrorClass, Result};
