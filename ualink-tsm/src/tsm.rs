@@ -23,11 +23,12 @@ use ualink_kdrv::ids::OsInstanceId;
 use ualink_kdrv::ids::PortId;
 use ualink_kdrv::ops::{KeySlotCommand, KeySlotRef};
 use ualink_kdrv::{Config, Driver, FileCtx, NullSink, TdiState};
+use ualink_policy::input::{KeyEnd, RotationTrigger};
 use ualink_policy::input::{MeasurementInput, Right, ShareEnd, SpdmParams, TdiStateInput};
-use ualink_policy::ShareInput;
 use ualink_policy::{
     Decision, DecisionInput, DeviceAppraisalInput, HexBytes, PolicyBundle, PolicyEngine, Sha384,
 };
+use ualink_policy::{KeyRotationInput, ShareInput};
 use ualink_sim::{AccelId, SimPod};
 use ualink_spdm::algo::{AeadAlg, AsymAlg, DheGroup, HashAlg, SpdmVersion};
 use ualink_spdm::cert_chain::{SpdmCertChain, TrustAnchors};
@@ -905,7 +906,7 @@ impl Tsm {
         let mut done = Vec::new();
         for (i, a) in vpod.members.iter().enumerate() {
             for b in vpod.members.iter().skip(i + 1) {
-                done.extend(self.key_pair(*a, *b, Slot::Active, &rng)?);
+                done.extend(self.key_pair(*a, *b, Slot::Active, "initial", &rng)?);
             }
         }
         Ok(done)
@@ -918,6 +919,7 @@ impl Tsm {
         a: u16,
         b: u16,
         slot: Slot,
+        trigger: &str,
         rng: &ring::rand::SystemRandom,
     ) -> Result<Vec<SlotRecord>> {
         let planes = self
@@ -1006,7 +1008,7 @@ impl Tsm {
             &format!("{}<->{}", device_subject(a), device_subject(b)),
             Outcome::Info,
         )
-        .and_then(|r| r.with_reason(&format!("trigger=initial slot={slot:?} epoch={epoch}")))
+        .and_then(|r| r.with_reason(&format!("trigger={trigger} slot={slot:?} epoch={epoch}")))
         .map_err(audit_build)?;
         for (dev, t, fp) in &programmed {
             if t.direction == KDir::Tx {
@@ -1025,6 +1027,167 @@ impl Tsm {
         self.store
             .put_json(Table::Epochs, &pair_key(a, b), &epoch)?;
         Ok(records)
+    }
+
+    /// Rotates the keys between `a` and `b` on demand, gated on fresh attestation of both
+    /// ends: both are re-attested first, policy (`ualink.key_rotation`) decides on the fresh
+    /// facts, then new keys go into the alternate slots of both ends (inside the SPDM
+    /// sessions) and each TX slot rolls (KeyRollMSG swaps the peer's RX in band). If an end
+    /// fails re-attestation the pair's keys are invalidated (a hardware stop) and what crossed
+    /// the link is revoked by the driver.
+    pub fn rotate(&mut self, a: u16, b: u16) -> Result<Vec<SlotRecord>> {
+        self.audit.ensure_writable()?;
+        if a == b {
+            return Err(TsmError::InvalidRequest(
+                "a link needs two accelerators".into(),
+            ));
+        }
+        let current = self
+            .store
+            .get_json::<u32>(Table::Epochs, &pair_key(a, b))?
+            .ok_or_else(|| TsmError::NotFound {
+                what: "keyed link",
+                id: format!("{}<->{}", device_subject(a), device_subject(b)),
+            })?;
+        let owner = self
+            .store
+            .list_json::<VpodRecord>(Table::Vpods)?
+            .into_iter()
+            .find(|(_, v)| v.members.contains(&a))
+            .map(|(_, v)| v.tenant)
+            .ok_or_else(|| TsmError::Conflict(format!("{} is in no vPod", device_subject(a))))?;
+        let tenant = self.tenant(owner)?;
+        let ea = self.reattest(a)?;
+        let eb = self.reattest(b)?;
+        let now = UnixTime::now();
+        let subject = format!("{}<->{}", device_subject(a), device_subject(b));
+        if ea.status != DeviceStatus::Attested || eb.status != DeviceStatus::Attested {
+            let rec = AuditRecord::new(now, DecisionKind::KeyRotation, &subject, Outcome::Deny)
+                .and_then(|r| r.with_rule("check.fresh_attestation"))
+                .and_then(|r| r.with_reason("an end failed re-attestation; the pair is stopped"))
+                .map_err(audit_build)?;
+            self.audit.record(&rec)?;
+            self.invalidate_pair(a, b)?;
+            let bad = if ea.status != DeviceStatus::Attested {
+                a
+            } else {
+                b
+            };
+            return Err(TsmError::Device {
+                device: device_subject(bad),
+                check: "re-attestation",
+                reason: "rotation refused: fresh evidence failed; link keys invalidated".into(),
+            });
+        }
+        let end = |v: &DeviceView| KeyEnd {
+            accelerator_id: v.id,
+            port: 0,
+            device_appraised: v.status == DeviceStatus::Attested,
+            attested_at: v.attested_at.unwrap_or(0),
+        };
+        let input = KeyRotationInput {
+            tenant_id: tenant.name.clone(),
+            tx: end(&ea),
+            rx: end(&eb),
+            current_epoch: u64::from(current),
+            new_epoch: u64::from(current) + 1,
+            trigger: RotationTrigger::Manual,
+            now: u64::try_from(now.secs()).unwrap_or(0),
+        };
+        let json = input
+            .to_canonical_json()
+            .map_err(|e| TsmError::Policy(e.to_string()))?;
+        let decision = match self.engine.evaluate_key_rotation(&input) {
+            Ok(d) => d,
+            Err(e) => Decision {
+                allow: false,
+                rules: vec!["policy_error".into()],
+                reasons: vec![truncate(&e.to_string())],
+                policy_digest: self.bundle_digest,
+            },
+        };
+        let outcome = if decision.allow {
+            Outcome::Allow
+        } else {
+            Outcome::Deny
+        };
+        let rec = AuditRecord::new(now, DecisionKind::KeyRotation, &subject, outcome)
+            .and_then(|r| r.with_input("policy-input", Digest384::of(json.as_bytes())))
+            .map_err(audit_build)?;
+        let rec = with_decision(rec, &decision, &self.policy_digest)?;
+        self.audit.record(&rec)?;
+        if !decision.allow {
+            return Err(TsmError::PolicyDenied {
+                rules: decision.rules,
+                reasons: decision.reasons,
+            });
+        }
+        let rng = ring::rand::SystemRandom::new();
+        let records = self.key_pair(a, b, Slot::Alternate, "manual", &rng)?;
+        // Roll every TX slot (in band to the peer's RX), then refresh the RX mirrors.
+        for want in ["tx", "rx"] {
+            for r in records.iter().filter(|r| r.dir == want) {
+                let slot_ref = KeySlotRef {
+                    accel: accel(r.accel)?.to_kdrv(),
+                    port: PortId(u16::from(r.port)),
+                    dir: if want == "tx" {
+                        ualink_kdrv::ops::Direction::Tx
+                    } else {
+                        ualink_kdrv::ops::Direction::Rx
+                    },
+                    peer: accel(r.peer)?.to_kdrv(),
+                };
+                let cmd = if want == "tx" {
+                    KeySlotCommand::Roll
+                } else {
+                    KeySlotCommand::Query
+                };
+                let st = self
+                    .driver
+                    .key_slot(&self.ctx, slot_ref, cmd)
+                    .map_err(kdrv_err("key_slot"))?;
+                if st.active.epoch != r.epoch {
+                    return Err(TsmError::Device {
+                        device: device_subject(r.accel),
+                        check: "key-roll",
+                        reason: format!(
+                            "active epoch {} after the roll, want {}",
+                            st.active.epoch, r.epoch
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    /// Invalidates every slot between `a` and `b` through the driver (which revokes every
+    /// attachment between them) and forgets the pair's slot metadata.
+    fn invalidate_pair(&mut self, a: u16, b: u16) -> Result<()> {
+        let slots: Vec<SlotRecord> = self
+            .store
+            .list_json::<SlotRecord>(Table::KeySlots)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .filter(|r| (r.accel == a && r.peer == b) || (r.accel == b && r.peer == a))
+            .collect();
+        for r in slots {
+            let slot_ref = KeySlotRef {
+                accel: accel(r.accel)?.to_kdrv(),
+                port: PortId(u16::from(r.port)),
+                dir: if r.dir == "tx" {
+                    ualink_kdrv::ops::Direction::Tx
+                } else {
+                    ualink_kdrv::ops::Direction::Rx
+                },
+                peer: accel(r.peer)?.to_kdrv(),
+            };
+            self.driver
+                .key_slot(&self.ctx, slot_ref, KeySlotCommand::Invalidate)
+                .map_err(kdrv_err("key_slot"))?;
+            self.store.delete(Table::KeySlots, &r.key())?;
+        }
+        Ok(())
     }
 
     fn next_key_epoch(&self, a: u16, b: u16) -> Result<u32> {
@@ -1280,7 +1443,7 @@ impl Tsm {
             }
         }
         let rng = ring::rand::SystemRandom::new();
-        self.key_pair(a, b, Slot::Active, &rng)
+        self.key_pair(a, b, Slot::Active, "initial", &rng)
     }
 
     /// Whether every slot between `a` and `b` (both directions, every plane) is live and

@@ -285,3 +285,55 @@ fn tdisp_lock_needs_keys_then_report_verifies_and_accept_starts_the_tdi() {
         TdiState::ConfigUnlocked
     );
 }
+
+#[test]
+fn rotation_is_gated_on_fresh_attestation_and_moves_both_ends_to_a_new_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = tsm(2, dir.path());
+    t.bring_up().unwrap();
+    t.tenant_add(1, "tenant-a").unwrap();
+    t.vpod_create(1, &[1, 2]).unwrap();
+    t.window_create(1, 2, 0, 0x1000).unwrap();
+    let before = t.provision_keys(1).unwrap();
+    let (a1, a2) = (AccelId::new(1).unwrap(), AccelId::new(2).unwrap());
+    t.pod().write(a1, a2, 0x10, b"epoch one").unwrap();
+    let after = t.rotate(1, 2).unwrap();
+    assert_eq!(after.len(), before.len());
+    for (old, new) in before.iter().zip(&after) {
+        assert_eq!(new.epoch, 2);
+        assert_ne!(old.fingerprint, new.fingerprint);
+    }
+    // Both ends were re-attested first (epoch 2), and the link still carries data.
+    assert_eq!(t.device(1).unwrap().epoch, 2);
+    assert_eq!(t.device(2).unwrap().epoch, 2);
+    t.pod().write(a1, a2, 0x10, b"epoch two").unwrap();
+    assert_eq!(t.pod().read(a1, a2, 0x10, 9).unwrap(), b"epoch two");
+    // A tampered end fails the fresh attestation: the rotation is refused and the link stops.
+    t.pod()
+        .tamper_measurement(a2, MeasurementKind::Config, Tamper::FlipBit { offset: 0 })
+        .unwrap();
+    let e = t.rotate(1, 2).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            TsmError::Device {
+                check: "re-attestation",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(t.pod().write(a1, a2, 0x10, b"x").is_err());
+    let key = t.identity().public_key().to_vec();
+    t.shutdown().unwrap();
+    let kinds: Vec<_> = records(dir.path(), &key)
+        .into_iter()
+        .filter(|r| r.kind() == DecisionKind::KeyRotation)
+        .map(|r| r.outcome())
+        .collect();
+    // initial (info), manual allow, rotation (info), refused rotation (deny).
+    assert_eq!(
+        kinds,
+        vec![Outcome::Info, Outcome::Allow, Outcome::Info, Outcome::Deny]
+    );
+}
