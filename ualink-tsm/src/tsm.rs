@@ -521,6 +521,24 @@ impl Tsm {
             }
         }
         report.resumed_vpods = self.resume_vpods()?;
+        // Keys are never persisted: a resumed vPod that was keyed gets fresh keys (epochs
+        // continue from the store, so no old epoch is reused).
+        for tenant in report.resumed_vpods.clone() {
+            let keyed = self.vpod(tenant)?.is_some_and(|v| {
+                v.members.iter().enumerate().any(|(i, a)| {
+                    v.members.iter().skip(i + 1).any(|b| {
+                        self.store
+                            .get(Table::Epochs, &pair_key(*a, *b))
+                            .ok()
+                            .flatten()
+                            .is_some()
+                    })
+                })
+            });
+            if keyed {
+                self.provision_keys(tenant)?;
+            }
+        }
         Ok(report)
     }
 
@@ -653,6 +671,24 @@ impl Tsm {
             self.driver
                 .tdi_update(&self.ctx, a, TdiState::ConfigUnlocked, epoch, true)
                 .map_err(kdrv_err("tdi_update"))?;
+            // No keys: every slot this device shares with a peer is invalidated.
+            let peers: std::collections::BTreeSet<u16> = self
+                .store
+                .list_json::<SlotRecord>(Table::KeySlots)?
+                .into_iter()
+                .filter_map(|(_, r)| {
+                    if r.accel == id {
+                        Some(r.peer)
+                    } else if r.peer == id {
+                        Some(r.accel)
+                    } else {
+                        None
+                    }
+                })
+                .collect();
+            for p in peers {
+                self.invalidate_pair(id, p)?;
+            }
         }
         if let Some(d) = self.devices.get_mut(&id) {
             d.view.status = status.clone();

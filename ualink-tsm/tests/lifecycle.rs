@@ -115,6 +115,7 @@ fn restart_from_the_same_state_resumes_tenants_and_vpods_and_the_log_continues()
         t.bring_up().unwrap();
         t.tenant_add(1, "tenant-a").unwrap();
         t.vpod_create(1, &[1, 2]).unwrap();
+        t.provision_keys(1).unwrap();
         key = t.identity().public_key().to_vec();
         t.shutdown().unwrap();
     }
@@ -132,8 +133,24 @@ fn restart_from_the_same_state_resumes_tenants_and_vpods_and_the_log_continues()
     assert_eq!(t.device(1).unwrap().epoch, 2);
     // The accelerator is taken again in the driver.
     assert!(matches!(t.vpod_create(1, &[3]), Err(TsmError::Conflict(_))));
+    // Keys were re-provisioned with a new epoch (never persisted, never reused) and carry data.
+    t.window_create(1, 2, 0, 0x1000).unwrap();
+    let (a1, a2) = (AccelId::new(1).unwrap(), AccelId::new(2).unwrap());
+    t.pod().write(a1, a2, 0x10, b"after restart").unwrap();
+    let planes = t.pod().planes(a1, a2).unwrap();
+    let info = t
+        .pod()
+        .slot_info(ualink_sim::SlotRef {
+            accel: a1,
+            port: planes[0].0,
+            dir: ualink_sim::ualinksec::Direction::Tx,
+            peer: a2,
+        })
+        .unwrap();
+    assert_eq!(info.active.unwrap().0, 2);
     t.shutdown().unwrap();
-    assert_eq!(records(dir.path(), &key).len(), 8);
+    // 4 + 1 key record before the restart, 4 + 1 after; one log, verified end to end.
+    assert_eq!(records(dir.path(), &key).len(), 10);
 }
 
 #[test]
@@ -157,6 +174,29 @@ fn reattestation_bumps_the_epoch_and_a_tamper_found_then_quarantines() {
     assert!(t.device_evidence(2).is_none());
     let (_, epoch) = t.driver().tdi(AccelId::new(2).unwrap().to_kdrv()).unwrap();
     assert_eq!(epoch, 1, "a failed attestation does not advance the epoch");
+}
+
+#[test]
+fn a_quarantined_device_loses_its_link_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = tsm(2, dir.path());
+    t.bring_up().unwrap();
+    t.tenant_add(1, "tenant-a").unwrap();
+    t.vpod_create(1, &[1, 2]).unwrap();
+    t.window_create(1, 2, 0, 0x1000).unwrap();
+    t.provision_keys(1).unwrap();
+    let (a1, a2) = (AccelId::new(1).unwrap(), AccelId::new(2).unwrap());
+    t.pod().write(a1, a2, 0x10, b"ok").unwrap();
+    t.pod()
+        .tamper_measurement(a1, MeasurementKind::Firmware, Tamper::FlipBit { offset: 5 })
+        .unwrap();
+    assert!(matches!(
+        t.reattest(1).unwrap().status,
+        DeviceStatus::Quarantined { .. }
+    ));
+    assert!(t.pod().write(a1, a2, 0x10, b"no").is_err());
+    assert!(t.pod().write(a2, a1, 0x10, b"no").is_err());
+    assert!(!t.link_keys_live(1, 2).unwrap());
 }
 
 #[test]
