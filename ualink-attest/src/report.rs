@@ -70,6 +70,8 @@ pub enum AnomalyKind {
     DecisionMismatch,
     /// A decision cannot be replayed (no input, no policy).
     NotReplayable,
+    /// A recorded policy input contradicts the verified evidence it claims to describe.
+    InputNotEvidence,
     /// Records after the last checkpoint (not covered by a signature); informational.
     Unsealed,
 }
@@ -81,7 +83,8 @@ impl AnomalyKind {
             AnomalyKind::EvidenceFailed => EXIT_EVIDENCE_FAILED,
             AnomalyKind::PolicyMismatch
             | AnomalyKind::DecisionMismatch
-            | AnomalyKind::NotReplayable => EXIT_DECISION_MISMATCH,
+            | AnomalyKind::NotReplayable
+            | AnomalyKind::InputNotEvidence => EXIT_DECISION_MISMATCH,
             AnomalyKind::Unsealed => 0,
         }
     }
@@ -481,6 +484,17 @@ pub fn audit(log: &[u8], inputs: &AuditInputs) -> Report {
                             .iter()
                             .map(|m| format!("{}:{}", m.index, hex::encode(&m.value)))
                             .collect();
+                        if let Some(why) = rec
+                            .policy_input()
+                            .and_then(|i| device_input_mismatch(&v, i))
+                        {
+                            anomaly(
+                                &mut rep,
+                                AnomalyKind::InputNotEvidence,
+                                Some(seq),
+                                format!("device {device_id}: policy input {why}"),
+                            );
+                        }
                         if expected == ExpectedNonce::NotProvided {
                             anomaly(
                                 &mut rep,
@@ -737,6 +751,50 @@ pub fn audit(log: &[u8], inputs: &AuditInputs) -> Report {
     rep.tenants = tenants.into_values().collect();
     rep.shares = shares;
     rep
+}
+
+/// Whether a recorded device-appraisal input says what the verified evidence says: root
+/// fingerprint, SPDM version, every measurement block (index, type byte with bit 7 = raw,
+/// value) in order, and the attestation time. `Some(reason)` on the first difference.
+fn device_input_mismatch(
+    v: &crate::spdm_evidence::VerifiedDeviceEvidence,
+    input: &str,
+) -> Option<String> {
+    let i: serde_json::Value = match serde_json::from_str(input) {
+        Ok(i) => i,
+        Err(e) => return Some(format!("is not JSON: {e}")),
+    };
+    if i["vendor_root_fingerprint"].as_str() != Some(hex::encode(v.root_fingerprint).as_str()) {
+        return Some("names another vendor root than the evidence chain's".into());
+    }
+    let version = match v.version {
+        ualink_spdm::algo::SpdmVersion::V12 => "1.2",
+        ualink_spdm::algo::SpdmVersion::V13 => "1.3",
+    };
+    if i["spdm"]["version"].as_str() != Some(version) {
+        return Some(format!(
+            "claims SPDM {}, evidence is {version}",
+            i["spdm"]["version"]
+        ));
+    }
+    let evidence: Vec<serde_json::Value> = v
+        .measurements
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "index": m.index,
+                "value_type": m.value_type | if m.raw_bit_stream { 0x80 } else { 0 },
+                "value": hex::encode(&m.value),
+            })
+        })
+        .collect();
+    if i["measurements"].as_array() != Some(&evidence) {
+        return Some("lists other measurements than the signed MEASUREMENTS".into());
+    }
+    if i["attested_at"].as_i64() != Some(v.taken_at.secs()) {
+        return Some("claims another attestation time than the evidence".into());
+    }
+    None
 }
 
 fn decision_text(r: &AuditRecord) -> String {
@@ -1127,7 +1185,7 @@ impl Report {
             self.replay.identical
         ));
         o.push_str(&self.svg());
-        for (title, table) in self.tables(false) {
+        for (title, table) in self.tables(true) {
             o.push_str(&format!("<h2>{}</h2>\n<table>", esc(&title)));
             for (i, row) in table.iter().enumerate() {
                 let tag = if i == 0 { "th" } else { "td" };

@@ -58,6 +58,8 @@ enum Variant {
     FlippedDecision,
     /// The CVM's report has a flipped signature byte.
     CorruptEvidence,
+    /// A device decision was made on measurements the evidence does not contain.
+    InputNotEvidence,
 }
 
 struct Pod {
@@ -206,19 +208,20 @@ fn build(variant: Variant) -> Pod {
     std::fs::create_dir_all(pod.state()).unwrap();
     let sim = SimPlatform::load_or_create(&pod.dir.0.join("sim")).unwrap();
     std::fs::write(pod.device_root(), identity(AsymAlg::EcdsaP384).ca_der()).unwrap();
-    let bundle_policy = policy_bundle();
-    bundle_policy.write_to(pod.state().join("policy")).unwrap();
-    let engine = PolicyEngine::new(&bundle_policy);
 
     let (signer, _pkcs8) = CheckpointSigner::generate().unwrap();
     let (tsm_key, _k) = TsmSigningKey::generate().unwrap();
     let (dev, att) = bundle(AsymAlg::EcdsaP384, SpdmVersion::V13);
     let device_bundle = dev.encode().unwrap();
     let nonce = att.measurements.unwrap().requester_nonce;
-    // Sanity: the evidence is genuine.
-    DeviceEvidenceVerifier::new(anchors(AsymAlg::EcdsaP384))
+    let verified = DeviceEvidenceVerifier::new(anchors(AsymAlg::EcdsaP384))
         .verify(&device_bundle, &ExpectedNonce::Expected(nonce), NOW)
         .unwrap();
+    let bundle_policy = policy_bundle()
+        .with_data(device_overlay(&verified))
+        .unwrap();
+    bundle_policy.write_to(pod.state().join("policy")).unwrap();
+    let engine = PolicyEngine::new(&bundle_policy);
     let snp = |rd: [u8; 64]| TsmEvidenceBytes {
         report: Bytes(sim.report(&rd).unwrap()),
         leaf: Bytes(sim.certs().leaf),
@@ -274,8 +277,10 @@ fn build(variant: Variant) -> Pod {
     );
     for a in [1u16, 2, 9, 10] {
         t += 1;
-        let mut i = input("device", t);
-        i["device_id"] = json!(format!("accel-{a:04}"));
+        let mut i = device_input(&verified, &format!("accel-{a:04}"), t);
+        if variant == Variant::InputNotEvidence && a == 2 {
+            i["measurements"][0]["value"] = json!("00".repeat(48));
+        }
         push(
             &mut w,
             decided(
@@ -630,6 +635,17 @@ fn policy_digest_mismatch_is_flagged() {
 }
 
 #[test]
+fn decision_on_inputs_the_evidence_does_not_support_is_flagged() {
+    let pod = build(Variant::InputNotEvidence);
+    let (code, out) = pod.report("text", &[]);
+    assert_eq!(code, 22, "{out}");
+    assert!(
+        out.contains("device accel-0002: policy input lists other measurements"),
+        "{out}"
+    );
+}
+
+#[test]
 fn corrupted_evidence_exits_evidence_failed() {
     let pod = build(Variant::CorruptEvidence);
     let (code, out) = pod.report("text", &[]);
@@ -813,6 +829,9 @@ fn html_report_renders_in_headless_chromium_with_one_node_per_accelerator() {
         .arg(&url)
         .output()
         .unwrap();
+    if let Some(keep) = std::env::var_os("UALINK_KEEP_SCREENSHOT") {
+        let _ = std::fs::copy(&png, keep);
+    }
     assert!(
         png.exists(),
         "no screenshot: {}",
@@ -843,4 +862,53 @@ fn html_report_renders_in_headless_chromium_with_one_node_per_accelerator() {
         assert!(dom.contains(&format!("id=\"accel-{a}\"")), "accel-{a}");
     }
     assert_eq!(dom.matches("class=\"share cross-tenant\"").count(), 1);
+}
+
+/// The device-appraisal input the TSM builds from verified evidence.
+fn device_input(
+    v: &ualink_attest::spdm_evidence::VerifiedDeviceEvidence,
+    device_id: &str,
+    now: i64,
+) -> Value {
+    let mut i = input("device", now);
+    i["device_id"] = json!(device_id);
+    i["model"] = json!("SoftDevice");
+    i["vendor_root_fingerprint"] = json!(hex::encode(v.root_fingerprint));
+    i["spdm"]["version"] = json!("1.3");
+    i["attested_at"] = json!(v.taken_at.secs());
+    i["measurements"] = json!(v
+        .measurements
+        .iter()
+        .map(|m| json!({
+            "index": m.index,
+            "value_type": m.value_type | if m.raw_bit_stream { 0x80 } else { 0 },
+            "value": hex::encode(&m.value),
+        }))
+        .collect::<Vec<_>>());
+    i
+}
+
+/// Data trusting the test device root and holding the test device's reference values.
+fn device_overlay(v: &ualink_attest::spdm_evidence::VerifiedDeviceEvidence) -> Value {
+    let measurements: Vec<Value> = v
+        .measurements
+        .iter()
+        .map(|m| {
+            if m.raw_bit_stream {
+                json!({"mkey": m.index, "mval": {"version": {"version": "1.0.0"},
+                       "raw-value": hex::encode(&m.value)}})
+            } else {
+                json!({"mkey": m.index, "mval": {"version": {"version": "1.0.0"},
+                       "digests": [{"alg": "sha-384", "value": hex::encode(&m.value)}]}})
+            }
+        })
+        .collect();
+    json!({"ualink_data": {
+        "device": {"trusted_vendor_roots": [
+            {"vendor": "Acme", "sha384": hex::encode(v.root_fingerprint)}]},
+        "reference_values": {"tags": [{"comid": {"tag-identity": {"id": "soft-device"},
+            "triples": {"reference-triples": [{
+                "environment": {"class": {"vendor": "Acme", "model": "SoftDevice"}},
+                "measurements": measurements}]}}}]}
+    }})
 }
