@@ -636,7 +636,25 @@ pub fn audit(log: &[u8], inputs: &AuditInputs) -> Report {
             AuditEvent::TdiReportIssued { tdi_id, bundle } => {
                 let status = match tdi_verifier.verify(&bundle.0, &ExpectedNonce::NotProvided, now)
                 {
-                    Ok(v) => format!("report issued ({:?}, verified)", v.content.state),
+                    Ok(v) => {
+                        let bound = tdis.get(tdi_id).is_some_and(|r| {
+                            r.tenant_id == v.content.tenant_id
+                                && r.accelerator_id == v.content.accelerator_id
+                        });
+                        if !bound {
+                            anomaly(
+                                &mut rep,
+                                AnomalyKind::EvidenceFailed,
+                                Some(seq),
+                                format!(
+                                    "TDI {tdi_id} report bundle is signed for tenant {} \
+                                     accelerator {}, not the TDI's (or the TDI was never locked)",
+                                    v.content.tenant_id, v.content.accelerator_id
+                                ),
+                            );
+                        }
+                        format!("report issued ({:?}, verified)", v.content.state)
+                    }
                     Err(e) => {
                         anomaly(
                             &mut rep,

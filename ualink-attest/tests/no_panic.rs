@@ -84,6 +84,53 @@ proptest! {
     fn record_decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
         let _ = AuditRecord::from_cbor(&bytes);
     }
+
+    /// Records with events: byte edits never panic the decoder, and whatever decodes
+    /// re-encodes to bytes that decode to the same record.
+    #[test]
+    fn mutated_event_records_never_panic_and_decode_canonically(
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+        resize in proptest::option::of(0usize..400),
+    ) {
+        use ualink_attest::audit::event::{AuditEvent, Bytes, LinkEnd, ShareParty};
+        use ualink_attest::audit::{DecisionKind, Digest384, Outcome};
+        let t = ualink_attest::UnixTime::from_secs(1_800_000_000);
+        let party = |x: &str| ShareParty { tenant_id: x.into(), os_instance: "vm".into(), accelerator_id: 3 };
+        let base = AuditRecord::new(t, DecisionKind::Share, "grant-1", Outcome::Allow)
+            .unwrap()
+            .with_policy(Digest384::of(b"bundle"))
+            .with_event(AuditEvent::ShareAllowed {
+                grant_id: "grant-1".into(),
+                exporter: party("a"),
+                importer: party("b"),
+                rights: vec!["read".into()],
+            })
+            .to_cbor()
+            .unwrap();
+        let other = AuditRecord::new(t, DecisionKind::KeyRotation, "l", Outcome::Info)
+            .unwrap()
+            .with_event(AuditEvent::KeysRotated {
+                tx: LinkEnd { accelerator_id: 1, port: 0 },
+                rx: LinkEnd { accelerator_id: 2, port: 0 },
+                previous_epoch: 1,
+                epoch: 2,
+                key_fingerprint: Digest384::of(b"k"),
+            })
+            .with_event(AuditEvent::DeviceQuarantined {
+                device_id: "d".into(),
+                accelerator_id: 1,
+                cause: "c".into(),
+                evidence: Some(Bytes(vec![1, 2, 3])),
+            })
+            .to_cbor()
+            .unwrap();
+        for b in [&base, &other] {
+            let m = mutate(b, &edits, resize);
+            if let Ok(r) = AuditRecord::from_cbor(&m) {
+                prop_assert_eq!(AuditRecord::from_cbor(&r.to_cbor().unwrap()).unwrap(), r);
+            }
+        }
+    }
 }
 
 #[test]

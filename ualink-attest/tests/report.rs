@@ -704,6 +704,18 @@ fn verify_detects_and_checks_both_bundle_types() {
     ]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("spdm-device-evidence"), "{out}");
+    // --nonce binds freshness: the wrong nonce is a binding mismatch (14).
+    let (code, out) = run(&[
+        "verify",
+        dfile.to_str().unwrap(),
+        "--trust",
+        pod.device_root().to_str().unwrap(),
+        "--now",
+        now,
+        "--nonce",
+        &"11".repeat(32),
+    ]);
+    assert_eq!(code, 14, "{out}");
     let (code, out) = run(&[
         "verify",
         tfile.to_str().unwrap(),
