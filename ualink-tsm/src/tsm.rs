@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
+use ualink_attest::audit::event::{AuditEvent, Bytes, ShareParty, TsmEvidenceBytes};
 use ualink_attest::audit::{AuditRecord, DecisionKind, Digest384, Outcome};
 use ualink_attest::spdm_evidence::DeviceEvidenceBundle;
 use ualink_attest::tdi_report::{TdiReportBundle, TdiReportContent};
@@ -435,6 +436,29 @@ impl Tsm {
             .or_else(|| std::thread::available_parallelism().ok())
             .map_or(1, NonZeroUsize::get);
         let grants = identity.grant_signer()?;
+        let mut audit = audit;
+        if audit.size() == 0 {
+            // The log opens with the TSM's identity, so an auditor can bind every checkpoint
+            // key to the TSM's TEE evidence from the log alone.
+            let ualink_attest::tdi_report::TsmEvidence::SnpReport { report, certs } =
+                identity.evidence();
+            let rec = AuditRecord::new(
+                UnixTime::now(),
+                DecisionKind::Lifecycle,
+                "tsm",
+                Outcome::Info,
+            )
+            .map_err(audit_build)?
+            .with_event(AuditEvent::TsmIdentity {
+                public_key: Bytes(identity.public_key().to_vec()),
+                evidence: TsmEvidenceBytes {
+                    report: Bytes(report.clone()),
+                    leaf: Bytes(certs.leaf.clone()),
+                    intermediates: certs.intermediates.iter().cloned().map(Bytes).collect(),
+                },
+            });
+            audit.record(&rec)?;
+        }
         Ok(Self {
             grants,
             grant_ttl_ns: config.grant_ttl_ns,
@@ -597,9 +621,16 @@ impl Tsm {
                 .and_then(|r| r.with_reason(&truncate(reason)))
                 .map_err(audit_build)
         };
+        let q_event = |cause: &str, evidence: Option<Vec<u8>>| AuditEvent::DeviceQuarantined {
+            device_id: subject.clone(),
+            accelerator_id: id,
+            cause: truncate(cause),
+            evidence: evidence.map(Bytes),
+        };
         let (status, record, evidence, session) = match outcome {
             Err((check, reason)) => {
-                let rec = deny(check, &reason)?;
+                let rec =
+                    deny(check, &reason)?.with_event(q_event(&format!("{check}: {reason}"), None));
                 (quarantined(check, reason), rec, None, None)
             }
             Ok(done) => {
@@ -607,12 +638,8 @@ impl Tsm {
                 match DeviceEvidenceBundle::from_attestation(&att, now).and_then(|b| b.encode()) {
                     Err(e) => {
                         let reason = format!("device evidence bundle: {e}");
-                        (
-                            quarantined("evidence", reason.clone()),
-                            deny("evidence", &reason)?,
-                            None,
-                            None,
-                        )
+                        let rec = deny("evidence", &reason)?.with_event(q_event(&reason, None));
+                        (quarantined("evidence", reason), rec, None, None)
                     }
                     Ok(bundle) => {
                         let (decision, input_json) = self.appraise(&view, &att, now)?;
@@ -630,17 +657,32 @@ impl Tsm {
                                         Digest384::of(input_json.as_bytes()),
                                     )
                                 })
+                                .and_then(|r| {
+                                    r.with_policy_input(
+                                        ualink_policy::DecisionKind::DeviceAppraisal,
+                                        &input_json,
+                                    )
+                                })
                                 .map_err(audit_build)?;
                         let rec = with_decision(rec, &decision, &self.policy_digest)?;
                         if decision.allow {
+                            let nonce = att
+                                .measurements
+                                .as_ref()
+                                .map(|m| m.requester_nonce.to_vec())
+                                .unwrap_or_default();
+                            let rec = rec.with_event(AuditEvent::DeviceAttested {
+                                device_id: subject.clone(),
+                                accelerator_id: id,
+                                epoch: view.epoch.saturating_add(1),
+                                nonce: Bytes(nonce),
+                                evidence: Bytes(bundle.clone()),
+                            });
                             (DeviceStatus::Attested, rec, Some(bundle), Some(req))
                         } else {
-                            (
-                                quarantined("policy", decision.reasons.join("; ")),
-                                rec,
-                                None,
-                                None,
-                            )
+                            let reason = decision.reasons.join("; ");
+                            let rec = rec.with_event(q_event(&reason, Some(bundle)));
+                            (quarantined("policy", reason), rec, None, None)
                         }
                     }
                 }
@@ -1149,6 +1191,7 @@ impl Tsm {
         };
         let rec = AuditRecord::new(now, DecisionKind::KeyRotation, &subject, outcome)
             .and_then(|r| r.with_input("policy-input", Digest384::of(json.as_bytes())))
+            .and_then(|r| r.with_policy_input(ualink_policy::DecisionKind::KeyRotation, &json))
             .map_err(audit_build)?;
         let rec = with_decision(rec, &decision, &self.policy_digest)?;
         self.audit.record(&rec)?;
@@ -1591,9 +1634,36 @@ impl Tsm {
         let mut rec = AuditRecord::new(now, DecisionKind::Share, &subject, outcome)
             .and_then(|r| r.with_input("policy-input", Digest384::of(json.as_bytes())))
             .and_then(|r| r.with_input("buffer-handle", Digest384::of(&req.buffer.0)))
+            .and_then(|r| r.with_policy_input(ualink_policy::DecisionKind::Share, &json))
             .map_err(audit_build)?;
+        let party = |t: &TenantRecord, os: u32, a: u16| ShareParty {
+            tenant_id: t.name.clone(),
+            os_instance: os.to_string(),
+            accelerator_id: a,
+        };
+        let exporter_party = party(&exp_t, req.exporter_os, req.exporter_accel);
+        let importer_party = party(&imp_t, req.importer_os, req.importer_accel);
+        let right_names: Vec<String> = input
+            .rights
+            .iter()
+            .map(|r| {
+                match r {
+                    Right::Read => "read",
+                    Right::Write => "write",
+                    Right::Atomic => "atomic",
+                }
+                .to_string()
+            })
+            .collect();
         if !decision.allow {
-            rec = with_decision(rec, &decision, &self.policy_digest)?;
+            rec = with_decision(rec, &decision, &self.policy_digest)?.with_event(
+                AuditEvent::ShareDenied {
+                    grant_id: String::new(),
+                    exporter: exporter_party,
+                    importer: importer_party,
+                    rights: right_names,
+                },
+            );
             self.audit.record(&rec)?;
             return Err(TsmError::PolicyDenied {
                 rules: decision.rules,
@@ -1630,7 +1700,14 @@ impl Tsm {
         rec = rec
             .with_input("grant", Digest384::of(&grant))
             .map_err(audit_build)?;
-        rec = with_decision(rec, &decision, &self.policy_digest)?;
+        rec = with_decision(rec, &decision, &self.policy_digest)?.with_event(
+            AuditEvent::ShareAllowed {
+                grant_id: hex::encode(spec.grant_id),
+                exporter: exporter_party,
+                importer: importer_party,
+                rights: right_names,
+            },
+        );
         self.audit.record(&rec)?;
         let record = GrantRecord {
             exporter_tenant: req.exporter_tenant,

@@ -29,12 +29,31 @@ fn bring_up_attests_all_eight_devices_and_audits_each() {
     let key = t.identity().public_key().to_vec();
     t.shutdown().unwrap();
     let recs = records(dir.path(), &key);
-    assert_eq!(recs.len(), 8);
-    for r in &recs {
+    assert_eq!(recs.len(), 9);
+    // The log opens with the TSM's identity, bound by its evidence.
+    assert_eq!(recs[0].kind(), DecisionKind::Lifecycle);
+    assert!(matches!(
+        recs[0].event(),
+        Some(ualink_attest::audit::event::AuditEvent::TsmIdentity { .. })
+    ));
+    for r in &recs[1..] {
         assert_eq!(r.kind(), DecisionKind::DeviceAppraisal);
         assert_eq!(r.outcome(), Outcome::Allow);
         assert!(r.policy().is_some());
         assert!(r.inputs().iter().any(|i| i.name == "spdm-evidence"));
+        // Replayable: the recorded input under the recorded policy gives the same decision.
+        let input: serde_json::Value = serde_json::from_str(r.policy_input().unwrap()).unwrap();
+        let bundle = ualink_policy::PolicyBundle::load(
+            dir.path()
+                .join("policy")
+                .join(hex::encode(r.policy().unwrap().as_bytes())),
+        )
+        .unwrap();
+        let d = ualink_policy::PolicyEngine::new(&bundle)
+            .evaluate(ualink_policy::DecisionKind::DeviceAppraisal, &input)
+            .unwrap();
+        assert!(d.allow);
+        assert_eq!(d.rules, r.rules());
     }
 }
 
@@ -149,8 +168,8 @@ fn restart_from_the_same_state_resumes_tenants_and_vpods_and_the_log_continues()
         .unwrap();
     assert_eq!(info.active.unwrap().0, 2);
     t.shutdown().unwrap();
-    // 4 + 1 key record before the restart, 4 + 1 after; one log, verified end to end.
-    assert_eq!(records(dir.path(), &key).len(), 10);
+    // Identity, 4 + 1 key record before the restart, 4 + 1 after; one log, verified end to end.
+    assert_eq!(records(dir.path(), &key).len(), 11);
 }
 
 #[test]
