@@ -696,14 +696,27 @@ pub fn audit(log: &[u8], inputs: &AuditInputs) -> Report {
                     &ExpectedReportData::NotProvided,
                     now,
                 ) {
-                    Ok(v) => format!(
-                        "{} measurement {}",
-                        match outcome {
-                            Outcome::Allow => "accepted",
-                            _ => "denied",
-                        },
-                        short(&hex::encode(v.report.measurement))
-                    ),
+                    Ok(v) => {
+                        if let Some(why) = rec
+                            .policy_input()
+                            .and_then(|i| cvm_input_mismatch(&v, tenant_id, i))
+                        {
+                            anomaly(
+                                &mut rep,
+                                AnomalyKind::InputNotEvidence,
+                                Some(seq),
+                                format!("CVM {cvm_id}: policy input {why}"),
+                            );
+                        }
+                        format!(
+                            "{} measurement {}",
+                            match outcome {
+                                Outcome::Allow => "accepted",
+                                _ => "denied",
+                            },
+                            short(&hex::encode(v.report.measurement))
+                        )
+                    }
                     Err(e) => {
                         anomaly(
                             &mut rep,
@@ -811,6 +824,36 @@ fn device_input_mismatch(
     }
     if i["attested_at"].as_i64() != Some(v.taken_at.secs()) {
         return Some("claims another attestation time than the evidence".into());
+    }
+    None
+}
+
+/// Whether a recorded CVM-appraisal input says what the verified report says: tenant,
+/// measurement and root kind (AMD built-in or explicit). `Some(reason)` on a difference.
+fn cvm_input_mismatch(
+    v: &crate::snp::VerifiedSnpReport,
+    tenant_id: &str,
+    input: &str,
+) -> Option<String> {
+    let i: serde_json::Value = match serde_json::from_str(input) {
+        Ok(i) => i,
+        Err(e) => return Some(format!("is not JSON: {e}")),
+    };
+    if i["tenant_id"].as_str() != Some(tenant_id) {
+        return Some("names another tenant".into());
+    }
+    if i["measurement"].as_str() != Some(hex::encode(v.report.measurement).as_str()) {
+        return Some("claims another launch measurement than the report".into());
+    }
+    let root = match v.root {
+        crate::pki::AnchorOrigin::AmdBuiltin(_) => "amd",
+        crate::pki::AnchorOrigin::Explicit => "explicit",
+    };
+    if i["root"].as_str() != Some(root) {
+        return Some(format!(
+            "claims root {}, the report verified to {root}",
+            i["root"]
+        ));
     }
     None
 }

@@ -399,7 +399,7 @@ fn build(variant: Variant) -> Pod {
     }
     push(
         &mut w,
-        decided(&engine, t, CvmAppraisal, "vm-1", &input("cvm", t), false).with_event(
+        decided(&engine, t, CvmAppraisal, "vm-1", &cvm_input(t), false).with_event(
             AuditEvent::CvmAttested {
                 cvm_id: "vm-1".into(),
                 tenant_id: "tenant-a".into(),
@@ -900,7 +900,8 @@ fn device_input(
     i
 }
 
-/// Data trusting the test device root and holding the test device's reference values.
+/// Data trusting the test device root and holding the test device's reference values, and
+/// accepting the sim CVM's launch measurement for tenant-a.
 fn device_overlay(v: &ualink_attest::spdm_evidence::VerifiedDeviceEvidence) -> Value {
     let measurements: Vec<Value> = v
         .measurements
@@ -918,9 +919,21 @@ fn device_overlay(v: &ualink_attest::spdm_evidence::VerifiedDeviceEvidence) -> V
     json!({"ualink_data": {
         "device": {"trusted_vendor_roots": [
             {"vendor": "Acme", "sha384": hex::encode(v.root_fingerprint)}]},
+        "allow_sim_tee": true,
+        "tenants": {"tenant-a": {"cvm": {"measurements": {
+            "sim": [hex::encode(ualink_attest::sim::default_measurement())]}}}},
         "reference_values": {"tags": [{"comid": {"tag-identity": {"id": "soft-device"},
             "triples": {"reference-triples": [{
                 "environment": {"class": {"vendor": "Acme", "model": "SoftDevice"}},
                 "measurements": measurements}]}}}]}
     }})
+}
+
+/// The CVM-appraisal input for the sim CVM report (default sim launch measurement).
+fn cvm_input(now: i64) -> Value {
+    let mut i = input("cvm", now);
+    i["tee"] = json!("sim");
+    i["root"] = json!("explicit");
+    i["measurement"] = json!(hex::encode(ualink_attest::sim::default_measurement()));
+    i
 }
