@@ -292,6 +292,15 @@ fn accel(id: u16) -> Result<AccelId> {
     AccelId::new(id).map_err(|e| TsmError::InvalidRequest(format!("accelerator {id}: {e}")))
 }
 
+/// The audit id of a device's TDI.
+pub fn tdi_id(id: u16) -> String {
+    format!(
+        "{}/tdi-{:04x}",
+        device_subject(id),
+        ualink_sim::device::SIM_TDI
+    )
+}
+
 /// The audit subject of a device.
 pub fn device_subject(id: u16) -> String {
     format!("accel-{id:04}")
@@ -352,19 +361,21 @@ impl Tsm {
         audit: AuditLog,
     ) -> Result<Self> {
         let dir = config.state_dir;
-        // Each bundle decisions were made under is kept, by digest, so the auditor can replay
-        // every record (`STATE/policy/<sha384 hex>/`).
-        let policy_dir = dir.join(POLICY_DIR).join(config.policy.digest_hex());
+        // `STATE/policy/` holds the bundle decisions are made under (what `ualink-attest
+        // report --state` replays with); a replaced bundle moves to
+        // `STATE/policy-archive/<sha384 hex>/` so earlier decisions stay replayable.
+        let policy_dir = dir.join(POLICY_DIR);
         if policy_dir.exists() {
             let kept = PolicyBundle::load(&policy_dir)
                 .map_err(|e| TsmError::Policy(format!("kept bundle: {e}")))?;
             if kept.digest() != config.policy.digest() {
-                return Err(TsmError::Policy(format!(
-                    "{} does not hold the bundle its name says",
-                    policy_dir.display()
-                )));
+                let archive = dir.join("policy-archive");
+                std::fs::create_dir_all(&archive).map_err(io_err("archiving the policy"))?;
+                std::fs::rename(&policy_dir, archive.join(kept.digest_hex()))
+                    .map_err(io_err("archiving the policy"))?;
             }
-        } else {
+        }
+        if !policy_dir.exists() {
             config
                 .policy
                 .write_to(&policy_dir)
@@ -1439,15 +1450,22 @@ impl Tsm {
                 })?;
             (s.tdi.start_interface(&s.nonce), s.report.clone())
         };
+        // The acceptance decision is the tenant agent's (under the tenant's policy); the TSM
+        // records that it was told and STARTs.
         let rec = AuditRecord::new(
             UnixTime::now(),
             DecisionKind::TdiAcceptance,
             &device_subject(id),
-            Outcome::Allow,
+            Outcome::Info,
         )
         .and_then(|r| r.with_input("tdi-report", Digest384::of(&report)))
         .and_then(|r| r.with_reason(&format!("accepted by tenant {tenant}; START")))
-        .map_err(audit_build)?;
+        .map_err(audit_build)?
+        .with_event(AuditEvent::TdiAccepted {
+            tdi_id: tdi_id(id),
+            tenant_id: self.tenant(tenant)?.name,
+            cvm_id: "unknown".into(),
+        });
         self.audit.record(&rec)?;
         let rsp = self.tdisp(id, msg)?;
         if let Some(s) = self.devices.get(&id).and_then(|d| d.tdi.as_ref()) {

@@ -43,12 +43,8 @@ fn bring_up_attests_all_eight_devices_and_audits_each() {
         assert!(r.inputs().iter().any(|i| i.name == "spdm-evidence"));
         // Replayable: the recorded input under the recorded policy gives the same decision.
         let input: serde_json::Value = serde_json::from_str(r.policy_input().unwrap()).unwrap();
-        let bundle = ualink_policy::PolicyBundle::load(
-            dir.path()
-                .join("policy")
-                .join(hex::encode(r.policy().unwrap().as_bytes())),
-        )
-        .unwrap();
+        let bundle = ualink_policy::PolicyBundle::load(dir.path().join("policy")).unwrap();
+        assert_eq!(&bundle.digest(), r.policy().unwrap().as_bytes());
         let d = ualink_policy::PolicyEngine::new(&bundle)
             .evaluate(ualink_policy::DecisionKind::DeviceAppraisal, &input)
             .unwrap();

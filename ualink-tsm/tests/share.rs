@@ -176,3 +176,31 @@ fn a_tamper_found_at_reattestation_quarantines_and_revokes_the_share() {
     let e = t.share(&request(handle, vec![Right::Read])).unwrap_err();
     assert!(matches!(e, TsmError::PolicyDenied { .. }), "{e}");
 }
+
+#[test]
+fn the_auditor_report_over_the_state_directory_verifies_and_replays() {
+    use ualink_attest::report::{audit, AuditInputs};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut t, handle) = setup(dir.path());
+    t.share(&request(handle, vec![Right::Read, Right::Write]))
+        .unwrap_err();
+    t.share(&request(handle, vec![Right::Read])).unwrap();
+    t.rotate(1, 2).unwrap();
+    let mut device_anchors = ualink_spdm::cert_chain::TrustAnchors::new();
+    for (_, der) in t.pod().vendor_roots() {
+        device_anchors.add_der(&der).unwrap();
+    }
+    t.shutdown().unwrap();
+    let platform =
+        ualink_attest::sim::SimPlatform::load_or_create(&dir.path().join("sim-platform")).unwrap();
+    let inputs = AuditInputs {
+        key_file: None,
+        policy: Some(ualink_policy::PolicyBundle::load(dir.path().join("policy")).unwrap()),
+        tee_anchors: platform.trust_anchors().unwrap(),
+        device_anchors,
+        trusted_checkpoints: Vec::new(),
+    };
+    let log = std::fs::read(dir.path().join("audit.log")).unwrap();
+    let report = audit(&log, &inputs);
+    assert_eq!(report.exit_code(), 0, "{}", report.to_text());
+}
