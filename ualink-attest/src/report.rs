@@ -72,6 +72,9 @@ pub enum AnomalyKind {
     NotReplayable,
     /// A recorded policy input contradicts the verified evidence it claims to describe.
     InputNotEvidence,
+    /// A record's kind is not the one its event goes with (`AuditEvent::record_kind`), or a
+    /// share event contradicts the record's outcome.
+    RecordKindMismatch,
     /// Records after the last checkpoint (not covered by a signature); informational.
     Unsealed,
 }
@@ -84,7 +87,8 @@ impl AnomalyKind {
             AnomalyKind::PolicyMismatch
             | AnomalyKind::DecisionMismatch
             | AnomalyKind::NotReplayable
-            | AnomalyKind::InputNotEvidence => EXIT_DECISION_MISMATCH,
+            | AnomalyKind::InputNotEvidence
+            | AnomalyKind::RecordKindMismatch => EXIT_DECISION_MISMATCH,
             AnomalyKind::Unsealed => 0,
         }
     }
@@ -432,6 +436,29 @@ pub fn audit(log: &[u8], inputs: &AuditInputs) -> Report {
         let now = UnixTime::from_secs(rec.time());
         let Some(ev) = rec.event() else { continue };
         let outcome = rec.outcome();
+        let share_contradicts = matches!(
+            (ev, outcome),
+            (
+                AuditEvent::ShareAllowed { .. },
+                Outcome::Deny | Outcome::Info
+            ) | (
+                AuditEvent::ShareDenied { .. },
+                Outcome::Allow | Outcome::Info
+            )
+        );
+        if ev.record_kind() != rec.kind() || share_contradicts {
+            anomaly(
+                &mut rep,
+                AnomalyKind::RecordKindMismatch,
+                Some(seq),
+                format!(
+                    "{} event in a {} record with outcome {}",
+                    ev.name(),
+                    rec.kind().name(),
+                    outcome.name()
+                ),
+            );
+        }
         match ev {
             AuditEvent::TsmIdentity { .. } => {}
             AuditEvent::PodDiscovered {

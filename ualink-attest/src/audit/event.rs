@@ -32,7 +32,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::record::Digest384;
+use super::record::{DecisionKind, Digest384};
 
 /// Bytes embedded in a record as a CBOR byte string (evidence as received, public keys).
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -327,6 +327,34 @@ pub enum AuditEvent {
 }
 
 impl AuditEvent {
+    /// The record `kind` this event goes with (the table in the module documentation). The
+    /// auditor flags a record whose kind differs.
+    pub fn record_kind(&self) -> DecisionKind {
+        match self {
+            AuditEvent::DeviceAttested { .. } | AuditEvent::DeviceQuarantined { .. } => {
+                DecisionKind::DeviceAppraisal
+            }
+            AuditEvent::KeysProgrammed { .. } | AuditEvent::KeysRotated { .. } => {
+                DecisionKind::KeyRotation
+            }
+            AuditEvent::TdiAccepted { .. } => DecisionKind::TdiAcceptance,
+            AuditEvent::CvmAttested { .. } => DecisionKind::CvmAppraisal,
+            AuditEvent::ShareAllowed { .. } | AuditEvent::ShareDenied { .. } => DecisionKind::Share,
+            AuditEvent::AttachmentRevoked { .. } => DecisionKind::Revocation,
+            AuditEvent::TsmIdentity { .. }
+            | AuditEvent::PodDiscovered { .. }
+            | AuditEvent::TenantAdded { .. }
+            | AuditEvent::VpodFormed { .. }
+            | AuditEvent::WindowCarved { .. }
+            | AuditEvent::TdiLocked { .. }
+            | AuditEvent::TdiReportIssued { .. }
+            | AuditEvent::TdiStarted { .. }
+            | AuditEvent::TdiStopped { .. }
+            | AuditEvent::TdiError { .. }
+            | AuditEvent::TenantOffboarded { .. } => DecisionKind::Lifecycle,
+        }
+    }
+
     /// The `type` name.
     pub fn name(&self) -> &'static str {
         match self {
