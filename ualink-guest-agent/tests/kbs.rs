@@ -558,6 +558,12 @@ async fn sessions_are_typestate_and_reusable_for_several_resources() {
     assert_eq!(STANDARD.decode(ch.nonce()).unwrap().len(), 32);
     let s = ch.attest(&p.sim).await.unwrap();
     assert_eq!(s.token(), "test-token");
+    // Debug output shows neither bearer secret.
+    let dbg = format!("{s:?}");
+    assert!(!dbg.contains("test-token"), "{dbg}");
+    for id in p.kbs.sessions.lock().unwrap().keys() {
+        assert!(!dbg.contains(id.as_str()), "{dbg}");
+    }
     assert_eq!(&s.report_data()[48..], &[0u8; 16]);
     for _ in 0..2 {
         assert_eq!(

@@ -76,7 +76,7 @@ impl Evidence {
     /// The `primary_evidence` JSON for the KBS `attest` request.
     ///
     /// - SNP and sim: `{"attestation_report": "<base64 of the 1184 bytes as produced>",
-    ///   "cert_chain": [{"cert_type": "vcek"|"vlek"|"ask", "data": "<base64 DER>"}, ...]}`
+    ///   "cert_chain": [{"cert_type": "vcek"|"vlek"|"ask"|"asvk", "data": "<base64 DER>"}, ...]}`
     ///   (our format: raw bytes, so the verifier checks the signature over what the firmware
     ///   signed; `cert_chain` is `null` without certificates).
     /// - TDX: `{"quote": "<base64>", "cc_eventlog": null}` (Trustee's `TdxEvidence`).
@@ -85,19 +85,19 @@ impl Evidence {
         match self.tee {
             TeeKind::Snp | TeeKind::Sim => {
                 let chain = self.certs.as_ref().map(|c| {
-                    let leaf_type = if ualink_attest::snp::SnpReport::parse(&self.raw)
+                    let (leaf_type, inter_type) = if ualink_attest::snp::SnpReport::parse(&self.raw)
                         .map(|r| r.signing_key == ualink_attest::snp::SigningKey::Vlek)
                         .unwrap_or(false)
                     {
-                        "vlek"
+                        ("vlek", "asvk")
                     } else {
-                        "vcek"
+                        ("vcek", "ask")
                     };
                     let mut v = vec![serde_json::json!({
                         "cert_type": leaf_type, "data": STANDARD.encode(&c.leaf)})];
-                    v.extend(c.intermediates.iter().map(
-                        |i| serde_json::json!({"cert_type": "ask", "data": STANDARD.encode(i)}),
-                    ));
+                    v.extend(c.intermediates.iter().map(|i| {
+                        serde_json::json!({"cert_type": inter_type, "data": STANDARD.encode(i)})
+                    }));
                     v
                 });
                 Ok(serde_json::json!({

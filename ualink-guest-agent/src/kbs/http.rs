@@ -50,8 +50,7 @@ impl std::fmt::Debug for HttpClient {
     }
 }
 
-/// A successful (2xx) response.
-#[derive(Debug)]
+/// A successful (2xx) response. `Debug` names the cookies but not their values.
 pub struct Response {
     /// The status.
     pub status: u16,
@@ -59,6 +58,17 @@ pub struct Response {
     pub cookies: Vec<(String, Zeroizing<String>)>,
     /// The body.
     pub body: Bytes,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.cookies.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("cookies", &names)
+            .field("body_len", &self.body.len())
+            .finish()
+    }
 }
 
 impl Response {

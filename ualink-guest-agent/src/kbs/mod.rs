@@ -113,7 +113,6 @@ pub struct KbsClient {
 }
 
 /// A session that received a challenge: it holds the session cookie and the nonce.
-#[derive(Debug)]
 pub struct Challenged {
     http: HttpClient,
     cookie: Zeroizing<String>,
@@ -122,13 +121,36 @@ pub struct Challenged {
 }
 
 /// An attested session: it may fetch resources until the server ends it.
-#[derive(Debug)]
 pub struct Attested {
     http: HttpClient,
     cookie: Zeroizing<String>,
     token: Zeroizing<String>,
     key: EphemeralKey,
     report_data: [u8; 64],
+}
+
+// The cookie and token are bearer secrets: Debug shows neither.
+impl std::fmt::Debug for Challenged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Challenged")
+            .field("http", &self.http)
+            .field("nonce", &self.nonce)
+            .field("tee", &self.tee)
+            .field("cookie", &"<redacted>")
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Attested {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attested")
+            .field("http", &self.http)
+            .field("key", &self.key)
+            .field("report_data", &hex::encode(self.report_data))
+            .field("cookie", &"<redacted>")
+            .field("token", &"<redacted>")
+            .finish()
+    }
 }
 
 impl KbsClient {
