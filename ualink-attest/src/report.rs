@@ -547,8 +547,34 @@ pub fn audit(log: &[u8], inputs: &AuditInputs) -> Report {
                 device_id,
                 accelerator_id,
                 cause,
-                ..
+                evidence,
             } => {
+                // Evidence is embedded when the device was denied by policy; the decision
+                // must rest on it like an allow does. (No nonce is recorded for it.)
+                let verified = evidence
+                    .as_ref()
+                    .map(|b| device_verifier.verify(&b.0, &ExpectedNonce::NotProvided, now));
+                match &verified {
+                    Some(Ok(v)) => {
+                        if let Some(why) =
+                            rec.policy_input().and_then(|i| device_input_mismatch(v, i))
+                        {
+                            anomaly(
+                                &mut rep,
+                                AnomalyKind::InputNotEvidence,
+                                Some(seq),
+                                format!("device {device_id}: policy input {why}"),
+                            );
+                        }
+                    }
+                    Some(Err(e)) => anomaly(
+                        &mut rep,
+                        AnomalyKind::EvidenceFailed,
+                        Some(seq),
+                        format!("quarantined device {device_id} evidence: {e}"),
+                    ),
+                    None => {}
+                }
                 let row = devices
                     .entry(device_id.clone())
                     .or_insert_with(|| DeviceRow {
@@ -565,6 +591,20 @@ pub fn audit(log: &[u8], inputs: &AuditInputs) -> Report {
                     });
                 row.verdict = format!("quarantined: {cause}");
                 row.rules = rules_of(&rec);
+                match verified {
+                    Some(Ok(v)) => {
+                        row.identity = v.chain_subjects.last().cloned().unwrap_or_default();
+                        row.root_sha384 = hex::encode(v.root_fingerprint);
+                        row.measurements = v
+                            .measurements
+                            .iter()
+                            .map(|m| format!("{}:{}", m.index, hex::encode(&m.value)))
+                            .collect();
+                        row.evidence = "verified".into();
+                    }
+                    Some(Err(e)) => row.evidence = format!("FAILED: {e}"),
+                    None => {}
+                }
             }
             AuditEvent::TenantAdded { tenant_id } => {
                 tenants.entry(tenant_id.clone()).or_default().tenant_id = tenant_id.clone();

@@ -533,6 +533,22 @@ fn build(variant: Variant) -> Pod {
             },
         ),
     );
+    // accel-0010 re-attested reporting a firmware version the policy does not know:
+    // denied, quarantined, its evidence kept.
+    t += 1;
+    let mut i = device_input(&verified, "accel-0010", t);
+    i["firmware_version"] = json!("9.9.9");
+    let d = decided(&engine, t, DeviceAppraisal, "accel-0010", &i, false);
+    assert_eq!(d.outcome(), Outcome::Deny);
+    push(
+        &mut w,
+        d.with_event(AuditEvent::DeviceQuarantined {
+            device_id: "accel-0010".into(),
+            accelerator_id: 10,
+            cause: "unknown firmware 9.9.9".into(),
+            evidence: Some(Bytes(device_bundle.clone())),
+        }),
+    );
     w.checkpoint(&signer, UnixTime::from_secs(t)).unwrap();
     pod
 }
@@ -596,7 +612,12 @@ fn known_log_reports_text_and_json_matching_golden_files() {
     assert_eq!(v["verdict"], "VERIFIED");
     assert_eq!(v["devices"].as_array().unwrap().len(), 4);
     assert_eq!(v["replay"]["replayed"], v["replay"]["identical"]);
-    assert_eq!(v["replay"]["replayed"], 8);
+    assert_eq!(v["replay"]["replayed"], 9);
+    assert_eq!(
+        v["devices"][3]["verdict"],
+        "quarantined: unknown firmware 9.9.9"
+    );
+    assert_eq!(v["devices"][3]["evidence"], "verified");
     golden("report.json", &out);
 }
 
@@ -802,7 +823,7 @@ fn policy_test_lists_exactly_the_changed_decisions() {
     ]);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("8 decisions replayed, 0 would change"),
+        out.contains("9 decisions replayed, 0 would change"),
         "{out}"
     );
 }
