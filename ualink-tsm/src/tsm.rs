@@ -826,9 +826,16 @@ impl Tsm {
         if self.store.get(Table::Tenants, &id.to_string())?.is_some() {
             return Err(TsmError::Conflict(format!("tenant {id} exists")));
         }
+        self.audit.ensure_writable()?;
         self.driver
             .tenant_add(&self.ctx, ualink_kdrv::ids::TenantId(id))
             .map_err(kdrv_err("tenant_add"))?;
+        self.lifecycle(
+            &format!("tenant-{id}"),
+            AuditEvent::TenantAdded {
+                tenant_id: name.to_string(),
+            },
+        )?;
         let rec = TenantRecord {
             id,
             name: name.to_string(),
@@ -888,7 +895,17 @@ impl Tsm {
                 )));
             }
         }
+        self.audit.ensure_writable()?;
         self.form_vpod(tenant, members)?;
+        let name = self.tenant(tenant)?.name;
+        self.lifecycle(
+            &format!("vpod-{tenant}"),
+            AuditEvent::VpodFormed {
+                vpod_id: format!("vpod-{tenant}"),
+                tenant_id: name,
+                accelerator_ids: members.to_vec(),
+            },
+        )?;
         let rec = VpodRecord {
             tenant,
             members: members.to_vec(),
@@ -948,6 +965,7 @@ impl Tsm {
         len: u64,
     ) -> Result<u32> {
         self.tenant(tenant)?;
+        self.audit.ensure_writable()?;
         let a = accel(accel_id)?;
         let w = self
             .driver
@@ -965,6 +983,15 @@ impl Tsm {
             base,
             len,
         };
+        self.lifecycle(
+            &format!("vpod-{tenant}"),
+            AuditEvent::WindowCarved {
+                vpod_id: format!("vpod-{tenant}"),
+                accelerator_id: accel_id,
+                base,
+                size: len,
+            },
+        )?;
         let key = format!("{tenant}/{accel_id}/{base:016x}");
         self.store.put_json(Table::Windows, &key, &rec)?;
         Ok(w.0)
@@ -1405,6 +1432,21 @@ impl Tsm {
             self.identity.signing_key(),
         )
         .map_err(|e| TsmError::Identity(format!("signing the TDI report: {e}")))?;
+        self.lifecycle(
+            &tdi_id(id),
+            AuditEvent::TdiLocked {
+                tdi_id: tdi_id(id),
+                accelerator_id: id,
+                tenant_id: t.name.clone(),
+            },
+        )?;
+        self.lifecycle(
+            &tdi_id(id),
+            AuditEvent::TdiReportIssued {
+                tdi_id: tdi_id(id),
+                bundle: Bytes(bundle.clone()),
+            },
+        )?;
         if let Some(d) = self.devices.get_mut(&id) {
             d.tdi = Some(TdiSession {
                 tdi,
@@ -1477,6 +1519,15 @@ impl Tsm {
         self.driver
             .tdi_update(&self.ctx, accel(id)?.to_kdrv(), TdiState::Run, epoch, false)
             .map_err(kdrv_err("tdi_update"))?;
+        let name = self.tenant(tenant)?.name;
+        self.lifecycle(
+            &tdi_id(id),
+            AuditEvent::TdiStarted {
+                tdi_id: tdi_id(id),
+                accelerator_id: id,
+                tenant_id: name,
+            },
+        )?;
         self.store.put_json(
             Table::Tdis,
             &device_subject(id),
@@ -1491,6 +1542,7 @@ impl Tsm {
 
     /// STOPs the TDI (any → CONFIG_UNLOCKED); the driver revokes what relied on it.
     pub fn tdi_stop(&mut self, tenant: u32, id: u16) -> Result<()> {
+        self.audit.ensure_writable()?;
         self.tdi_owner_check(tenant, id)?;
         let msg = self
             .devices
@@ -1517,7 +1569,15 @@ impl Tsm {
             )
             .map_err(kdrv_err("tdi_update"))?;
         self.store.delete(Table::Tdis, &device_subject(id))?;
-        Ok(())
+        let name = self.tenant(tenant)?.name;
+        self.lifecycle(
+            &tdi_id(id),
+            AuditEvent::TdiStopped {
+                tdi_id: tdi_id(id),
+                accelerator_id: id,
+                tenant_id: name,
+            },
+        )
     }
 
     // ------------------------------------------------------------------ sharing
@@ -1751,6 +1811,19 @@ impl Tsm {
     /// driver; the TSM never calls these itself.
     pub fn driver_mut(&mut self) -> &mut PodDriver {
         &mut self.driver
+    }
+
+    /// Appends a lifecycle record (what happened, with its event) durably.
+    fn lifecycle(&mut self, subject: &str, event: AuditEvent) -> Result<()> {
+        let rec = AuditRecord::new(
+            UnixTime::now(),
+            DecisionKind::Lifecycle,
+            subject,
+            Outcome::Info,
+        )
+        .map_err(audit_build)?
+        .with_event(event);
+        self.audit.record(&rec).map(|_| ())
     }
 
     fn tenant(&self, id: u32) -> Result<TenantRecord> {

@@ -164,8 +164,19 @@ fn restart_from_the_same_state_resumes_tenants_and_vpods_and_the_log_continues()
         .unwrap();
     assert_eq!(info.active.unwrap().0, 2);
     t.shutdown().unwrap();
-    // Identity, 4 + 1 key record before the restart, 4 + 1 after; one log, verified end to end.
-    assert_eq!(records(dir.path(), &key).len(), 11);
+    // Before the restart: identity, 4 verdicts, tenant, vPod, 1 key record; after: 4
+    // verdicts, 1 key record, 1 window. One log, verified end to end.
+    let recs = records(dir.path(), &key);
+    assert_eq!(recs.len(), 14);
+    let lifecycle: Vec<_> = recs
+        .iter()
+        .filter_map(|r| r.event().map(|e| e.name()))
+        .filter(|n| ["tenant-added", "vpod-formed", "window-carved"].contains(n))
+        .collect();
+    assert_eq!(
+        lifecycle,
+        vec!["tenant-added", "vpod-formed", "window-carved"]
+    );
 }
 
 #[test]
