@@ -958,3 +958,20 @@ fn cvm_input(now: i64) -> Value {
     i["measurement"] = json!(hex::encode(ualink_attest::sim::default_measurement()));
     i
 }
+
+#[test]
+fn a_key_file_that_disagrees_with_the_tsm_identity_is_refused() {
+    let pod = build(Variant::Good);
+    let (good, bad) = (pod.dir.0.join("good.pub"), pod.dir.0.join("bad.pub"));
+    std::fs::write(&good, hex::encode(tsm_pub(&pod))).unwrap();
+    let (other, _) = CheckpointSigner::generate().unwrap();
+    std::fs::write(&bad, hex::encode(other.public_key())).unwrap();
+    let (code, out) = pod.report("text", &["--key", good.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = pod.report("text", &["--key", bad.to_str().unwrap()]);
+    assert_eq!(code, 21, "{out}");
+    assert!(
+        out.contains("differs from the key in the tsm-identity record"),
+        "{out}"
+    );
+}
