@@ -474,6 +474,39 @@ struct Peer {
 }
 
 async fn start(fault: Fault) -> Peer {
+    start_with(fault, None).await
+}
+
+/// A CA and a `localhost` server certificate signed by it: (CA PEM, server config).
+fn tls_server() -> (String, Arc<rustls::ServerConfig>) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, PKCS_ECDSA_P256_SHA256,
+    };
+    let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    (ca.pem(), Arc::new(cfg))
+}
+
+async fn start_with(fault: Fault, tls: Option<Arc<rustls::ServerConfig>>) -> Peer {
     let dir = TempDir::new("kbs");
     let sim = SimProvider::load_or_create(&dir.path().join("sim")).unwrap();
     let kbs = Arc::new(Kbs {
@@ -487,20 +520,31 @@ async fn start(fault: Fault) -> Peer {
         seen: Mutex::new(Vec::new()),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let port = listener.local_addr().unwrap().port();
+    let url = match tls {
+        Some(_) => format!("https://localhost:{port}"),
+        None => format!("http://127.0.0.1:{port}"),
+    };
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let k = kbs.clone();
     tokio::spawn(async move {
         loop {
             let (tcp, _) = listener.accept().await.unwrap();
             let k = k.clone();
+            let acceptor = acceptor.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
                     let k = k.clone();
                     async move { Ok::<_, std::convert::Infallible>(k.handle(req).await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), svc)
-                    .await;
+                let http = hyper::server::conn::http1::Builder::new();
+                let _ = match acceptor {
+                    None => http.serve_connection(TokioIo::new(tcp), svc).await,
+                    Some(a) => match a.accept(tcp).await {
+                        Ok(tls) => http.serve_connection(TokioIo::new(tls), svc).await,
+                        Err(_) => return,
+                    },
+                };
             });
         }
     });
@@ -542,6 +586,26 @@ async fn rcar_with_sim_evidence_fetches_and_decrypts() {
             "GET /kbs/v0/resource/default/key/tenant-a"
         ]
     );
+}
+
+#[tokio::test]
+async fn rcar_over_tls_with_an_explicit_ca() {
+    let (ca_pem, cfg) = tls_server();
+    let p = start_with(Fault::None, Some(cfg)).await;
+    let client = KbsClient::new(&p.url, KbsTrust::Pem(ca_pem.into_bytes())).unwrap();
+    assert!(!client.is_plaintext());
+    let secret = fetch_resource(&client, &p.sim, &resource()).await.unwrap();
+    assert_eq!(secret.as_slice(), b"s3cret key bytes");
+    // A client trusting another CA refuses the server before sending anything.
+    let (other_ca, _) = tls_server();
+    let client = KbsClient::new(&p.url, KbsTrust::Pem(other_ca.into_bytes())).unwrap();
+    let seen_before = p.kbs.seen.lock().unwrap().len();
+    let e = fetch_resource(&client, &p.sim, &resource())
+        .await
+        .unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Io);
+    assert!(e.to_string().contains("TLS handshake"), "{e}");
+    assert_eq!(p.kbs.seen.lock().unwrap().len(), seen_before);
 }
 
 #[tokio::test]
