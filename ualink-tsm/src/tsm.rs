@@ -1865,16 +1865,19 @@ fn attest_device(pod: &SimPod, id: u16, anchors: &Arc<TrustAnchors>) -> AttestOu
     }
 }
 
+/// The check an SPDM failure names in the audit record and the quarantine cause.
 fn classify(e: &ualink_spdm::requester::driver::DriverError) -> &'static str {
-    let s = format!("{e:?}");
-    if s.contains("Cert") || s.contains("Chain") {
-        "certificate_chain"
-    } else if s.contains("Signature") {
-        "signature"
-    } else if matches!(e, ualink_spdm::requester::driver::DriverError::Io(_)) {
-        "transport"
-    } else {
-        "spdm"
+    use ualink_spdm::requester::driver::DriverError;
+    use ualink_spdm::{Error, PeerMisbehaved};
+    match e {
+        DriverError::Io(_) => "transport",
+        DriverError::Spdm(Error::CertChain(_)) => "certificate_chain",
+        DriverError::Spdm(Error::PeerMisbehaved(PeerMisbehaved::BadSignature { .. })) => {
+            "signature"
+        }
+        DriverError::Spdm(Error::PeerMisbehaved(PeerMisbehaved::NonceMismatch { .. })) => "nonce",
+        DriverError::Spdm(Error::PeerIncompatible(_)) => "negotiation",
+        DriverError::Spdm(_) => "spdm",
     }
 }
 

@@ -403,3 +403,28 @@ fn rotation_is_gated_on_fresh_attestation_and_moves_both_ends_to_a_new_epoch() {
         vec![Outcome::Info, Outcome::Allow, Outcome::Info, Outcome::Deny]
     );
 }
+
+#[test]
+fn a_device_whose_chain_does_not_reach_a_vendor_root_is_quarantined_at_the_chain_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec(2);
+    let pod = SimPod::new(&spec).unwrap();
+    pod.swap_certificate(AccelId::new(2).unwrap()).unwrap();
+    let mut t = tsm_on(pod, &spec, dir.path());
+    let r = t.bring_up().unwrap();
+    assert_eq!(r.attested, vec![1]);
+    assert_eq!(r.quarantined, vec![(2, "certificate_chain".to_string())]);
+    assert!(t.device_evidence(2).is_none());
+    let key = t.identity().public_key().to_vec();
+    t.shutdown().unwrap();
+    let rec = records(dir.path(), &key)
+        .into_iter()
+        .find(|r| r.subject() == "accel-0002")
+        .unwrap();
+    assert_eq!(rec.outcome(), Outcome::Deny);
+    assert_eq!(rec.rules(), ["check.certificate_chain"]);
+    assert!(matches!(
+        rec.event(),
+        Some(ualink_attest::audit::event::AuditEvent::DeviceQuarantined { .. })
+    ));
+}
