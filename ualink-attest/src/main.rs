@@ -87,7 +87,8 @@ enum Cmd {
     /// digest mismatch and decisions that cannot be replayed); 2 usage; 16 I/O; 10 malformed
     /// policy. With several failures the code is the first of 21, 20, 22.
     Report {
-        /// The TSM state directory (reads STATE/audit.log, STATE/tsm.pub, STATE/policy/).
+        /// The TSM state directory (reads STATE/audit.log, STATE/tsm.pub, STATE/policy/ and
+        /// the bundles the TSM replaced, STATE/policy-archive/*/).
         #[arg(long, conflicts_with = "log", required_unless_present = "log")]
         state: Option<PathBuf>,
         /// The audit log file.
@@ -376,7 +377,7 @@ fn report_cmd(
     format: Format,
     out: Option<&PathBuf>,
 ) -> Result<u8, Failure> {
-    use ualink_attest::report::{audit, AuditInputs};
+    use ualink_attest::report::{audit_with_archive, AuditInputs};
     let log_path = match (&log, &state) {
         (Some(l), _) => l.clone(),
         (None, Some(s)) => s.join("audit.log"),
@@ -397,6 +398,21 @@ fn report_cmd(
             .filter(|p| p.is_dir())
     });
     let policy = policy_dir.as_deref().map(load_policy).transpose()?;
+    // Bundles the TSM replaced are kept in STATE/policy-archive/<digest>/ (the name is only a
+    // hint: each decision is matched by the digest computed on load).
+    let mut archived = Vec::new();
+    if let Some(dir) = state.as_ref().map(|s| s.join("policy-archive")) {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            let mut paths: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir())
+                .collect();
+            paths.sort();
+            for p in paths {
+                archived.push(load_policy(&p)?);
+            }
+        }
+    }
     let mut tee_anchors = TrustAnchors::amd_builtin()?;
     for t in trust {
         tee_anchors = tee_anchors.with_explicit_roots_pem(&read(t)?)?;
@@ -406,7 +422,7 @@ fn report_cmd(
         .iter()
         .map(|p| read(p).map(|b| decode_hex_or_binary(&b)))
         .collect::<Result<Vec<_>, _>>()?;
-    let rep = audit(
+    let rep = audit_with_archive(
         &bytes,
         &AuditInputs {
             key_file,
@@ -415,6 +431,7 @@ fn report_cmd(
             device_anchors,
             trusted_checkpoints,
         },
+        &archived,
     );
     let text = match format {
         Format::Text => rep.to_text(),

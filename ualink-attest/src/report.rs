@@ -320,8 +320,16 @@ fn rules_of(r: &AuditRecord) -> Vec<String> {
     r.rules().to_vec()
 }
 
-/// Audits `log` (the bytes of `STATE/audit.log`).
+/// Audits `log` (the bytes of `STATE/audit.log`), replaying decisions under
+/// `inputs.policy` only.
 pub fn audit(log: &[u8], inputs: &AuditInputs) -> Report {
+    audit_with_archive(log, inputs, &[])
+}
+
+/// [`audit`], also replaying decisions recorded under earlier bundles: each decision is
+/// replayed under whichever of `inputs.policy` and `archived` (e.g. `STATE/policy-archive/*`)
+/// has the digest it records; none → a policy mismatch.
+pub fn audit_with_archive(log: &[u8], inputs: &AuditInputs, archived: &[PolicyBundle]) -> Report {
     let mut rep = Report::default();
     let tee = SnpVerifier::new(inputs.tee_anchors.clone());
     let anomaly = |rep: &mut Report, kind, seq, detail: String| {
@@ -413,9 +421,13 @@ pub fn audit(log: &[u8], inputs: &AuditInputs) -> Report {
         );
     }
 
-    let engine = inputs.policy.as_ref().map(PolicyEngine::new);
-    let policy_digest = inputs.policy.as_ref().map(PolicyBundle::digest);
-    rep.replay.policy_sha384 = policy_digest.map(hex::encode);
+    let engines: Vec<([u8; 48], PolicyEngine)> = inputs
+        .policy
+        .iter()
+        .chain(archived)
+        .map(|b| (b.digest(), PolicyEngine::new(b)))
+        .collect();
+    rep.replay.policy_sha384 = inputs.policy.as_ref().map(PolicyBundle::digest_hex);
     let device_verifier = DeviceEvidenceVerifier::new(inputs.device_anchors.clone());
     let tdi_verifier = TdiReportVerifier::new(device_verifier.clone(), tee.clone());
 
@@ -432,7 +444,7 @@ pub fn audit(log: &[u8], inputs: &AuditInputs) -> Report {
                 continue;
             }
         };
-        replay(&mut rep, seq, &rec, engine.as_ref(), policy_digest);
+        replay(&mut rep, seq, &rec, &engines);
         let now = UnixTime::from_secs(rec.time());
         let Some(ev) = rec.event() else { continue };
         let outcome = rec.outcome();
@@ -992,40 +1004,40 @@ pub fn replay_record(
     }))
 }
 
-fn replay(
-    rep: &mut Report,
-    seq: u64,
-    rec: &AuditRecord,
-    engine: Option<&PolicyEngine>,
-    digest: Option<[u8; 48]>,
-) {
+fn replay(rep: &mut Report, seq: u64, rec: &AuditRecord, engines: &[([u8; 48], PolicyEngine)]) {
     let is_decision = ualink_policy::DecisionKind::from_name(rec.kind().name()).is_some()
         && rec.outcome() != Outcome::Info;
     if !is_decision {
         return;
     }
-    let (Some(engine), Some(digest)) = (engine, digest) else {
+    if engines.is_empty() {
         rep.anomalies.push(Anomaly {
             kind: AnomalyKind::NotReplayable,
             seq: Some(seq),
             detail: "no policy bundle given (--policy or STATE/policy/)".into(),
         });
         return;
-    };
-    match rec.policy() {
-        Some(d) if *d.as_bytes() == digest => {}
-        Some(d) => {
-            rep.anomalies.push(Anomaly {
-                kind: AnomalyKind::PolicyMismatch,
-                seq: Some(seq),
-                detail: format!(
-                    "policy mismatch: decided under {}, the bundle given is {}",
-                    short(&hex::encode(d.as_bytes())),
-                    short(&hex::encode(digest))
-                ),
-            });
-            return;
-        }
+    }
+    let engine = match rec.policy() {
+        Some(d) => match engines.iter().find(|(g, _)| g == d.as_bytes()) {
+            Some((_, e)) => e,
+            None => {
+                rep.anomalies.push(Anomaly {
+                    kind: AnomalyKind::PolicyMismatch,
+                    seq: Some(seq),
+                    detail: format!(
+                        "policy mismatch: decided under {}, no bundle given has that digest ({})",
+                        short(&hex::encode(d.as_bytes())),
+                        engines
+                            .iter()
+                            .map(|(g, _)| short(&hex::encode(g)))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+                return;
+            }
+        },
         None => {
             rep.anomalies.push(Anomaly {
                 kind: AnomalyKind::NotReplayable,
@@ -1034,7 +1046,7 @@ fn replay(
             });
             return;
         }
-    }
+    };
     rep.replay.replayed += 1;
     match replay_record(seq, rec, engine) {
         None => {}

@@ -975,3 +975,25 @@ fn a_key_file_that_disagrees_with_the_tsm_identity_is_refused() {
         "{out}"
     );
 }
+
+#[test]
+fn decisions_under_a_replaced_policy_replay_from_the_archive() {
+    let pod = build(Variant::Good);
+    let (current, archive) = (
+        pod.state().join("policy"),
+        pod.state().join("policy-archive"),
+    );
+    std::fs::create_dir_all(&archive).unwrap();
+    std::fs::rename(&current, archive.join("earlier")).unwrap();
+    PolicyBundle::defaults()
+        .unwrap()
+        .write_to(&current)
+        .unwrap();
+    let (code, out) = pod.report("text", &[]);
+    assert_eq!(code, 0, "{out}");
+    // Without the archive the same decisions are a policy mismatch.
+    std::fs::remove_dir_all(&archive).unwrap();
+    let (code, out) = pod.report("text", &[]);
+    assert_eq!(code, 22, "{out}");
+    assert!(out.contains("policy mismatch"), "{out}");
+}
