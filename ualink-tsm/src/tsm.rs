@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use ualink_attest::audit::event::{AuditEvent, Bytes, ShareParty, TsmEvidenceBytes};
+use ualink_attest::audit::event::{AuditEvent, Bytes, LinkEnd, ShareParty, TsmEvidenceBytes};
 use ualink_attest::audit::{AuditRecord, DecisionKind, Digest384, Outcome};
 use ualink_attest::spdm_evidence::DeviceEvidenceBundle;
 use ualink_attest::tdi_report::{TdiReportBundle, TdiReportContent};
@@ -1118,25 +1118,55 @@ impl Tsm {
             };
             records.push(rec);
         }
-        let mut audit = AuditRecord::new(
-            UnixTime::now(),
-            DecisionKind::KeyRotation,
-            &format!("{}<->{}", device_subject(a), device_subject(b)),
-            Outcome::Info,
-        )
-        .and_then(|r| r.with_reason(&format!("trigger={trigger} slot={slot:?} epoch={epoch}")))
-        .map_err(audit_build)?;
-        for (dev, t, fp) in &programmed {
-            if t.direction == KDir::Tx {
-                audit = audit
-                    .with_key_fingerprint(
-                        &format!("{}->{}", device_subject(*dev), device_subject(t.peer.get())),
-                        Digest384::of(fp),
-                    )
-                    .map_err(audit_build)?;
-            }
+        // One record per direction and plane: the TX end, the RX end, the epoch and the
+        // key's fingerprint (entries were pushed TX then RX for each key).
+        let now = UnixTime::now();
+        for pair in programmed.chunks(2) {
+            let [(tx_dev, tx_t, fp), (rx_dev, rx_t, _)] = pair else {
+                continue;
+            };
+            let tx = LinkEnd {
+                accelerator_id: *tx_dev,
+                port: u16::from(tx_t.port),
+            };
+            let rx = LinkEnd {
+                accelerator_id: *rx_dev,
+                port: u16::from(rx_t.port),
+            };
+            let key_fingerprint = Digest384::of(fp);
+            let event = if slot == Slot::Active {
+                AuditEvent::KeysProgrammed {
+                    tx,
+                    rx,
+                    epoch: u64::from(epoch),
+                    key_fingerprint,
+                }
+            } else {
+                AuditEvent::KeysRotated {
+                    tx,
+                    rx,
+                    previous_epoch: u64::from(epoch.saturating_sub(1)),
+                    epoch: u64::from(epoch),
+                    key_fingerprint,
+                }
+            };
+            let rec = AuditRecord::new(
+                now,
+                DecisionKind::KeyRotation,
+                &format!("{}->{}", device_subject(*tx_dev), device_subject(*rx_dev)),
+                Outcome::Info,
+            )
+            .and_then(|r| r.with_reason(&format!("trigger={trigger} slot={slot:?} epoch={epoch}")))
+            .and_then(|r| {
+                r.with_key_fingerprint(
+                    &format!("{}->{}", device_subject(*tx_dev), device_subject(*rx_dev)),
+                    key_fingerprint,
+                )
+            })
+            .map_err(audit_build)?
+            .with_event(event);
+            self.audit.record(&rec)?;
         }
-        self.audit.record(&audit)?;
         for r in &records {
             self.store.put_json(Table::KeySlots, &r.key(), r)?;
         }

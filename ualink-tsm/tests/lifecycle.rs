@@ -164,10 +164,11 @@ fn restart_from_the_same_state_resumes_tenants_and_vpods_and_the_log_continues()
         .unwrap();
     assert_eq!(info.active.unwrap().0, 2);
     t.shutdown().unwrap();
-    // Before the restart: identity, 4 verdicts, tenant, vPod, 1 key record; after: 4
-    // verdicts, 1 key record, 1 window. One log, verified end to end.
+    // Before the restart: identity, 4 verdicts, tenant, vPod, key records; after: 4
+    // verdicts, key records, 1 window. One log, verified end to end.
+    let keyed = 2 * planes.len();
     let recs = records(dir.path(), &key);
-    assert_eq!(recs.len(), 14);
+    assert_eq!(recs.len(), 12 + 2 * keyed);
     let lifecycle: Vec<_> = recs
         .iter()
         .filter_map(|r| r.event().map(|e| e.name()))
@@ -287,8 +288,15 @@ fn keys_are_programmed_through_spdm_rx_before_tx_and_data_crosses_encrypted() {
         .iter()
         .filter(|r| r.kind() == DecisionKind::KeyRotation)
         .collect();
-    assert_eq!(kr.len(), 1);
-    assert_eq!(kr[0].keys().len(), 2 * planes);
+    // One record per direction and plane, each with its key's fingerprint.
+    assert_eq!(kr.len(), 2 * planes);
+    for r in &kr {
+        assert_eq!(r.keys().len(), 1);
+        assert!(matches!(
+            r.event(),
+            Some(ualink_attest::audit::event::AuditEvent::KeysProgrammed { epoch: 1, .. })
+        ));
+    }
 }
 
 #[test]
@@ -362,6 +370,7 @@ fn rotation_is_gated_on_fresh_attestation_and_moves_both_ends_to_a_new_epoch() {
     t.window_create(1, 2, 0, 0x1000).unwrap();
     let before = t.provision_keys(1).unwrap();
     let (a1, a2) = (AccelId::new(1).unwrap(), AccelId::new(2).unwrap());
+    let t_planes = t.pod().planes(a1, a2).unwrap().len();
     t.pod().write(a1, a2, 0x10, b"epoch one").unwrap();
     let after = t.rotate(1, 2).unwrap();
     assert_eq!(after.len(), before.len());
@@ -397,11 +406,14 @@ fn rotation_is_gated_on_fresh_attestation_and_moves_both_ends_to_a_new_epoch() {
         .filter(|r| r.kind() == DecisionKind::KeyRotation)
         .map(|r| r.outcome())
         .collect();
-    // initial (info), manual allow, rotation (info), refused rotation (deny).
-    assert_eq!(
-        kinds,
-        vec![Outcome::Info, Outcome::Allow, Outcome::Info, Outcome::Deny]
-    );
+    // initial keys (info per direction), manual allow, rotated keys (info per direction),
+    // refused rotation (deny).
+    let n = 2 * t_planes;
+    let mut want = vec![Outcome::Info; n];
+    want.push(Outcome::Allow);
+    want.extend(vec![Outcome::Info; n]);
+    want.push(Outcome::Deny);
+    assert_eq!(kinds, want);
 }
 
 #[test]
