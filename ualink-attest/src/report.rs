@@ -753,9 +753,10 @@ pub fn audit_with_archive(log: &[u8], inputs: &AuditInputs, archived: &[PolicyBu
                 tenant_id,
                 cvm_id,
             } => {
+                // The tenant's agent decides; a TSM records its acceptance as information.
                 let verdict = match outcome {
-                    Outcome::Allow => "accepted",
-                    _ => "refused",
+                    Outcome::Allow | Outcome::Info => "accepted",
+                    Outcome::Deny => "refused",
                 };
                 if let Some(row) = tdis.get_mut(tdi_id) {
                     row.history.push(format!("{verdict} by {cvm_id}"));
