@@ -11,11 +11,13 @@
 //! - [`store`]: the state store trait, redb and in-memory backends.
 //! - [`audit`]: the decision log (durable before acknowledgement, signed checkpoints).
 //! - [`identity`]: the TSM signing key and its bound evidence.
+//! - [`demo`]: policy data for the embedded simulated pod (demo and tests only).
 //! - [`mailbox`]: SPDM over the driver's mailbox (MCTP framing).
 //! - [`error`]: [`TsmError`], classed by [`Fault`].
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod demo;
 pub mod error;
 pub mod grant;
 pub mod identity;

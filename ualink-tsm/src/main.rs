@@ -15,8 +15,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Attest every accelerator of an embedded simulated pod (default policy data plus a
-    /// policy overlay JSON file) and print the verdicts.
+    /// Attest every accelerator of an embedded simulated pod (default policy, the sim pod's
+    /// own roots and reference values, plus an optional overlay JSON file) and print the
+    /// verdicts.
     BringUp {
         /// State directory.
         #[arg(long)]
@@ -38,16 +39,28 @@ fn main() -> anyhow::Result<()> {
             accelerators,
             overlay,
         } => {
-            let pod =
-                ualink_sim::SimPod::new(&ualink_sim::PodSpec::generate(&ualink_sim::GenParams {
-                    accelerators,
-                    ..Default::default()
-                })?)?;
-            let mut bundle = ualink_policy::PolicyBundle::defaults()?;
+            let spec = ualink_sim::PodSpec::generate(&ualink_sim::GenParams {
+                accelerators,
+                ..Default::default()
+            })?;
+            let pod = ualink_sim::SimPod::new(&spec)?;
+            let mut bundle = ualink_policy::PolicyBundle::defaults()?
+                .with_data(ualink_tsm::demo::sim_pod_overlay(&pod, &spec))?;
             if let Some(p) = overlay {
                 let text = std::fs::read_to_string(&p)
                     .with_context(|| format!("reading {}", p.display()))?;
                 bundle = bundle.with_data(serde_json::from_str(&text)?)?;
+            }
+            // The simulated vendor roots, for the auditor's `--device-trust` (they exist only
+            // in this process otherwise).
+            let roots_dir = state.join("device-roots");
+            std::fs::create_dir_all(&roots_dir)?;
+            for (vendor, der) in pod.vendor_roots() {
+                let name: String = vendor
+                    .chars()
+                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                    .collect();
+                std::fs::write(roots_dir.join(format!("{name}.der")), der)?;
             }
             let mut tsm = ualink_tsm::Tsm::open(ualink_tsm::TsmConfig::new(state, bundle), pod)?;
             let report = tsm.bring_up()?;

@@ -2,12 +2,10 @@
 //! and reference values computed independently from ualink-sim's golden images).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use serde_json::json;
 use ualink_policy::PolicyBundle;
-use ualink_sim::measurement::reference_digests;
 use ualink_sim::pod::{GenParams, PodSpec};
 use ualink_sim::SimPod;
 use ualink_tsm::{Tsm, TsmConfig};
@@ -22,43 +20,16 @@ pub(crate) fn spec(n: u16) -> PodSpec {
     .unwrap()
 }
 
-/// The demo overlay: the pod's vendor roots trusted for their vendor, reference values for
-/// every (vendor, model, firmware) in the pod, tenants a and b, a→b read sharing.
+/// The demo overlay: the library's sim-pod data plus tenants a and b and an a→b read pair.
 pub(crate) fn overlay(pod: &SimPod, spec: &PodSpec) -> serde_json::Value {
-    let roots: Vec<_> = pod
-        .vendor_roots()
-        .into_iter()
-        .map(|(vendor, der)| {
-            json!({"vendor": vendor,
-                   "sha384": hex::encode(ring::digest::digest(&ring::digest::SHA384, &der))})
-        })
-        .collect();
-    let models: BTreeSet<(String, String, String)> = spec
-        .accelerators
-        .iter()
-        .map(|a| (a.vendor.clone(), a.model.clone(), a.firmware.clone()))
-        .collect();
-    let triples: Vec<_> = models
-        .iter()
-        .map(|(v, m, f)| {
-            let [rom, fw, cfg] = reference_digests(v, m, f).map(hex::encode);
-            json!({
-                "environment": {"class": {"vendor": v, "model": m}},
-                "measurements": [
-                    {"mkey": 1, "mval": {"digests": [{"alg": "sha-384", "value": rom}]}},
-                    {"mkey": 2, "mval": {"version": {"version": f}, "digests": [{"alg": "sha-384", "value": fw}]}},
-                    {"mkey": 3, "mval": {"version": {"version": f}, "digests": [{"alg": "sha-384", "value": cfg}]}}
-                ]
-            })
-        })
-        .collect();
-    json!({"ualink_data": {
-        "allow_sim_tee": true,
-        "device": {"trusted_vendor_roots": roots},
-        "reference_values": {"tags": [{"comid": {"triples": {"reference-triples": triples}}}]},
-        "tenants": {"tenant-a": {}, "tenant-b": {}},
-        "sharing": {"pairs": [{"exporter": "tenant-a", "importer": "tenant-b", "rights": ["read"]}]}
-    }})
+    let mut v = ualink_tsm::demo::sim_pod_overlay(pod, spec);
+    let d = v["ualink_data"].as_object_mut().unwrap();
+    d.insert("tenants".into(), json!({"tenant-a": {}, "tenant-b": {}}));
+    d.insert(
+        "sharing".into(),
+        json!({"pairs": [{"exporter": "tenant-a", "importer": "tenant-b", "rights": ["read"]}]}),
+    );
+    v
 }
 
 /// A pod of `n` accelerators and a TSM over `state`.
