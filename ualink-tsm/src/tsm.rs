@@ -1843,6 +1843,53 @@ impl Tsm {
         &mut self.driver
     }
 
+    /// Offboards `tenant`: STOPs every TDI of its vPod, then the driver revokes every
+    /// attachment and buffer, clears window permissions and routes, frees the accelerators
+    /// and zeroizes every link key to or from them at both ends; the TSM forgets the tenant's
+    /// vPod, windows, TDIs and key metadata. Audited (`tenant-offboarded`) before it returns.
+    pub fn offboard(&mut self, tenant: u32) -> Result<()> {
+        self.audit.ensure_writable()?;
+        let t = self.tenant(tenant)?;
+        let members = self.vpod(tenant)?.map(|v| v.members).unwrap_or_default();
+        for m in &members {
+            let has_tdi = self
+                .devices
+                .get(m)
+                .and_then(|d| d.tdi.as_ref())
+                .is_some_and(|s| s.tenant == tenant);
+            if has_tdi {
+                self.tdi_stop(tenant, *m)?;
+            }
+        }
+        self.driver
+            .tenant_offboard(&self.ctx, ualink_kdrv::ids::TenantId(tenant))
+            .map_err(kdrv_err("tenant_offboard"))?;
+        for m in &members {
+            self.pod()
+                .set_owner(accel(*m)?, None)
+                .map_err(|e| TsmError::Fabric(e.to_string()))?;
+        }
+        self.lifecycle(
+            &format!("tenant-{tenant}"),
+            AuditEvent::TenantOffboarded {
+                tenant_id: t.name.clone(),
+            },
+        )?;
+        for (k, r) in self.store.list_json::<SlotRecord>(Table::KeySlots)? {
+            if members.contains(&r.accel) || members.contains(&r.peer) {
+                self.store.delete(Table::KeySlots, &k)?;
+            }
+        }
+        for (k, w) in self.store.list_json::<WindowRecord>(Table::Windows)? {
+            if w.tenant == tenant {
+                self.store.delete(Table::Windows, &k)?;
+            }
+        }
+        self.store.delete(Table::Vpods, &tenant.to_string())?;
+        self.store.delete(Table::Tenants, &tenant.to_string())?;
+        Ok(())
+    }
+
     /// Appends a lifecycle record (what happened, with its event) durably.
     fn lifecycle(&mut self, subject: &str, event: AuditEvent) -> Result<()> {
         let rec = AuditRecord::new(

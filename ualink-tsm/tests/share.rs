@@ -204,3 +204,29 @@ fn the_auditor_report_over_the_state_directory_verifies_and_replays() {
     let report = audit(&log, &inputs);
     assert_eq!(report.exit_code(), 0, "{}", report.to_text());
 }
+
+#[test]
+fn offboarding_stops_tdis_revokes_shares_zeroizes_keys_and_frees_the_accelerators() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut t, handle) = setup(dir.path());
+    let g = t.share(&request(handle, vec![Right::Read])).unwrap();
+    attach(&mut t, handle, &g.grant);
+    assert!(t.pod().read(id(3), id(1), 0x1_1000, 16).is_ok());
+    t.offboard(1).unwrap();
+    // The share is gone, A's links are dead, its TDI is unlocked, its accelerators are free.
+    assert!(t.pod().read(id(3), id(1), 0x1_1000, 16).is_err());
+    assert!(t.pod().write(id(1), id(2), 0, b"x").is_err());
+    assert!(!t.link_keys_live(1, 2).unwrap());
+    assert!(!t.link_keys_live(1, 3).unwrap());
+    assert_eq!(
+        t.driver().tdi(id(1).to_kdrv()).unwrap().0,
+        ualink_kdrv::TdiState::ConfigUnlocked
+    );
+    assert!(t.vpod(1).unwrap().is_none());
+    assert!(t.tenants().unwrap().iter().all(|x| x.id != 1));
+    // B is untouched and the freed accelerators can form a new vPod.
+    assert!(t.link_keys_live(3, 4).unwrap());
+    t.tenant_add(5, "tenant-c").unwrap();
+    t.vpod_create(5, &[1, 2]).unwrap();
+    assert!(t.pod().leaks().unwrap().is_empty());
+}
