@@ -597,6 +597,26 @@ impl Tsm {
         self.device(id)
     }
 
+    /// Re-attests every attested device concurrently (what an interval scheduler calls):
+    /// each success bumps that device's epoch, each failure quarantines it and revokes what
+    /// depended on it. Returns the devices quarantined by this round.
+    pub fn reattest_all(&mut self) -> Result<Vec<u16>> {
+        self.audit.ensure_writable()?;
+        let ids: Vec<u16> = self
+            .devices
+            .iter()
+            .filter(|(_, d)| d.view.status == DeviceStatus::Attested)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut failed = Vec::new();
+        for (id, outcome) in self.attest_many(&ids) {
+            if self.conclude(id, outcome)? != DeviceStatus::Attested {
+                failed.push(id);
+            }
+        }
+        Ok(failed)
+    }
+
     /// Runs SPDM with each device over its mailbox, `parallelism` at a time.
     fn attest_many(&self, ids: &[u16]) -> Vec<(u16, AttestOutcome)> {
         let pod = self.driver.fabric();

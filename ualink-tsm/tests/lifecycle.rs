@@ -440,3 +440,29 @@ fn a_device_whose_chain_does_not_reach_a_vendor_root_is_quarantined_at_the_chain
         Some(ualink_attest::audit::event::AuditEvent::DeviceQuarantined { .. })
     ));
 }
+
+#[test]
+fn a_reattestation_round_bumps_every_good_device_and_quarantines_the_tampered_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = tsm(4, dir.path());
+    t.bring_up().unwrap();
+    t.pod()
+        .tamper_measurement(
+            AccelId::new(4).unwrap(),
+            MeasurementKind::Firmware,
+            Tamper::FlipBit { offset: 2 },
+        )
+        .unwrap();
+    assert_eq!(t.reattest_all().unwrap(), vec![4]);
+    for id in 1..=3 {
+        assert_eq!(t.device(id).unwrap().epoch, 2);
+    }
+    assert!(matches!(
+        t.device(4).unwrap().status,
+        DeviceStatus::Quarantined { .. }
+    ));
+    // The next round skips the quarantined device.
+    assert_eq!(t.reattest_all().unwrap(), Vec::<u16>::new());
+    assert_eq!(t.device(1).unwrap().epoch, 3);
+    assert_eq!(t.device(4).unwrap().epoch, 1);
+}
