@@ -2045,3 +2045,13 @@ fn with_decision(rec: AuditRecord, d: &Decision, policy: &Digest384) -> Result<A
     }
     Ok(rec)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The service shares the core behind a mutex across tokio tasks: it must be `Send`.
+    #[test]
+    fn the_core_can_move_between_threads() {
+        fn assert_send<T: Send>() {}
+        assert_send::<super::Tsm>();
+    }
+}
