@@ -312,11 +312,9 @@ impl Tsm {
     /// store, writes the policy bundle for auditors and restores the tenants. Devices are
     /// attested by [`Self::bring_up`].
     pub fn open(config: TsmConfig, pod: SimPod) -> Result<Self> {
-        let store = RedbStore::open(&config.state_dir.join(STORE_FILE)).or_else(|e| {
-            std::fs::create_dir_all(&config.state_dir)
-                .map_err(io_err("creating the state directory"))?;
-            RedbStore::open(&config.state_dir.join(STORE_FILE)).map_err(|_| e)
-        })?;
+        std::fs::create_dir_all(&config.state_dir)
+            .map_err(io_err("creating the state directory"))?;
+        let store = RedbStore::open(&config.state_dir.join(STORE_FILE))?;
         Self::open_with_store(config, pod, Box::new(store))
     }
 
