@@ -9,6 +9,16 @@
 //! - `ring/seal_open_64KiB`: ring seal + open (full tag) of the same 64 KiB in one message.
 //! - `ring/seal_open_64KiB_in_256B`: ring seal + open of the same bytes in 256-byte messages.
 //!
+//! Sub-benches that split the 256-byte cost (all over the same 64 KiB in 256-byte messages,
+//! 16-byte AAD like the transaction header):
+//! - `gcm/seal_open_64KiB_in_256B`: `StreamCipher::seal` + `StreamCipher::open` (8-byte tag).
+//! - `keyslot/seal_open_64KiB_in_256B`: the same through `KeySlot` (state and counter checks).
+//! - `gcm/open_64KiB_in_256B` and `ring/open_64KiB_in_256B`: verification/decryption alone
+//!   (ours with the 8-byte tag, ring with the full tag), each restoring the ciphertext first.
+//!
+//! `sim/...` minus `keyslot/...` is the simulator's per-transaction overhead outside UALinkSec
+//! (routing, window checks, memory write, header codec, allocation of transaction buffers).
+//!
 //! The ratio throughput(sim) / throughput(ring) is read from criterion's output.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,6 +26,8 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use ualink_kdrv::ids::Rights;
 use ualink_sim::pod::{GenParams, PodSpec};
+use ualink_sim::ualinksec::gcm::{iv, StreamCipher};
+use ualink_sim::ualinksec::{Direction, KeyRole, KeySlot, MasterKey, StreamId};
 use ualink_sim::{AccelId, DevicePerm, SimPod};
 
 const LEN: usize = 64 * 1024;
@@ -115,6 +127,97 @@ fn bench(c: &mut Criterion) {
                 buf.extend_from_slice(tag.as_ref());
                 let p = key
                     .open_in_place(Nonce::assume_unique_for_key(n), Aad::from(&aad), &mut buf)
+                    .unwrap();
+                black_box(p.len());
+            }
+        })
+    });
+
+    // --- Sub-benches: the 256-byte UALinkSec cost without the simulator around it. ---
+    let cipher = StreamCipher::new(&[7u8; 32]).unwrap();
+    let mut scratch = Vec::new();
+    let mut c256 = [0u8; 256];
+    g.bench_function("gcm/seal_open_64KiB_in_256B", |bch| {
+        bch.iter(|| {
+            for (i, chunk) in black_box(&data).chunks(256).enumerate() {
+                let b = &mut c256[..chunk.len()];
+                b.copy_from_slice(chunk);
+                let t = cipher.seal(i as u32, &aad, b).unwrap();
+                cipher.open(i as u32, &aad, b, &t, &mut scratch).unwrap();
+                black_box(&b);
+            }
+        })
+    });
+
+    let mut tx = KeySlot::new(Direction::Tx);
+    let mut rx = KeySlot::new(Direction::Rx);
+    tx.program(KeyRole::Active, MasterKey::new([3; 32], 1))
+        .unwrap();
+    rx.program(KeyRole::Active, MasterKey::new([3; 32], 1))
+        .unwrap();
+    rx.enable().unwrap();
+    tx.enable().unwrap();
+    g.bench_function("keyslot/seal_open_64KiB_in_256B", |bch| {
+        bch.iter(|| {
+            for chunk in black_box(&data).chunks(256) {
+                let b = &mut c256[..chunk.len()];
+                b.copy_from_slice(chunk);
+                let t = tx.seal(StreamId::Requests, &aad, b).unwrap();
+                rx.open(StreamId::Requests, &aad, b, &t, &mut scratch)
+                    .unwrap();
+                black_box(&b);
+            }
+        })
+    });
+
+    // Pre-sealed 256-byte messages: ours (8-byte tag) and ring's (full tag), counter = index.
+    let ours: Vec<(Vec<u8>, [u8; 8])> = data
+        .chunks(256)
+        .enumerate()
+        .map(|(i, c)| {
+            let mut b = c.to_vec();
+            let t = cipher.seal(i as u32, &aad, &mut b).unwrap();
+            (b, t)
+        })
+        .collect();
+    let theirs: Vec<Vec<u8>> = data
+        .chunks(256)
+        .enumerate()
+        .map(|(i, c)| {
+            let mut b = c.to_vec();
+            let t = key
+                .seal_in_place_separate_tag(
+                    Nonce::assume_unique_for_key(iv(i as u32)),
+                    Aad::from(&aad),
+                    &mut b,
+                )
+                .unwrap();
+            b.extend_from_slice(t.as_ref());
+            b
+        })
+        .collect();
+    g.bench_function("gcm/open_64KiB_in_256B", |bch| {
+        bch.iter(|| {
+            for (i, (ct, t)) in ours.iter().enumerate() {
+                let b = &mut c256[..ct.len()];
+                b.copy_from_slice(ct);
+                cipher.open(i as u32, &aad, b, t, &mut scratch).unwrap();
+                black_box(&b);
+            }
+        })
+    });
+    let mut c272 = [0u8; 272];
+    g.bench_function("ring/open_64KiB_in_256B", |bch| {
+        bch.iter(|| {
+            for (i, ct) in theirs.iter().enumerate() {
+                let b = &mut c272[..ct.len()];
+                b.copy_from_slice(ct);
+                let p = key
+                    .open_in_place(
+                        Nonce::assume_unique_for_key(iv(i as u32)),
+                        Aad::from(&aad),
+                        b,
+                    )
                     .unwrap();
                 black_box(p.len());
             }
