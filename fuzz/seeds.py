@@ -8,6 +8,9 @@ few hand-built messages for codes the captures do not contain (HEARTBEAT, KEY_UP
 END_SESSION, ERROR, RESPOND_IF_READY) and op sequences for the state-machine harnesses. The input
 layouts are documented at the top of each fuzz_targets/<target>.rs.
 
+Also seeds the ualink-attest, guest-agent KBS and kdrv grant targets from ualink-attest/tests/data
+and ualink-kdrv/tests/data.
+
 Usage: python3 fuzz/seeds.py   (rewrites every fuzz/corpus/<target>/ directory it generates)
 """
 
@@ -235,8 +238,50 @@ def kdrv():
     add("kdrv_ioctl", "raw-cmd", b"\x01\xf0" + struct.pack("<I", 0xC0105500) + chunk(bytes(16)))
 
 
+ATTEST = os.path.join(HERE, "..", "ualink-attest", "tests", "data")
+
+
+def attest():
+    # Real SEV-SNP reports with the selector of their certificate (see attest_snp.rs), the TDX
+    # sample quotes, a minimal audit log, and small CBOR/JSON/COSE shapes for the others.
+    def rd(*p):
+        with open(os.path.join(*p), "rb") as f:
+            return f.read()
+
+    milan = bytes.fromhex(re.sub(rb"[^0-9a-fA-F]", b"", rd(ATTEST, "snp", "report_milan.hex")).decode())
+    add("attest_snp", "milan-vcek", b"\x00" + milan)
+    add("attest_snp", "test-vcek", b"\x02" + rd(ATTEST, "snp", "test-report.bin"))
+    add("attest_snp", "test-vlek", b"\x03" + rd(ATTEST, "snp", "test-vlek-report.bin"))
+    add("attest_snp", "own-leaf", b"\x04" + chunk(rd(ATTEST, "snp", "vcek_milan.der")) + milan)
+    add("attest_tdx", "quote", rd(ATTEST, "tdx", "tdx_quote"))
+    add("attest_tdx", "quote-outdated", rd(ATTEST, "tdx", "tdx_quote_outdated"))
+    import zlib
+    header = b"UALINKAL" + struct.pack(">HH", 1, 0)
+
+    def frame(t, payload):
+        body = bytes([t]) + struct.pack(">I", len(payload)) + payload
+        return body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+
+    rec = b"\xa3\x64time\x1a\x68\x00\x00\x00\x64kind\x00\x67subject\x63dev"
+    add("attest_audit", "header-only", b"\x00" + header)
+    add("attest_audit", "one-entry", b"\x00" + header + frame(1, struct.pack(">Q", 0) + bytes(48) + rec))
+    add("attest_audit", "record", b"\x00" + rec)
+    add("attest_audit", "trusted-cp", b"\x01" + chunk(b"\xd2\x84\x43\xa1\x01\x38\x22\xa0\x40\x58\x60" + bytes(96)) + header)
+    add("attest_bundles", "empty-map", b"\xa0")
+    add("attest_bundles", "version-1", b"\xa2\x00\x01\x01\x00")
+    add("attest_bundles", "version-1-bytes", b"\xa3\x00\x01\x01\x00\x02\x44\x00\x01\x02\x03")
+    jwe = (b'{"protected":"eyJhbGciOiJFQ0RILUVTK0EyNTZLVyIsImVuYyI6IkEyNTZHQ00iLCJlcGsiOnsia3R5IjoiRUMiLCJjcnYiOiJQLTI1NiIsIngiOiJnSTBHQUlMQmR1N1Q1M2FrckZtTXlHY3NGM241ZE83TW13TkJIS1c1U1YwIiwieSI6IlNMV19BQi1MSGx5eVdpMGRPQTlYemJmVkZYdWlnbjhjRmxRMVhnOE1WdTgifX0",'
+           b'"encrypted_key":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA","iv":"AAAAAAAAAAAAAAAA","ciphertext":"AAAA","tag":"AAAAAAAAAAAAAAAAAAAAAA"}')
+    add("kbs_response", "jwe", b"\x01" + jwe)
+    add("kbs_response", "challenge", b"\x02" + b'{"nonce":"abc","extra-params":{"b":[1,2,{"a":null}],"a":"\\u00e9"}}')
+    add("kbs_response", "token", b"\x02" + b'{"token":"eyJ.eyJ.sig","tee_pubkey":{"kty":"EC","crv":"P-256","alg":"ECDH-ES+A256KW","x":"AA","y":"AA"}}')
+    add("kbs_response", "resource-path", b"\x04" + b"default/key/1")
+    add("kdrv_grant", "kat", rd(HERE, "..", "ualink-kdrv", "tests", "data", "grant-kat.cose"))
+
+
 def main():
     kdrv()
+    attest()
     spdm_codecs()
     vendor_and_tdisp()
     engines()
