@@ -23,6 +23,16 @@
 //! verify, or no checkpoint key), [`EXIT_EVIDENCE_FAILED`] (an embedded evidence item failed
 //! verification), [`EXIT_DECISION_MISMATCH`] (a decision the policy would not have made, a
 //! policy digest mismatch, or a decision that cannot be replayed).
+//!
+//! # Verification quarantines
+//! A TSM quarantines a device when a verification check fails before policy ever sees its
+//! evidence (SPDM exchange, certificate chain, evidence bundle): it records a Deny whose
+//! event is `device-quarantined`, whose rules are all `check.<name>`, and which carries no
+//! policy input. Such a record is a verification outcome, not a policy decision: it is not
+//! replayed (and not counted as not-replayable). If it embeds device evidence, the auditor
+//! re-verifies it and requires it to FAIL; evidence that verifies is
+//! [`AnomalyKind::QuarantineWithoutFailure`]. Without embedded evidence it is reported as a
+//! recorded quarantine. Any other Deny without a policy input stays not-replayable.
 
 use crate::audit::event::{AcceleratorInfo, AuditEvent, SwitchInfo, TsmEvidenceBytes};
 use crate::audit::{verify_log, AuditRecord, CheckpointVerifier, Outcome};
@@ -75,6 +85,9 @@ pub enum AnomalyKind {
     /// A record's kind is not the one its event goes with (`AuditEvent::record_kind`), or a
     /// share event contradicts the record's outcome.
     RecordKindMismatch,
+    /// A verification quarantine (`check.*` rules, no policy input) whose embedded device
+    /// evidence verifies: the failure it records did not happen.
+    QuarantineWithoutFailure,
     /// Records after the last checkpoint (not covered by a signature); informational.
     Unsealed,
 }
@@ -88,7 +101,8 @@ impl AnomalyKind {
             | AnomalyKind::DecisionMismatch
             | AnomalyKind::NotReplayable
             | AnomalyKind::InputNotEvidence
-            | AnomalyKind::RecordKindMismatch => EXIT_DECISION_MISMATCH,
+            | AnomalyKind::RecordKindMismatch
+            | AnomalyKind::QuarantineWithoutFailure => EXIT_DECISION_MISMATCH,
             AnomalyKind::Unsealed => 0,
         }
     }
@@ -318,6 +332,24 @@ fn find_identity(bytes: &[u8]) -> Option<(Vec<u8>, TsmEvidenceBytes, UnixTime)> 
 
 fn rules_of(r: &AuditRecord) -> Vec<String> {
     r.rules().to_vec()
+}
+
+/// Prefix of the rules a TSM records for a failed verification check (`check.<name>`).
+const CHECK_RULE_PREFIX: &str = "check.";
+
+/// Whether `rec` is a verification quarantine (see the module docs): a device-appraisal Deny
+/// with a `device-quarantined` event, at least one rule, every rule `check.<name>` with a
+/// non-empty name, and no policy input. Such a record holds no policy decision.
+pub fn is_verification_quarantine(rec: &AuditRecord) -> bool {
+    rec.kind() == crate::audit::DecisionKind::DeviceAppraisal
+        && rec.outcome() == Outcome::Deny
+        && matches!(rec.event(), Some(AuditEvent::DeviceQuarantined { .. }))
+        && rec.policy_input().is_none()
+        && !rec.rules().is_empty()
+        && rec.rules().iter().all(|r| {
+            r.strip_prefix(CHECK_RULE_PREFIX)
+                .is_some_and(|name| !name.is_empty())
+        })
 }
 
 /// Audits `log` (the bytes of `STATE/audit.log`), replaying decisions under
@@ -561,12 +593,25 @@ pub fn audit_with_archive(log: &[u8], inputs: &AuditInputs, archived: &[PolicyBu
                 cause,
                 evidence,
             } => {
+                let check_failure = is_verification_quarantine(&rec);
                 // Evidence is embedded when the device was denied by policy; the decision
                 // must rest on it like an allow does. (No nonce is recorded for it.)
+                // A verification quarantine's evidence must instead fail to verify.
                 let verified = evidence
                     .as_ref()
                     .map(|b| device_verifier.verify(&b.0, &ExpectedNonce::NotProvided, now));
                 match &verified {
+                    Some(Ok(_)) if check_failure => anomaly(
+                        &mut rep,
+                        AnomalyKind::QuarantineWithoutFailure,
+                        Some(seq),
+                        format!(
+                            "quarantine-without-failure: device {device_id} quarantined by {} \
+                             but its embedded evidence verifies",
+                            rec.rules().join(", ")
+                        ),
+                    ),
+                    Some(Err(_)) if check_failure => {}
                     Some(Ok(v)) => {
                         if let Some(why) =
                             rec.policy_input().and_then(|i| device_input_mismatch(v, i))
@@ -614,7 +659,11 @@ pub fn audit_with_archive(log: &[u8], inputs: &AuditInputs, archived: &[PolicyBu
                             .collect();
                         row.evidence = "verified".into();
                     }
+                    Some(Err(e)) if check_failure => {
+                        row.evidence = format!("failed as recorded: {e}");
+                    }
                     Some(Err(e)) => row.evidence = format!("FAILED: {e}"),
+                    None if check_failure => row.evidence = "none embedded".into(),
                     None => {}
                 }
             }
@@ -964,14 +1013,16 @@ pub struct Replayed {
 }
 
 /// Replays the decision in `rec` under `engine`. `None` if the record holds no replayable
-/// decision; `Err` (with the reason) if it should be replayable but cannot be.
+/// decision (an Info record, a non-decision, or a verification quarantine:
+/// [`is_verification_quarantine`]); `Err` (with the reason) if it should be replayable but
+/// cannot be.
 pub fn replay_record(
     seq: u64,
     rec: &AuditRecord,
     engine: &PolicyEngine,
 ) -> Option<core::result::Result<Replayed, String>> {
     let kind = ualink_policy::DecisionKind::from_name(rec.kind().name())?;
-    if rec.outcome() == Outcome::Info {
+    if rec.outcome() == Outcome::Info || is_verification_quarantine(rec) {
         return None;
     }
     let Some(input) = rec.policy_input() else {
@@ -1007,7 +1058,8 @@ pub fn replay_record(
 
 fn replay(rep: &mut Report, seq: u64, rec: &AuditRecord, engines: &[([u8; 48], PolicyEngine)]) {
     let is_decision = ualink_policy::DecisionKind::from_name(rec.kind().name()).is_some()
-        && rec.outcome() != Outcome::Info;
+        && rec.outcome() != Outcome::Info
+        && !is_verification_quarantine(rec);
     if !is_decision {
         return;
     }

@@ -60,6 +60,14 @@ enum Variant {
     CorruptEvidence,
     /// A device decision was made on measurements the evidence does not contain.
     InputNotEvidence,
+    /// ualink-tsm quarantined accel-0009 on a failed certificate chain check (its evidence,
+    /// under a root the auditor does not trust, embedded) and accel-0002 on the same check
+    /// without evidence: verification outcomes, not policy decisions.
+    CheckQuarantine,
+    /// A `check.certificate_chain` quarantine whose embedded evidence verifies.
+    CheckQuarantineThatVerifies,
+    /// A quarantine Deny with a non-`check.` rule and no policy input: not replayable.
+    UnreplayableDeny,
 }
 
 struct Pod {
@@ -194,6 +202,29 @@ fn decided(
         r = r.with_rule(rule).unwrap().with_reason(reason).unwrap();
     }
     r
+}
+
+/// A quarantine as ualink-tsm records a failed verification check: rule `check.<check>`, no
+/// policy digest, no policy input.
+fn quarantine(t: i64, a: u16, rule: &str, evidence: Option<Vec<u8>>) -> AuditRecord {
+    let device_id = format!("accel-{a:04}");
+    AuditRecord::new(
+        UnixTime::from_secs(t),
+        DecisionKind::DeviceAppraisal,
+        &device_id,
+        Outcome::Deny,
+    )
+    .unwrap()
+    .with_rule(rule)
+    .unwrap()
+    .with_reason("certificate chain does not end at a trusted root")
+    .unwrap()
+    .with_event(AuditEvent::DeviceQuarantined {
+        device_id,
+        accelerator_id: a,
+        cause: "certificate_chain: no trusted root".into(),
+        evidence: evidence.map(Bytes),
+    })
 }
 
 fn info(t: i64, kind: DecisionKind, subject: &str, ev: AuditEvent) -> AuditRecord {
@@ -549,6 +580,32 @@ fn build(variant: Variant) -> Pod {
             evidence: Some(Bytes(device_bundle.clone())),
         }),
     );
+    if matches!(
+        variant,
+        Variant::CheckQuarantine | Variant::CheckQuarantineThatVerifies | Variant::UnreplayableDeny
+    ) {
+        t += 1;
+    }
+    match variant {
+        Variant::CheckQuarantine => {
+            let (untrusted, _) = bundle(AsymAlg::EcdsaP256, SpdmVersion::V13);
+            let rule = "check.certificate_chain";
+            push(
+                &mut w,
+                quarantine(t, 9, rule, Some(untrusted.encode().unwrap())),
+            );
+            push(&mut w, quarantine(t, 2, rule, None));
+        }
+        Variant::CheckQuarantineThatVerifies => push(
+            &mut w,
+            quarantine(t, 9, "check.certificate_chain", Some(device_bundle.clone())),
+        ),
+        Variant::UnreplayableDeny => push(&mut w, quarantine(t, 9, "firmware_known", None)),
+        Variant::Good
+        | Variant::FlippedDecision
+        | Variant::CorruptEvidence
+        | Variant::InputNotEvidence => {}
+    }
     w.checkpoint(&signer, UnixTime::from_secs(t)).unwrap();
     pod
 }
@@ -664,6 +721,49 @@ fn decision_on_inputs_the_evidence_does_not_support_is_flagged() {
         out.contains("device accel-0002: policy input lists other measurements"),
         "{out}"
     );
+}
+
+#[test]
+fn check_quarantines_are_verification_outcomes_not_replayable_decisions() {
+    let pod = build(Variant::CheckQuarantine);
+    let (code, out) = pod.report("text", &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("not-replayable"), "{out}");
+    let line = |dev: &str| {
+        out.lines()
+            .find(|l| l.contains(dev) && l.contains("quarantined: certificate_chain"))
+            .unwrap_or_else(|| panic!("no quarantine line for {dev}: {out}"))
+            .to_string()
+    };
+    let with_evidence = line("accel-0009");
+    assert!(with_evidence.contains("check.certificate_chain"), "{out}");
+    assert!(with_evidence.contains("failed as recorded"), "{out}");
+    let without = line("accel-0002");
+    assert!(without.contains("check.certificate_chain"), "{out}");
+    assert!(without.contains("none embedded"), "{out}");
+    let (code, out) = pod.report("json", &[]);
+    assert_eq!(code, 0, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    // Not decisions: the replay count is the Good log's.
+    assert_eq!(v["replay"]["replayed"], 9);
+    assert_eq!(v["replay"]["identical"], 9);
+}
+
+#[test]
+fn check_quarantine_whose_evidence_verifies_exits_decision_mismatch() {
+    let pod = build(Variant::CheckQuarantineThatVerifies);
+    let (code, out) = pod.report("text", &[]);
+    assert_eq!(code, 22, "{out}");
+    assert!(out.contains("quarantine-without-failure"), "{out}");
+    assert!(out.contains("device accel-0009"), "{out}");
+}
+
+#[test]
+fn deny_without_policy_input_and_non_check_rule_stays_not_replayable() {
+    let pod = build(Variant::UnreplayableDeny);
+    let (code, out) = pod.report("text", &[]);
+    assert_eq!(code, 22, "{out}");
+    assert!(out.contains("not-replayable"), "{out}");
 }
 
 #[test]
