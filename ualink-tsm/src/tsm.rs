@@ -117,22 +117,22 @@ pub struct DeviceView {
     pub attested_at: Option<u64>,
 }
 
-struct Device {
-    view: DeviceView,
+pub(crate) struct Device {
+    pub(crate) view: DeviceView,
     /// The device evidence bundle of the last successful attestation.
-    evidence: Option<Vec<u8>>,
+    pub(crate) evidence: Option<Vec<u8>>,
     /// The secured session (key programming, TDISP), while attested.
-    session: Option<Requester>,
+    pub(crate) session: Option<Requester>,
     /// The locked or running TDI, if any.
-    tdi: Option<TdiSession>,
+    pub(crate) tdi: Option<TdiSession>,
 }
 
 /// A TDI the TSM locked: the START nonce stays here (never persisted).
-struct TdiSession {
-    tdi: TdispRequester,
-    nonce: StartNonce,
-    tenant: u32,
-    report: Vec<u8>,
+pub(crate) struct TdiSession {
+    pub(crate) tdi: TdispRequester,
+    pub(crate) nonce: StartNonce,
+    pub(crate) tenant: u32,
+    pub(crate) report: Vec<u8>,
 }
 
 /// A TDI's state as stored.
@@ -243,20 +243,20 @@ pub struct BringUpReport {
 
 /// The trusted security manager.
 pub struct Tsm {
-    state_dir: PathBuf,
-    identity: TsmIdentity,
-    audit: AuditLog,
-    store: Box<dyn StateStore>,
-    bundle_digest: [u8; 48],
-    policy_digest: Digest384,
-    engine: PolicyEngine,
-    driver: PodDriver,
-    anchors: Arc<TrustAnchors>,
-    devices: BTreeMap<u16, Device>,
-    parallelism: usize,
-    ctx: FileCtx,
-    grants: GrantSigner,
-    grant_ttl_ns: u64,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) identity: TsmIdentity,
+    pub(crate) audit: AuditLog,
+    pub(crate) store: Box<dyn StateStore>,
+    pub(crate) bundle_digest: [u8; 48],
+    pub(crate) policy_digest: Digest384,
+    pub(crate) engine: PolicyEngine,
+    pub(crate) driver: PodDriver,
+    pub(crate) anchors: Arc<TrustAnchors>,
+    pub(crate) devices: BTreeMap<u16, Device>,
+    pub(crate) parallelism: usize,
+    pub(crate) ctx: FileCtx,
+    pub(crate) grants: GrantSigner,
+    pub(crate) grant_ttl_ns: u64,
 }
 
 impl core::fmt::Debug for Tsm {
@@ -1395,7 +1395,7 @@ impl Tsm {
 
     // ------------------------------------------------------------------ TDISP
 
-    fn tdi_owner_check(&self, tenant: u32, id: u16) -> Result<TenantRecord> {
+    pub(crate) fn tdi_owner_check(&self, tenant: u32, id: u16) -> Result<TenantRecord> {
         let t = self.tenant(tenant)?;
         let in_vpod = self.vpod(tenant)?.is_some_and(|v| v.members.contains(&id));
         if !in_vpod {
@@ -1909,7 +1909,7 @@ impl Tsm {
     }
 
     /// Appends a lifecycle record (what happened, with its event) durably.
-    fn lifecycle(&mut self, subject: &str, event: AuditEvent) -> Result<()> {
+    pub(crate) fn lifecycle(&mut self, subject: &str, event: AuditEvent) -> Result<()> {
         let rec = AuditRecord::new(
             UnixTime::now(),
             DecisionKind::Lifecycle,
@@ -1921,7 +1921,7 @@ impl Tsm {
         self.audit.record(&rec).map(|_| ())
     }
 
-    fn tenant(&self, id: u32) -> Result<TenantRecord> {
+    pub(crate) fn tenant(&self, id: u32) -> Result<TenantRecord> {
         self.store
             .get_json(Table::Tenants, &id.to_string())?
             .ok_or_else(|| TsmError::NotFound {
@@ -2016,7 +2016,7 @@ fn truncate(s: &str) -> String {
     s.get(..end).unwrap_or_default().to_string()
 }
 
-fn audit_build(e: ualink_attest::Error) -> TsmError {
+pub(crate) fn audit_build(e: ualink_attest::Error) -> TsmError {
     TsmError::AuditUnavailable(format!("building a record: {e}"))
 }
 
@@ -2033,7 +2033,11 @@ fn quarantined(check: &str, reason: String) -> DeviceStatus {
 }
 
 /// Adds a policy decision (bundle digest, deciding rules, reasons) to a record.
-fn with_decision(rec: AuditRecord, d: &Decision, policy: &Digest384) -> Result<AuditRecord> {
+pub(crate) fn with_decision(
+    rec: AuditRecord,
+    d: &Decision,
+    policy: &Digest384,
+) -> Result<AuditRecord> {
     let mut rec = rec.with_policy(*policy);
     for r in &d.rules {
         rec = rec.with_rule(r).map_err(audit_build)?;
