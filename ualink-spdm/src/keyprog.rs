@@ -101,6 +101,34 @@ pub enum KeyProgFamily {
     UalinkSec,
 }
 
+/// The admission step both key-programming responders share: the payload must have arrived in
+/// a secured session and belong to `want`'s family; it is then parsed with `parse`. `payload` is
+/// zeroed before returning, in every case, so a plaintext key never outlives the parse.
+fn admit<M, E>(
+    payload: &mut [u8],
+    in_session: bool,
+    want: KeyProgFamily,
+    parse: impl FnOnce(&[u8]) -> Result<M, E>,
+) -> Result<M, KeyProgError>
+where
+    KeyProgError: From<E>,
+{
+    let result = if !in_session {
+        Err(KeyProgError::SessionRequired)
+    } else {
+        match (family(payload), &*payload) {
+            (Some(f), _) if f == want => parse(payload).map_err(KeyProgError::from),
+            (Some(_), [_, obj, ..]) => Err(KeyProgError::UnsupportedObject(*obj)),
+            (_, [p, _, ..]) => Err(KeyProgError::UnsupportedProtocol(*p)),
+            _ => Err(KeyProgError::Malformed(Malformed::Truncated {
+                what: "ProtocolID/ObjectID",
+            })),
+        }
+    };
+    payload.zeroize();
+    result
+}
+
 /// Classifies a key-programming payload by its ProtocolID and ObjectID; `None` if it is not
 /// ProtocolID 0x00 or has no ObjectID. Does not validate anything else.
 pub fn family(payload: &[u8]) -> Option<KeyProgFamily> {
@@ -1037,24 +1065,12 @@ impl<S: KeySink> KeyProgResponder<S> {
         in_session: bool,
         session_id: Option<u32>,
     ) -> Result<Vec<u8>, KeyProgError> {
-        let result = if !in_session {
-            Err(KeyProgError::SessionRequired)
-        } else {
-            match (family(payload), &*payload) {
-                (Some(KeyProgFamily::UalinkSec), _) => {
-                    UalinkKeyMessage::parse(payload).map_err(KeyProgError::from)
-                }
-                (Some(KeyProgFamily::IdeKm), [_, obj, ..]) => {
-                    Err(KeyProgError::UnsupportedObject(*obj))
-                }
-                (_, [p, _, ..]) => Err(KeyProgError::UnsupportedProtocol(*p)),
-                _ => Err(KeyProgError::Malformed(Malformed::Truncated {
-                    what: "ProtocolID/ObjectID",
-                })),
-            }
-        };
-        payload.zeroize();
-        let ack = match result? {
+        let ack = match admit(
+            payload,
+            in_session,
+            KeyProgFamily::UalinkSec,
+            UalinkKeyMessage::parse,
+        )? {
             UalinkKeyMessage::Query { port } => {
                 let ok = port <= self.sink.max_port();
                 UalinkKeyMessage::QueryResp(UalinkQueryResp {
@@ -1419,24 +1435,12 @@ impl<S: IdeKmSink> IdeKmResponder<S> {
         in_session: bool,
         session_id: Option<u32>,
     ) -> Result<Vec<u8>, KeyProgError> {
-        let result = if !in_session {
-            Err(KeyProgError::SessionRequired)
-        } else {
-            match (family(payload), &*payload) {
-                (Some(KeyProgFamily::IdeKm), _) => {
-                    IdeKmMessage::parse(payload).map_err(KeyProgError::from)
-                }
-                (Some(KeyProgFamily::UalinkSec), [_, obj, ..]) => {
-                    Err(KeyProgError::UnsupportedObject(*obj))
-                }
-                (_, [p, _, ..]) => Err(KeyProgError::UnsupportedProtocol(*p)),
-                _ => Err(KeyProgError::Malformed(Malformed::Truncated {
-                    what: "ProtocolID/ObjectID",
-                })),
-            }
-        };
-        payload.zeroize();
-        let rsp = match result? {
+        let rsp = match admit(
+            payload,
+            in_session,
+            KeyProgFamily::IdeKm,
+            IdeKmMessage::parse,
+        )? {
             IdeKmMessage::Query { port_index } => {
                 IdeKmMessage::QueryResp(self.sink.query(port_index).map_err(KeyProgError::Refused)?)
             }

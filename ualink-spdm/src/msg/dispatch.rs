@@ -100,15 +100,43 @@ pub enum SpdmRequest {
     ChunkGet(ChunkGet),
 }
 
+/// The message reader both dispatchers share.
+type ReadFn<T> = fn(&mut Reader<'_>, Option<&MsgContext>) -> Result<T, Error>;
+
+/// Parses exactly one message with `read`; any byte after it is an error naming `what`.
+fn parse_whole<T>(
+    bytes: &[u8],
+    ctx: Option<&MsgContext>,
+    what: &'static str,
+    read: ReadFn<T>,
+) -> Result<T, Error> {
+    let mut r = Reader::new(bytes);
+    let m = read(&mut r, ctx)?;
+    r.finish(what)?;
+    Ok(m)
+}
+
+/// Parses one message with `read` allowing up to three zero bytes of DOE padding after it;
+/// returns the message and its length without the padding.
+fn parse_doe_padded<T>(
+    bytes: &[u8],
+    ctx: Option<&MsgContext>,
+    what: &'static str,
+    read: ReadFn<T>,
+) -> Result<(T, usize), Error> {
+    let mut r = Reader::new(bytes);
+    let m = read(&mut r, ctx)?;
+    let used = r.consumed();
+    super::finish_padded(&r, what)?;
+    Ok((m, used))
+}
+
 impl SpdmRequest {
     /// Parses exactly one request by its code. `ctx` is `None` before ALGORITHMS (only VCA
     /// messages are accepted then); with a context every message except GET_VERSION/VERSION must
     /// carry `ctx.version` ([`PeerMisbehaved::VersionMismatch`]).
     pub fn parse(bytes: &[u8], ctx: Option<&MsgContext>) -> Result<Self, Error> {
-        let mut r = Reader::new(bytes);
-        let m = Self::read(&mut r, ctx)?;
-        r.finish("SPDM request")?;
-        Ok(m)
+        parse_whole(bytes, ctx, "SPDM request", Self::read)
     }
 
     /// Like [`Self::parse`] for transports that pad to 4 bytes (PCI DOE): accepts up to three
@@ -120,11 +148,7 @@ impl SpdmRequest {
     /// keeps it and the returned length includes it. For the wrappers, `inner_padded` parses the
     /// wrapped message and returns its unpadded length.
     pub fn parse_padded(bytes: &[u8], ctx: Option<&MsgContext>) -> Result<(Self, usize), Error> {
-        let mut r = Reader::new(bytes);
-        let m = Self::read(&mut r, ctx)?;
-        let used = r.consumed();
-        super::finish_padded(&r, "SPDM request (beyond DOE padding)")?;
-        Ok((m, used))
+        parse_doe_padded(bytes, ctx, "SPDM request (beyond DOE padding)", Self::read)
     }
 
     fn read(r: &mut Reader<'_>, ctx: Option<&MsgContext>) -> Result<Self, Error> {
@@ -273,10 +297,7 @@ impl SpdmResponse {
     /// messages are accepted then); with a context every message except GET_VERSION/VERSION must
     /// carry `ctx.version` ([`PeerMisbehaved::VersionMismatch`]).
     pub fn parse(bytes: &[u8], ctx: Option<&MsgContext>) -> Result<Self, Error> {
-        let mut r = Reader::new(bytes);
-        let m = Self::read(&mut r, ctx)?;
-        r.finish("SPDM response")?;
-        Ok(m)
+        parse_whole(bytes, ctx, "SPDM response", Self::read)
     }
 
     /// Like [`Self::parse`] for transports that pad to 4 bytes (PCI DOE): accepts up to three
@@ -288,11 +309,7 @@ impl SpdmResponse {
     /// keeps it and the returned length includes it. For the wrappers, `inner_padded` parses the
     /// wrapped message and returns its unpadded length.
     pub fn parse_padded(bytes: &[u8], ctx: Option<&MsgContext>) -> Result<(Self, usize), Error> {
-        let mut r = Reader::new(bytes);
-        let m = Self::read(&mut r, ctx)?;
-        let used = r.consumed();
-        super::finish_padded(&r, "SPDM response (beyond DOE padding)")?;
-        Ok((m, used))
+        parse_doe_padded(bytes, ctx, "SPDM response (beyond DOE padding)", Self::read)
     }
 
     fn read(r: &mut Reader<'_>, ctx: Option<&MsgContext>) -> Result<Self, Error> {
