@@ -9,13 +9,9 @@
 //! fuzzer can reach claim parsing and the live-state gate.
 #![no_main]
 
-use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, VecDeque};
-
 use libfuzzer_sys::fuzz_target;
 use ualink_kdrv::crypto::{BadSignature, CryptoBackend, RingCrypto, TsmPublicKey};
 use ualink_kdrv::ids::*;
-use ualink_kdrv::ops::*;
 use ualink_kdrv::uapi::IOCTLS;
 use ualink_kdrv::{Config, Driver, Errno, FileCtx, NullSink};
 
@@ -34,157 +30,24 @@ impl CryptoBackend for FuzzCrypto {
     }
 }
 
-struct Fabric {
-    clock: Cell<u64>,
-    routes: RefCell<BTreeMap<(SwitchId, PortId, AcceleratorId), PortId>>,
-    perms: RefCell<BTreeMap<(AcceleratorId, PermTag), WindowPerm>>,
-    slots: RefCell<BTreeMap<KeySlotRef, KeySlotStatus>>,
-    faults: RefCell<VecDeque<FaultReport>>,
-    mailbox: RefCell<VecDeque<Vec<u8>>>,
-}
+// The kdrv integration tests' fake pod (routing tables, window permissions, key slots, a fault
+// queue): one fixture for the tests and the fuzzer.
+#[path = "../../ualink-kdrv/tests/common/mod.rs"]
+mod common;
+
+use common::{acc, FakeFabric};
 
 const N_ACC: u16 = 4;
 const N_SW: u16 = 2;
 
-fn acc(i: u16) -> AcceleratorId {
-    AcceleratorId::new(i).unwrap_or(AcceleratorId::new(0).unwrap())
-}
-
-impl FabricOps for Fabric {
-    fn enumerate(
-        &self,
-        v: &mut dyn FnMut(Discovered) -> Result<(), OpsError>,
-    ) -> Result<(), OpsError> {
-        for a in 0..N_ACC {
-            v(Discovered::Accelerator(AcceleratorInfo {
-                id: acc(a),
-                ports: N_SW,
-                mem_bytes: 1 << 24,
-                vendor_id: 1,
-                device_id: 1,
-            }))?;
-        }
-        for s in 0..N_SW {
-            v(Discovered::Switch(SwitchInfo {
-                id: SwitchId(s),
-                ports: N_ACC,
-            }))?;
-        }
-        for a in 0..N_ACC {
-            for s in 0..N_SW {
-                v(Discovered::Link(LinkInfo {
-                    accel: acc(a),
-                    accel_port: PortId(s),
-                    switch: SwitchId(s),
-                    switch_port: PortId(a),
-                    up: true,
-                }))?;
-            }
-        }
-        Ok(())
-    }
-    fn now(&self) -> FabricTime {
-        let t = self.clock.get();
-        self.clock.set(t.wrapping_add(1000));
-        FabricTime(t)
-    }
-    fn spdm_send(&self, _a: AcceleratorId, m: &[u8]) -> Result<(), OpsError> {
-        let mut mb = self.mailbox.borrow_mut();
-        if mb.len() < 8 {
-            mb.push_back(m.to_vec());
-        }
-        Ok(())
-    }
-    fn spdm_receive(&self, _a: AcceleratorId, buf: &mut [u8]) -> Result<usize, OpsError> {
-        let m = self
-            .mailbox
-            .borrow_mut()
-            .pop_front()
-            .ok_or(OpsError::WouldBlock)?;
-        let dst = buf.get_mut(..m.len()).ok_or(OpsError::TooBig)?;
-        dst.copy_from_slice(&m);
-        Ok(m.len())
-    }
-    fn route_set(&self, e: &RouteEntry) -> Result<(), OpsError> {
-        self.routes
-            .borrow_mut()
-            .insert((e.switch, e.ingress, e.dest), e.egress);
-        Ok(())
-    }
-    fn route_clear(&self, s: SwitchId, i: PortId, d: AcceleratorId) -> Result<(), OpsError> {
-        self.routes.borrow_mut().remove(&(s, i, d));
-        Ok(())
-    }
-    fn route_get(
-        &self,
-        s: SwitchId,
-        i: PortId,
-        d: AcceleratorId,
-    ) -> Result<Option<PortId>, OpsError> {
-        Ok(self.routes.borrow().get(&(s, i, d)).copied())
-    }
-    fn window_perm_set(&self, p: &WindowPerm) -> Result<(), OpsError> {
-        self.perms.borrow_mut().insert((p.target, p.tag), *p);
-        Ok(())
-    }
-    fn window_perm_clear(&self, t: AcceleratorId, tag: PermTag) -> Result<(), OpsError> {
-        self.perms.borrow_mut().remove(&(t, tag));
-        Ok(())
-    }
-    fn drain(
-        &self,
-        _t: AcceleratorId,
-        _tag: PermTag,
-        budget: u64,
-    ) -> Result<DrainOutcome, OpsError> {
-        Ok(DrainOutcome::Drained {
-            elapsed_ns: budget.min(10),
-        })
-    }
-    fn key_slot(&self, slot: KeySlotRef, cmd: KeySlotCommand) -> Result<KeySlotStatus, OpsError> {
-        let mut slots = self.slots.borrow_mut();
-        let st = slots.entry(slot).or_insert(KeySlotStatus {
-            active: SlotMeta {
-                state: SlotState::Live,
-                epoch: 1,
-                fingerprint: Some(KeyFingerprint([1; 48])),
-            },
-            alternate: SlotMeta::EMPTY,
-            enabled: true,
-        });
-        match cmd {
-            KeySlotCommand::Query | KeySlotCommand::Roll => {}
-            KeySlotCommand::Go => st.enabled = true,
-            KeySlotCommand::Stop => st.enabled = false,
-            KeySlotCommand::Invalidate => {
-                st.active = SlotMeta::EMPTY;
-                st.enabled = false;
-            }
-        }
-        Ok(*st)
-    }
-    fn stop_streams(
-        &self,
-        _a: AcceleratorId,
-        _p: PortId,
-        _s: AcceleratorId,
-    ) -> Result<(), OpsError> {
-        Ok(())
-    }
-    fn next_fault(&self) -> Option<FaultReport> {
-        self.faults.borrow_mut().pop_front()
-    }
-}
-
 fuzz_target!(|data: &[u8]| {
-    let fabric = Fabric {
-        clock: Cell::new(1_000_000),
-        routes: RefCell::new(BTreeMap::new()),
-        perms: RefCell::new(BTreeMap::new()),
-        slots: RefCell::new(BTreeMap::new()),
-        faults: RefCell::new(VecDeque::new()),
-        mailbox: RefCell::new(VecDeque::new()),
-    };
+    let fabric = FakeFabric::new(N_ACC, N_SW);
+    // Live keys on every pair, so the import gate's key checks are reachable.
+    for a in 0..N_ACC {
+        for b in (a + 1)..N_ACC {
+            fabric.program_pair(acc(a), acc(b), 1);
+        }
+    }
     let mut key = [0x11u8; 97];
     key[0] = 4;
     let Some(key) = TsmPublicKey::from_sec1(&key) else {
