@@ -71,15 +71,25 @@ pub enum TsmError {
     /// The simulated pod failed an operation.
     #[error("fabric: {0}")]
     Fabric(String),
+    /// The tenant's keys come from the other source: its lead agent (`lead_keys = true`, TSM
+    /// generation refused) or the TSM (`lead_keys = false`, an agent's key set refused).
+    #[error("tenant {tenant}: {}", if *lead_keys { "keys come from its lead agent" } else { "keys are delegated to the TSM" })]
+    KeySource {
+        /// The tenant.
+        tenant: u32,
+        /// The tenant's `lead_keys` option.
+        lead_keys: bool,
+    },
 }
 
 impl TsmError {
     /// Who is at fault.
     pub fn fault(&self) -> Fault {
         match self {
-            TsmError::InvalidRequest(_) | TsmError::NotFound { .. } | TsmError::Conflict(_) => {
-                Fault::Caller
-            }
+            TsmError::InvalidRequest(_)
+            | TsmError::NotFound { .. }
+            | TsmError::Conflict(_)
+            | TsmError::KeySource { .. } => Fault::Caller,
             TsmError::PolicyDenied { .. } => Fault::Policy,
             TsmError::Device { .. } => Fault::Device,
             TsmError::AuditUnavailable(_)
@@ -105,6 +115,12 @@ impl TsmError {
             TsmError::Policy(_) => "policy_error",
             TsmError::Driver { .. } => "driver_refused",
             TsmError::Fabric(_) => "fabric_failed",
+            TsmError::KeySource {
+                lead_keys: false, ..
+            } => "keys_delegated",
+            TsmError::KeySource {
+                lead_keys: true, ..
+            } => "keys_from_lead_agent",
         }
     }
 }
