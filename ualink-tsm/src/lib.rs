@@ -14,15 +14,20 @@
 //! - [`demo`]: policy data for the embedded simulated pod (demo and tests only).
 //! - [`mailbox`]: SPDM over the driver's mailbox (MCTP framing).
 //! - [`error`]: [`TsmError`], classed by [`Fault`].
+//! - [`service`]: the mutual-TLS service (KBS endpoints for guest agents, provider API);
+//!   [`cvm`]: CVM appraisal; [`offer`]: export offers.
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod cvm;
 pub mod demo;
 pub mod error;
 pub mod grant;
 pub mod identity;
 pub mod keys;
 pub mod mailbox;
+pub mod offer;
+pub mod service;
 pub mod store;
 pub mod tsm;
 
