@@ -81,6 +81,24 @@ pub enum Error {
         /// The KBS error detail.
         detail: String,
     },
+    /// The TSM answered `status` with its error JSON: a stable `code`, a human `reason`,
+    /// and for policy denials the `rules` that decided.
+    #[error(
+        "{request} refused with HTTP {status}: {code}: {reason}{}",
+        fmt_rules(rules)
+    )]
+    TsmRefused {
+        /// Which request (`POST /ualink/v0/...`).
+        request: String,
+        /// The HTTP status code.
+        status: u16,
+        /// The TSM's error code (`stale_report`, `share_denied`, `cvm_denied`, ...).
+        code: String,
+        /// The TSM's explanation.
+        reason: String,
+        /// The policy rules that decided (empty unless a policy denied).
+        rules: Vec<String>,
+    },
     /// A cryptographic check failed.
     #[error("cryptographic failure: {what}")]
     Crypto {
@@ -117,12 +135,20 @@ impl Error {
             Error::Malformed { .. } => ErrorClass::Malformed,
             Error::PeerMisbehaved { .. } => ErrorClass::PeerMisbehaved,
             Error::PeerIncompatible { .. } => ErrorClass::PeerIncompatible,
-            Error::Refused { .. } => ErrorClass::Refused,
+            Error::Refused { .. } | Error::TsmRefused { .. } => ErrorClass::Refused,
             Error::Crypto { .. } => ErrorClass::Crypto,
             Error::Verification(_) => ErrorClass::Verification,
             Error::Policy(_) => ErrorClass::PolicyDenied,
             Error::Io { .. } => ErrorClass::Io,
             Error::ApiMisuse { .. } => ErrorClass::ApiMisuse,
+        }
+    }
+
+    /// The TSM's error code, if this is a TSM refusal.
+    pub fn tsm_code(&self) -> Option<&str> {
+        match self {
+            Error::TsmRefused { code, .. } => Some(code),
+            _ => None,
         }
     }
 
@@ -149,6 +175,14 @@ impl Error {
             interface,
             detail: detail.into(),
         }
+    }
+}
+
+fn fmt_rules(rules: &[String]) -> String {
+    if rules.is_empty() {
+        String::new()
+    } else {
+        format!(" (rules: {})", rules.join(", "))
     }
 }
 

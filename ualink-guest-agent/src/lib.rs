@@ -15,5 +15,7 @@ pub mod evidence;
 pub mod kbs;
 pub mod lead;
 pub mod peer;
+pub mod tls;
+pub mod tsm;
 
 pub use error::{Error, ErrorClass, Result};

@@ -28,6 +28,10 @@ pub enum KbsTrust {
     WebPki,
     /// Only the certificates in this PEM text.
     Pem(Vec<u8>),
+    /// No server authentication: the handshake signature is checked and the chain recorded
+    /// in the verifier, nothing else. Only for a request whose answer authenticates itself
+    /// (`GET /ualink/v0/tsm`, see [`crate::tsm::TsmClient::bootstrap`]).
+    Bootstrap(Arc<crate::tls::BootstrapVerifier>),
 }
 
 /// A KBS endpoint.
@@ -81,9 +85,37 @@ impl Response {
     }
 }
 
-fn tls_config(trust: &KbsTrust) -> Result<rustls::ClientConfig> {
+fn tls_config(
+    trust: &KbsTrust,
+    identity: Option<&crate::tls::AgentIdentity>,
+) -> Result<rustls::ClientConfig> {
+    let tls_err = |e: rustls::Error| Error::ApiMisuse {
+        reason: format!("TLS configuration: {e}"),
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(tls_err)?;
     let mut roots = rustls::RootCertStore::empty();
+    let builder = match trust {
+        KbsTrust::Bootstrap(v) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(v.clone()),
+        KbsTrust::WebPki | KbsTrust::Pem(_) => {
+            add_roots(&mut roots, trust)?;
+            builder.with_root_certificates(roots)
+        }
+    };
+    match identity {
+        None => Ok(builder.with_no_client_auth()),
+        Some(id) => builder
+            .with_client_auth_cert(id.chain(), id.private_key())
+            .map_err(tls_err),
+    }
+}
+
+fn add_roots(roots: &mut rustls::RootCertStore, trust: &KbsTrust) -> Result<()> {
     match trust {
+        KbsTrust::Bootstrap(_) => {}
         KbsTrust::WebPki => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
         KbsTrust::Pem(pem) => {
             for c in CertificateDer::pem_slice_iter(pem) {
@@ -101,23 +133,30 @@ fn tls_config(trust: &KbsTrust) -> Result<rustls::ClientConfig> {
             }
         }
     }
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::ApiMisuse {
-            reason: format!("TLS configuration: {e}"),
-        })
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+    Ok(())
 }
 
 impl HttpClient {
     /// An endpoint for `base_url` (`http://` or `https://`, optional path prefix).
     pub fn new(base_url: &str, trust: KbsTrust) -> Result<Self> {
+        Self::with_identity(base_url, trust, None)
+    }
+
+    /// An endpoint that presents `identity` as its TLS client certificate (`https://` only).
+    pub fn with_identity(
+        base_url: &str,
+        trust: KbsTrust,
+        identity: Option<&crate::tls::AgentIdentity>,
+    ) -> Result<Self> {
         let bad = |why: &str| Error::ApiMisuse {
             reason: format!("KBS URL {base_url:?}: {why}"),
         };
         let uri: Uri = base_url.parse().map_err(|_| bad("does not parse"))?;
         let tls = match uri.scheme_str() {
-            Some("https") => Some(Arc::new(tls_config(&trust)?)),
+            Some("https") => Some(Arc::new(tls_config(&trust, identity)?)),
+            Some("http") if identity.is_some() => {
+                return Err(bad("a client identity needs an https:// URL"))
+            }
             Some("http") => None,
             _ => return Err(bad("scheme must be http or https")),
         };
@@ -144,7 +183,20 @@ impl HttpClient {
 
     /// `POST path` with a JSON body.
     pub async fn post(&self, path: &str, body: Vec<u8>, cookie: Option<&str>) -> Result<Response> {
-        self.send(Method::POST, path, Some(body), cookie).await
+        self.send(Method::POST, path, Some(Bytes::from(body)), cookie)
+            .await
+    }
+
+    /// `POST path` with a JSON body holding secrets: the buffer is zeroized when hyper drops
+    /// the last reference to it (rustls' own record buffers are outside our reach).
+    pub async fn post_secret(
+        &self,
+        path: &str,
+        body: Zeroizing<Vec<u8>>,
+        cookie: Option<&str>,
+    ) -> Result<Response> {
+        self.send(Method::POST, path, Some(Bytes::from_owner(body)), cookie)
+            .await
     }
 
     /// `GET path`.
@@ -152,11 +204,16 @@ impl HttpClient {
         self.send(Method::GET, path, None, cookie).await
     }
 
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str, cookie: Option<&str>) -> Result<Response> {
+        self.send(Method::DELETE, path, None, cookie).await
+    }
+
     async fn send(
         &self,
         method: Method,
         path: &str,
-        body: Option<Vec<u8>>,
+        body: Option<Bytes>,
         cookie: Option<&str>,
     ) -> Result<Response> {
         let what = format!("{method} {path}");
@@ -174,7 +231,7 @@ impl HttpClient {
         &self,
         method: Method,
         path: &str,
-        body: Option<Vec<u8>>,
+        body: Option<Bytes>,
         cookie: Option<&str>,
         what: &str,
     ) -> Result<Response> {
@@ -200,7 +257,7 @@ impl HttpClient {
             );
         }
         let req = b
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .body(Full::new(body.unwrap_or_default()))
             .map_err(|e| Error::ApiMisuse {
                 reason: format!("building {what}: {e}"),
             })?;
@@ -283,8 +340,39 @@ fn parse_set_cookie(v: &str) -> Option<(String, Zeroizing<String>)> {
     ))
 }
 
-/// The refusal for a non-2xx answer, with the server's ErrorInformation if it sent one.
+/// The TSM's error JSON (`{"code","reason","rules"}`); extra members are tolerated.
+#[derive(serde::Deserialize)]
+struct TsmErrorJson {
+    code: String,
+    reason: String,
+    #[serde(default)]
+    rules: Vec<serde_json::Value>,
+}
+
+/// A rule as the TSM names it: a string, or an object with a `rule` member.
+fn rule_name(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Object(o) => match o.get("rule") {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            _ => v.to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+/// The refusal for a non-2xx answer: the TSM's `{code, reason, rules}`, else the KBS
+/// ErrorInformation, else the start of the body.
 fn refused(what: &str, status: u16, body: &[u8]) -> Error {
+    if let Ok(e) = serde_json::from_slice::<TsmErrorJson>(body) {
+        return Error::TsmRefused {
+            request: what.to_string(),
+            status,
+            code: e.code,
+            reason: e.reason,
+            rules: e.rules.iter().map(rule_name).collect(),
+        };
+    }
     match serde_json::from_slice::<kbs_types::ErrorInformation>(body) {
         Ok(info) => Error::Refused {
             request: what.to_string(),
@@ -348,5 +436,23 @@ mod tests {
         assert!(e
             .to_string()
             .contains("(no KBS error JSON): <html>badgateway</html>"));
+        let e = refused(
+            "POST /x",
+            403,
+            br#"{"code":"share_denied","reason":"no pair","rules":["share:deny.no_pair",{"rule":"r2","reason":"y"}]}"#,
+        );
+        match &e {
+            Error::TsmRefused {
+                status,
+                code,
+                rules,
+                ..
+            } => {
+                assert_eq!((*status, code.as_str()), (403, "share_denied"));
+                assert_eq!(rules, &["share:deny.no_pair", "r2"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(e.tsm_code(), Some("share_denied"));
     }
 }

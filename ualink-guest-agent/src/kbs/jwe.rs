@@ -94,6 +94,24 @@ impl EphemeralKey {
         }
     }
 
+    /// The SEC1 uncompressed public point (65 bytes: `04 ‖ x ‖ y`).
+    pub fn public_sec1(&self) -> Vec<u8> {
+        self.secret
+            .public_key()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec()
+    }
+
+    /// The key as PKCS#8 DER (for the TLS stack and the certificate signer; zeroized on drop).
+    pub(crate) fn pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>> {
+        use p256::pkcs8::EncodePrivateKey as _;
+        let doc = self.secret.to_pkcs8_der().map_err(|_| Error::Crypto {
+            what: "encoding the P-256 key as PKCS#8",
+        })?;
+        Ok(Zeroizing::new(doc.as_bytes().to_vec()))
+    }
+
     /// The ECDH shared secret with `peer`.
     fn agree(&self, peer: &PublicKey) -> Zeroizing<[u8; 32]> {
         let shared = p256::ecdh::diffie_hellman(self.secret.to_nonzero_scalar(), peer.as_affine());

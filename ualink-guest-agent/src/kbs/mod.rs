@@ -27,6 +27,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 pub use http::{HttpClient, KbsTrust};
 use jwe::EphemeralKey;
+use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// The protocol version this client speaks.
@@ -110,6 +111,7 @@ impl std::fmt::Display for ResourcePath {
 #[derive(Debug, Clone)]
 pub struct KbsClient {
     http: HttpClient,
+    identity: Option<Arc<crate::tls::AgentIdentity>>,
 }
 
 /// A session that received a challenge: it holds the session cookie and the nonce.
@@ -118,6 +120,7 @@ pub struct Challenged {
     cookie: Zeroizing<String>,
     nonce: String,
     tee: kbs_types::Tee,
+    identity: Option<Arc<crate::tls::AgentIdentity>>,
 }
 
 /// An attested session: it may fetch resources until the server ends it.
@@ -125,7 +128,7 @@ pub struct Attested {
     http: HttpClient,
     cookie: Zeroizing<String>,
     token: Zeroizing<String>,
-    key: EphemeralKey,
+    key: Arc<EphemeralKey>,
     report_data: [u8; 64],
 }
 
@@ -159,6 +162,22 @@ impl KbsClient {
     pub fn new(base_url: &str, trust: KbsTrust) -> Result<Self> {
         Ok(Self {
             http: HttpClient::new(base_url, trust)?,
+            identity: None,
+        })
+    }
+
+    /// A client that presents `identity`'s self-signed certificate as its TLS client
+    /// certificate and uses the same key as its `tee-pubkey`, so the evidence binds the key
+    /// the TLS channel is authenticated with (the TSM requires this; a Trustee KBS ignores
+    /// the client certificate).
+    pub fn with_identity(
+        base_url: &str,
+        trust: KbsTrust,
+        identity: Arc<crate::tls::AgentIdentity>,
+    ) -> Result<Self> {
+        Ok(Self {
+            http: HttpClient::with_identity(base_url, trust, Some(&identity))?,
+            identity: Some(identity),
         })
     }
 
@@ -199,6 +218,7 @@ impl KbsClient {
             cookie: Zeroizing::new(cookie),
             nonce: ch.nonce,
             tee,
+            identity: self.identity.clone(),
         })
     }
 }
@@ -209,8 +229,9 @@ impl Challenged {
         &self.nonce
     }
 
-    /// `POST /kbs/v0/attest`: a fresh ephemeral P-256 key, evidence from `provider` binding
-    /// the nonce and the key, and the server's attestation token in return.
+    /// `POST /kbs/v0/attest`: the client identity's key (or, without one, a fresh ephemeral
+    /// P-256 key), evidence from `provider` binding the nonce and the key, and the server's
+    /// attestation token in return.
     pub async fn attest(self, provider: &dyn EvidenceProvider) -> Result<Attested> {
         if provider.tee().kbs_tee() != self.tee {
             return Err(Error::ApiMisuse {
@@ -221,7 +242,10 @@ impl Challenged {
                 ),
             });
         }
-        let key = EphemeralKey::generate()?;
+        let key = match &self.identity {
+            Some(id) => id.key().clone(),
+            None => Arc::new(EphemeralKey::generate()?),
+        };
         let tee_pubkey = key.jwk();
         let additional = String::new();
         let (_, report_data) = binding(&self.nonce, &tee_pubkey, &additional)?;
@@ -271,6 +295,12 @@ impl Attested {
     /// The report_data the evidence carried.
     pub fn report_data(&self) -> &[u8; 64] {
         &self.report_data
+    }
+
+    /// The HTTP endpoint and the session cookie (for the TSM's agent endpoints, which take
+    /// the same session).
+    pub(crate) fn session(&self) -> (&HttpClient, &str) {
+        (&self.http, &self.cookie)
     }
 
     /// `GET /kbs/v0/resource/<path>` and JWE decryption with the session key.
