@@ -16,6 +16,10 @@
 //! - `gcm/open_64KiB_in_256B` and `ring/open_64KiB_in_256B`: verification/decryption alone
 //!   (ours with the 8-byte tag, ring with the full tag), each restoring the ciphertext first.
 //!
+//! - `keyslot/txn_crypto_64KiB_in_256B`: all the UALinkSec work of the 256-byte-transaction write
+//!   (261-byte request body and 3-byte write response, each sealed and opened through `KeySlot`):
+//!   the floor any simulator using this construction has at that transaction size.
+//!
 //! `sim/...` minus `keyslot/...` is the simulator's per-transaction overhead outside UALinkSec
 //! (routing, window checks, memory write, header codec, allocation of transaction buffers).
 //!
@@ -164,6 +168,35 @@ fn bench(c: &mut Criterion) {
                 b.copy_from_slice(chunk);
                 let t = tx.seal(StreamId::Requests, &aad, b).unwrap();
                 rx.open(StreamId::Requests, &aad, b, &t, &mut scratch)
+                    .unwrap();
+                black_box(&b);
+            }
+        })
+    });
+
+    // Exactly the UALinkSec work of one simulated 256-byte write, without the simulator: the
+    // request body (5-byte prefix + 256 data bytes) sealed and opened on the Requests stream, the
+    // 3-byte write response sealed and opened on the WriteResponses stream (two KeySlot pairs).
+    let mut rtx = KeySlot::new(Direction::Tx);
+    let mut rrx = KeySlot::new(Direction::Rx);
+    rtx.program(KeyRole::Active, MasterKey::new([4; 32], 1))
+        .unwrap();
+    rrx.program(KeyRole::Active, MasterKey::new([4; 32], 1))
+        .unwrap();
+    rrx.enable().unwrap();
+    rtx.enable().unwrap();
+    let mut req = [0u8; 261];
+    let mut rsp = [0u8; 3];
+    g.bench_function("keyslot/txn_crypto_64KiB_in_256B", |bch| {
+        bch.iter(|| {
+            for chunk in black_box(&data).chunks(256) {
+                req[5..5 + chunk.len()].copy_from_slice(chunk);
+                let b = &mut req[..5 + chunk.len()];
+                let t = tx.seal(StreamId::Requests, &aad, b).unwrap();
+                rx.open(StreamId::Requests, &aad, b, &t, &mut scratch)
+                    .unwrap();
+                let t = rtx.seal(StreamId::WriteResponses, &aad, &mut rsp).unwrap();
+                rrx.open(StreamId::WriteResponses, &aad, &mut rsp, &t, &mut scratch)
                     .unwrap();
                 black_box(&b);
             }

@@ -1,6 +1,6 @@
 //! Sparse accelerator memory: 64 KiB pages allocated on first write; unwritten bytes read as zero.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use crate::error::SimError;
 
@@ -10,7 +10,7 @@ const PAGE: u64 = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct Memory {
     size: u64,
-    pages: HashMap<u64, Box<[u8]>>,
+    pages: BTreeMap<u64, Box<[u8]>>,
 }
 
 impl Memory {
@@ -18,7 +18,7 @@ impl Memory {
     pub fn new(size: u64) -> Self {
         Self {
             size,
-            pages: HashMap::new(),
+            pages: BTreeMap::new(),
         }
     }
 

@@ -352,6 +352,11 @@ pub(crate) struct PodState {
     pub(crate) faults: VecDeque<FaultReport>,
     oracle: Oracle,
     scratch: Vec<u8>,
+    /// Reused request and response body buffers of the data path (no allocation per
+    /// transaction). They only ever hold ciphertext or bytes bound for (or read from) memory
+    /// that the simulator keeps anyway, so they are not zeroized between uses.
+    req_buf: Vec<u8>,
+    rsp_buf: Vec<u8>,
     next_txn_tag: u16,
     tamper: VecDeque<WireTamper>,
     capture: Option<Vec<Captured>>,
@@ -470,6 +475,8 @@ impl SimPod {
             faults: VecDeque::new(),
             oracle: Oracle::default(),
             scratch: Vec::new(),
+            req_buf: Vec::new(),
+            rsp_buf: Vec::new(),
             next_txn_tag: 0,
             tamper: VecDeque::new(),
             capture: None,
@@ -881,7 +888,10 @@ impl SimPod {
         let r = {
             let mut st = self.lock()?;
             st.deliver(switch, ingress, wire)
-                .and_then(|(rport, hdr, body)| st.serve_request(rport, &hdr, &body).map(|_| ()))
+                .and_then(|(rport, hdr, body)| {
+                    st.serve_request(rport, &hdr, &body, &mut Vec::new())
+                        .map(|_| ())
+                })
         };
         self.flush_tdi_events()?;
         r
@@ -1646,13 +1656,15 @@ impl PodState {
     }
 
     /// Target side of a verified request: window check, memory access, oracle, response.
-    /// Returns the response header and body to send (none for KeyRoll).
+    /// Returns the response header to send, its body written into `rb` (none for KeyRoll).
     fn serve_request(
         &mut self,
         at: PortRef,
         hdr: &TxnHeader,
         body: &[u8],
-    ) -> Result<Option<(TxnHeader, Vec<u8>)>, SimError> {
+        rb: &mut Vec<u8>,
+    ) -> Result<Option<TxnHeader>, SimError> {
+        rb.clear();
         let req = header::decode_request(hdr, body)?;
         let len = u64::from(hdr.len);
         match hdr.cmd {
@@ -1705,27 +1717,31 @@ impl PodState {
                     len: 0,
                     addr_hi: 0,
                 };
-                Ok(Some((
-                    rh,
-                    header::encode_response_prefix(req.txn_tag, status).to_vec(),
-                )))
+                rb.extend_from_slice(&header::encode_response_prefix(req.txn_tag, status));
+                Ok(Some(rh))
             }
             Cmd::Read => {
                 let target = self.accel(at.accel)?;
-                let mut rb =
-                    header::encode_response_prefix(req.txn_tag, RspStatus::Denied).to_vec();
                 let mut rlen = 0;
                 if target
                     .window_check(hdr.src, req.addr, len, Rights::READ)
                     .is_ok()
                 {
-                    rb = header::encode_response_prefix(req.txn_tag, RspStatus::Ok).to_vec();
+                    rb.extend_from_slice(&header::encode_response_prefix(
+                        req.txn_tag,
+                        RspStatus::Ok,
+                    ));
                     let start = rb.len();
                     rb.resize(start + usize::from(hdr.len), 0);
                     target
                         .memory
                         .read(req.addr, rb.get_mut(start..).ok_or(SimError::BadTransfer)?)?;
                     rlen = hdr.len;
+                } else {
+                    rb.extend_from_slice(&header::encode_response_prefix(
+                        req.txn_tag,
+                        RspStatus::Denied,
+                    ));
                 }
                 let rh = TxnHeader {
                     cmd: Cmd::ReadResponse,
@@ -1734,7 +1750,7 @@ impl PodState {
                     len: rlen,
                     addr_hi: 0,
                 };
-                Ok(Some((rh, rb)))
+                Ok(Some(rh))
             }
             Cmd::ReadResponse | Cmd::WriteResponse => {
                 Err(SimError::Malformed("request: response command"))
@@ -1810,24 +1826,49 @@ impl PodState {
         };
         let tag = self.next_tag();
         let prefix = header::encode_request_prefix(addr, len, tag)?;
-        let mut body = Vec::with_capacity(prefix.len() + data.map_or(0, <[u8]>::len));
+        let mut body = std::mem::take(&mut self.req_buf);
+        body.clear();
         body.extend_from_slice(&prefix);
         if let Some(d) = data {
             body.extend_from_slice(d);
         }
         let (rport, rhdr, rbody) = self.transmit(from, &hdr, body)?;
-        let Some((resp_hdr, resp_body)) = self.serve_request(rport, &rhdr, &rbody)? else {
+        let mut resp_body = std::mem::take(&mut self.rsp_buf);
+        let served = self.serve_request(rport, &rhdr, &rbody, &mut resp_body);
+        self.req_buf = rbody;
+        let Some(resp_hdr) = served? else {
             return Err(SimError::Malformed("request produced no response"));
         };
         // The response travels back from the port the request arrived on.
         let (back_at, bh, bb) = self.transmit(rport, &resp_hdr, resp_body)?;
+        let r = self.finish_transaction(src, dst, addr, len, cmd, tag, back_at, &bh, &bb, out);
+        self.rsp_buf = bb;
+        r
+    }
+
+    /// Requester side of a transaction's verified response: matching tag, status, read data
+    /// (and the oracle's view of it).
+    #[allow(clippy::too_many_arguments)]
+    fn finish_transaction(
+        &mut self,
+        src: AccelId,
+        dst: AccelId,
+        addr: u64,
+        len: u16,
+        cmd: Cmd,
+        tag: u16,
+        back_at: PortRef,
+        bh: &TxnHeader,
+        bb: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), SimError> {
         if back_at.accel != src {
             return Err(SimError::Misrouted {
                 at: back_at.accel,
                 dst: src,
             });
         }
-        let rsp = header::decode_response(&bh, &bb)?;
+        let rsp = header::decode_response(bh, bb)?;
         if rsp.txn_tag != tag {
             return Err(SimError::Malformed(
                 "response: tag does not match the request",
@@ -1951,7 +1992,7 @@ impl PodState {
             .first_chunk::<4>()
             .map(|b| u32::from_be_bytes(*b))
             .ok_or(SimError::Malformed("KeyRollMSG: epoch"))?;
-        self.serve_request(rport, &hdr, &body)?;
+        self.serve_request(rport, &hdr, &body, &mut Vec::new())?;
         let now = self.now_ns;
         let s = SlotRef {
             accel: tx.accel,
