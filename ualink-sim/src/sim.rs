@@ -1608,24 +1608,24 @@ impl PodState {
             dir: Direction::Rx,
             peer: hdr.src,
         };
+        // One lookup of the RX slot; the verification scratch is a disjoint field.
+        let PodState {
+            accels, scratch, ..
+        } = self;
+        let slot = accels
+            .get_mut(&rx.accel)
+            .and_then(|a| a.ports.get_mut(usize::from(rx.port.0)))
+            .and_then(|p| p.rx.get_mut(&rx.peer));
         // No slot for the claimed source (including IDs not in the pod): an unkeyed link.
-        if self.slot(rx)?.is_none() {
+        let Some(slot) = slot else {
             return Err(SimError::Key {
                 port: rport,
                 peer: hdr.src,
                 reason: KeyError::NoKey,
             });
-        }
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let mut body = wire.ciphertext;
-        let r = match self.slot_mut(rx) {
-            Ok(s) => s.open(stream, &wire.header, &mut body, &wire.tag, &mut scratch),
-            Err(e) => {
-                self.scratch = scratch;
-                return Err(e);
-            }
         };
-        self.scratch = scratch;
+        let mut body = wire.ciphertext;
+        let r = slot.open(stream, &wire.header, &mut body, &wire.tag, scratch);
         match r {
             Ok(()) => Ok((rport, hdr, body)),
             Err(OpenError::Key(reason)) => Err(SimError::Key {
