@@ -99,6 +99,12 @@ pub enum Error {
         /// The policy rules that decided (empty unless a policy denied).
         rules: Vec<String>,
     },
+    /// A peer agent refused us on the agent-to-agent channel.
+    #[error("the peer agent refused: {reason}")]
+    MeshRefused {
+        /// Its reason.
+        reason: String,
+    },
     /// A cryptographic check failed.
     #[error("cryptographic failure: {what}")]
     Crypto {
@@ -108,6 +114,16 @@ pub enum Error {
     /// Peer evidence did not verify.
     #[error("verification failed: {0}")]
     Verification(#[from] ualink_attest::Error),
+    /// The tenant's policy refused (`decision` names the decision, e.g. `ualink.cvm`).
+    #[error("{decision} denied: {}", fmt_denial(rules, reasons))]
+    Denied {
+        /// Which decision.
+        decision: &'static str,
+        /// The deciding rules.
+        rules: Vec<String>,
+        /// One reason per rule.
+        reasons: Vec<String>,
+    },
     /// The policy engine failed (treated as a denial).
     #[error("policy evaluation failed: {0}")]
     Policy(#[from] ualink_policy::PolicyError),
@@ -135,10 +151,12 @@ impl Error {
             Error::Malformed { .. } => ErrorClass::Malformed,
             Error::PeerMisbehaved { .. } => ErrorClass::PeerMisbehaved,
             Error::PeerIncompatible { .. } => ErrorClass::PeerIncompatible,
-            Error::Refused { .. } | Error::TsmRefused { .. } => ErrorClass::Refused,
+            Error::Refused { .. } | Error::TsmRefused { .. } | Error::MeshRefused { .. } => {
+                ErrorClass::Refused
+            }
             Error::Crypto { .. } => ErrorClass::Crypto,
             Error::Verification(_) => ErrorClass::Verification,
-            Error::Policy(_) => ErrorClass::PolicyDenied,
+            Error::Policy(_) | Error::Denied { .. } => ErrorClass::PolicyDenied,
             Error::Io { .. } => ErrorClass::Io,
             Error::ApiMisuse { .. } => ErrorClass::ApiMisuse,
         }
@@ -176,6 +194,29 @@ impl Error {
             detail: detail.into(),
         }
     }
+}
+
+fn fmt_denial(rules: &[String], reasons: &[String]) -> String {
+    if rules.is_empty() {
+        return "no rule allowed it".into();
+    }
+    rules
+        .iter()
+        .zip(
+            reasons
+                .iter()
+                .map(String::as_str)
+                .chain(std::iter::repeat("")),
+        )
+        .map(|(r, why)| {
+            if why.is_empty() {
+                r.clone()
+            } else {
+                format!("{r} ({why})")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn fmt_rules(rules: &[String]) -> String {

@@ -42,6 +42,16 @@ pub struct KeyEntry {
 }
 
 impl KeyEntry {
+    /// An entry (for keys received from the lead over the mesh).
+    pub(crate) fn new(tx_accelerator: AccelId, tx_port: u8, peer: AccelId, key: MasterKey) -> Self {
+        Self {
+            tx_accelerator,
+            tx_port,
+            peer,
+            key,
+        }
+    }
+
     /// The key (for the TSM to program; never log it).
     pub fn key(&self) -> &MasterKey {
         &self.key
@@ -153,6 +163,62 @@ pub fn generate_vpod_keys(
     })
 }
 
+/// Generates one fresh master key per (TX accelerator, TX port, RX accelerator) of
+/// `layout` (the TSM's link layout) at `epoch`. Every accelerator must be one of `members`
+/// (whose IDs must be unique and 10-bit), TX and RX must differ, and no triple may repeat.
+pub fn generate_keys_for_layout(
+    tenant_id: &str,
+    members: &[u16],
+    layout: &[(u16, u8, u16)],
+    epoch: u32,
+) -> Result<KeyBundle> {
+    let ids = check_unique_ids(members.iter().copied())?;
+    if layout.len() > MAX_KEYS {
+        return Err(Error::PeerMisbehaved {
+            what: format!("the key layout has more than {MAX_KEYS} keys"),
+        });
+    }
+    let member = |v: u16| {
+        ids.iter()
+            .copied()
+            .find(|a| a.get() == v)
+            .ok_or_else(|| Error::PeerMisbehaved {
+                what: format!("the key layout names accelerator {v:#x}, not a vPod member"),
+            })
+    };
+    let mut seen = BTreeSet::new();
+    let rng = SystemRandom::new();
+    let mut entries = Vec::with_capacity(layout.len());
+    for &(tx, port, rx) in layout {
+        let (t, r) = (member(tx)?, member(rx)?);
+        if tx == rx {
+            return Err(Error::PeerMisbehaved {
+                what: format!("the key layout keys accelerator {tx:#x} to itself"),
+            });
+        }
+        if !seen.insert((tx, port, rx)) {
+            return Err(Error::PeerMisbehaved {
+                what: format!("the key layout lists {tx}:{port}->{rx} twice"),
+            });
+        }
+        let mut bytes = [0u8; KEY_LEN];
+        rng.fill(&mut bytes)
+            .map_err(|_| Error::Crypto { what: "system RNG" })?;
+        entries.push(KeyEntry {
+            tx_accelerator: t,
+            tx_port: port,
+            peer: r,
+            key: MasterKey::from_bytes(&mut bytes),
+        });
+    }
+    entries.sort_by_key(|e| (e.tx_accelerator.get(), e.tx_port, e.peer.get()));
+    Ok(KeyBundle {
+        tenant_id: tenant_id.to_string(),
+        epoch,
+        entries,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -185,6 +251,19 @@ mod tests {
         let keys: BTreeSet<[u8; 32]> = b.entries.iter().map(|e| *e.key().as_bytes()).collect();
         assert_eq!(keys.len(), 8, "every key is fresh");
         assert!(!keys.contains(&[0u8; 32]));
+    }
+
+    #[test]
+    fn layout_keys_follow_the_layout_and_refuse_strangers() {
+        let layout = [(1, 0, 2), (2, 3, 1)];
+        let b = generate_keys_for_layout("t", &[1, 2], &layout, 4).unwrap();
+        assert_eq!(b.entries.len(), 2);
+        assert!(b.entry(2, 3, 1).is_some());
+        assert_eq!(b.epoch, 4);
+        assert!(generate_keys_for_layout("t", &[1, 2], &[(1, 0, 3)], 1).is_err());
+        assert!(generate_keys_for_layout("t", &[1, 2], &[(1, 0, 1)], 1).is_err());
+        assert!(generate_keys_for_layout("t", &[1, 2], &[(1, 0, 2), (1, 0, 2)], 1).is_err());
+        assert!(generate_keys_for_layout("t", &[1, 1], &[], 1).is_err());
     }
 
     #[test]

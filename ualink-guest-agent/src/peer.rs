@@ -43,7 +43,8 @@ pub struct TenantTrust {
 
 /// What the TSM reports about the device beside the bundle. Not signed by the device: each
 /// claim is checked through the tenant's device appraisal (vendor root, reference values).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeviceClaims {
     /// The device's name (e.g. `accel-0001`).
     pub device_id: String,
@@ -73,7 +74,7 @@ pub struct Candidate<'a> {
 }
 
 /// One failed check of a rejection.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct FailedCheck {
     /// `verification`, or the policy rule (`device:deny.measurement_mismatch`,
     /// `tdi_accept:deny.tdi_not_locked`, ...).

@@ -39,6 +39,24 @@ pub const ALG: &str = "ECDH-ES+A256KW";
 pub const ENC: &str = "A256GCM";
 const WHAT: &str = "KBS resource JWE";
 
+/// The `tee-pubkey` JWK of a SEC1 uncompressed P-256 point (65 bytes), as
+/// [`EphemeralKey::jwk`] writes it; the point must be on the curve.
+pub fn jwk_of_sec1(sec1: &[u8]) -> Result<kbs_types::TeePubKey> {
+    let p = EncodedPoint::from_bytes(sec1)
+        .map_err(|_| Error::malformed("P-256 public key", "not a SEC1 point"))?;
+    let pk = Option::<PublicKey>::from(PublicKey::from_encoded_point(&p))
+        .ok_or_else(|| Error::malformed("P-256 public key", "not on the curve"))?;
+    let p = pk.to_encoded_point(false);
+    let coord =
+        |c: Option<&p256::FieldBytes>| c.map(|c| URL_SAFE_NO_PAD.encode(c)).unwrap_or_default();
+    Ok(kbs_types::TeePubKey::EC {
+        crv: "P-256".into(),
+        alg: ALG.into(),
+        x: coord(p.x()),
+        y: coord(p.y()),
+    })
+}
+
 /// The agent's ephemeral ECDH key. Lives for one KBS session; the secret is zeroized on
 /// drop (p256's `SecretKey`) and never printed.
 pub struct EphemeralKey {

@@ -85,6 +85,26 @@ pub struct VpodView {
     pub tdis: Vec<TdiView>,
     /// Sum of the members' epochs (changes when any member re-attests).
     pub epoch_sum: u64,
+    /// The master keys a lead agent must supply, one per (TX accelerator, TX port, RX
+    /// accelerator), if the TSM publishes the layout (else the lead derives it from its
+    /// peers' TX ports).
+    #[serde(default)]
+    pub key_layout: Option<Vec<KeySlotView>>,
+    /// The smallest key epoch the next lead key set may carry, if the TSM says (else 1, then
+    /// one above the last set this agent programmed).
+    #[serde(default)]
+    pub next_key_epoch: Option<u32>,
+}
+
+/// One key a lead agent must supply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct KeySlotView {
+    /// TX accelerator.
+    pub tx: u16,
+    /// Its TX port.
+    pub port: u8,
+    /// RX accelerator.
+    pub rx: u16,
 }
 
 /// The identity the TSM claims for a device (not signed by the device; checked through

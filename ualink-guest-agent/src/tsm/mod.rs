@@ -71,7 +71,7 @@ fn parse_json<T: DeserializeOwned>(what: &'static str, body: &[u8]) -> Result<T>
 }
 
 /// The SNP certificates of the TSM's evidence from the answer's `cert_chain`.
-fn certs_of(chain: &[api::CertEntry]) -> Result<SnpCerts> {
+pub(crate) fn certs_of(chain: &[api::CertEntry]) -> Result<SnpCerts> {
     let mut leaf = None;
     let mut intermediates = Vec::new();
     for c in chain {
