@@ -14,11 +14,7 @@ use service_support::*;
 async fn tls12_is_refused_in_the_handshake() {
     let h = Harness::start(|_| {}).await;
     let (cert, key, _) = agent_identity();
-    let cfg = client_config(
-        &h.ca(),
-        Some((vec![cert], key)),
-        &[&rustls::version::TLS12],
-    );
+    let cfg = client_config(&h.ca(), Some((vec![cert], key)), &[&rustls::version::TLS12]);
     let c = Client {
         addr: h.addr(),
         connector: tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg)),
@@ -129,7 +125,10 @@ async fn the_tsm_endpoint_binds_the_ca_to_the_attested_identity_key() {
     // The CA's key is the identity key...
     let ca = pem::parse(v["ca_pem"].as_str().unwrap()).unwrap();
     let (_, c) = x509_parser::parse_x509_certificate(ca.contents()).unwrap();
-    assert_eq!(c.public_key().subject_public_key.data.as_ref(), pk.as_slice());
+    assert_eq!(
+        c.public_key().subject_public_key.data.as_ref(),
+        pk.as_slice()
+    );
     // ...and the evidence's report_data commits to it.
     use base64::Engine as _;
     let report = base64::engine::general_purpose::STANDARD

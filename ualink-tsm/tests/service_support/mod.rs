@@ -320,7 +320,12 @@ impl Client {
                 json!({"version": "0.4.0", "tee": "snp", "extra-params": ""}),
             )
             .await;
-        assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
         self.cookie = r.cookie();
         assert!(self.cookie.is_some(), "no session cookie");
         r.json()["nonce"].as_str().unwrap().to_string()
@@ -355,7 +360,13 @@ impl Client {
         if r.status != StatusCode::OK {
             return Err(r);
         }
-        Ok(self.key.as_ref().unwrap().decrypt(&r.body).unwrap().to_vec())
+        Ok(self
+            .key
+            .as_ref()
+            .unwrap()
+            .decrypt(&r.body)
+            .unwrap()
+            .to_vec())
     }
 }
 
@@ -377,5 +388,7 @@ pub fn records(state: &Path) -> Vec<ualink_attest::audit::AuditRecord> {
         &[],
     )
     .unwrap();
-    (0..v.size()).map(|i| v.record(&bytes, i).unwrap()).collect()
+    (0..v.size())
+        .map(|i| v.record(&bytes, i).unwrap())
+        .collect()
 }
