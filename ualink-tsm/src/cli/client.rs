@@ -223,6 +223,7 @@ impl TsmClient {
 
     /// A client from a TLS directory holding `tsm-ca.pem`, `admin.pem` and `admin.key`.
     pub(crate) fn from_tls_dir(url: &str, dir: &Path) -> Result<Self, ClientError> {
+        parse_url(url)?;
         let ca = read_file(&dir.join("tsm-ca.pem"))?;
         let cert = read_file(&dir.join("admin.pem"))?;
         let key = zeroize::Zeroizing::new(read_file(&dir.join("admin.key"))?);
