@@ -6,6 +6,8 @@
 //! key bytes right after programming. Only fingerprints are kept and persisted:
 //! `SHA-384(ualink_sim::ualinksec::FINGERPRINT_LABEL ‖ key)`.
 
+use std::collections::BTreeMap;
+
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use ualink_spdm::keyprog::{self, Direction, KeyTarget, MasterKey, Slot, KEY_LEN};
@@ -37,6 +39,9 @@ pub struct SlotRecord {
     pub epoch: u32,
     /// Hex SHA-384 fingerprint of the active key.
     pub fingerprint: String,
+    /// Unix time (s) the key was programmed (its age for scheduled rotation).
+    #[serde(default)]
+    pub programmed_at: u64,
 }
 
 impl SlotRecord {
@@ -86,6 +91,113 @@ pub fn target(port: u8, direction: Direction, slot: Slot, peer: u16) -> Result<K
         peer: keyprog::AccelId::new(peer)
             .map_err(|e| TsmError::InvalidRequest(format!("peer {peer}: {e:?}")))?,
     })
+}
+
+/// One master key a tenant's lead agent generated (UALink §9.4): the key `tx`'s port `port`
+/// uses toward `rx`, which is also `rx`'s RX key for traffic from `tx`. The key bytes live in a
+/// zeroizing buffer and never appear in `Debug` output.
+pub struct LeadKey {
+    /// The transmitting accelerator.
+    pub tx: u16,
+    /// Its TX port.
+    pub port: u8,
+    /// The receiving accelerator.
+    pub rx: u16,
+    key: MasterKey,
+}
+
+impl core::fmt::Debug for LeadKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("LeadKey")
+            .field("tx", &self.tx)
+            .field("port", &self.port)
+            .field("rx", &self.rx)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The master keys of one epoch handed over by a tenant's lead agent, for
+/// [`crate::Tsm::provision_keys_with`]. The service fills it from the agent's JSON
+/// (`{epoch, keys:[{tx, port, rx, key}]}`); [`LeadKeySet::push`] refuses a key that is not
+/// exactly [`KEY_LEN`] bytes. Coverage of the vPod's links is checked by the TSM. Every key is
+/// zeroized when the set (or the key, once programmed) is dropped.
+#[derive(Debug)]
+pub struct LeadKeySet {
+    /// The key epoch the agent generated these keys for.
+    pub epoch: u32,
+    keys: Vec<LeadKey>,
+}
+
+impl LeadKeySet {
+    /// An empty set for `epoch`.
+    pub fn new(epoch: u32) -> Self {
+        Self {
+            epoch,
+            keys: Vec::new(),
+        }
+    }
+
+    /// Adds the key for (`tx`, `port`) → `rx`. `key` must be exactly 32 bytes; the caller
+    /// zeroizes its own copy (this one is copied into a zeroizing buffer).
+    pub fn push(&mut self, tx: u16, port: u8, rx: u16, key: &[u8]) -> Result<()> {
+        let mut k = Zeroizing::new([0u8; KEY_LEN]);
+        if key.len() != KEY_LEN {
+            return Err(TsmError::InvalidRequest(format!(
+                "lead key for {tx}:{port}->{rx} is {} bytes, want {KEY_LEN}",
+                key.len()
+            )));
+        }
+        k.copy_from_slice(key);
+        self.keys.push(LeadKey {
+            tx,
+            port,
+            rx,
+            key: MasterKey::from_bytes(&mut k),
+        });
+        Ok(())
+    }
+
+    /// The set built from the guest agent library's [`ualink_guest_agent::lead::KeyBundle`]
+    /// (what an in-process agent hands over).
+    pub fn from_bundle(b: &ualink_guest_agent::lead::KeyBundle) -> Self {
+        let mut set = Self::new(b.epoch);
+        for e in &b.entries {
+            let mut k = Zeroizing::new(*e.key().as_bytes());
+            set.keys.push(LeadKey {
+                tx: e.tx_accelerator.get(),
+                port: e.tx_port,
+                rx: e.peer.get(),
+                key: MasterKey::from_bytes(&mut k),
+            });
+        }
+        set
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the set holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The keys by (tx, port, rx); a triple given twice is refused.
+    pub(crate) fn into_map(self) -> Result<BTreeMap<(u16, u8, u16), MasterKey>> {
+        let mut out = BTreeMap::new();
+        for k in self.keys {
+            let id = (k.tx, k.port, k.rx);
+            if out.insert(id, k.key).is_some() {
+                return Err(TsmError::InvalidRequest(format!(
+                    "lead key for {}:{}->{} given twice",
+                    id.0, id.1, id.2
+                )));
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

@@ -64,6 +64,20 @@ pub struct TsmConfig {
     pub parallelism: Option<NonZeroUsize>,
     /// Lifetime of an import grant on the fabric clock (ns).
     pub grant_ttl_ns: u64,
+    /// When link keys are rotated without being asked ([`Tsm::rotate_due`]).
+    pub rotation: RotationConfig,
+}
+
+/// Automatic link-key rotation ([`Tsm::rotate_due`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RotationConfig {
+    /// Rotate a pair whose keys are older than this (trigger `scheduled`); `None` = never.
+    pub max_key_age_secs: Option<u64>,
+    /// The usage threshold programmed into the hardware at open: a TX stream counter reaching
+    /// it makes the device roll its key (KeyRollMSG, UALink §9.5.9.1.1) or, with no fresh
+    /// alternate key, stop the slot; [`Tsm::rotate_due`] then re-keys the pair (trigger
+    /// `threshold`). `None` leaves the hardware's own threshold.
+    pub usage_threshold: Option<u32>,
 }
 
 impl TsmConfig {
@@ -75,6 +89,7 @@ impl TsmConfig {
             checkpoint_every: 64,
             parallelism: None,
             grant_ttl_ns: 60_000_000_000,
+            rotation: RotationConfig::default(),
         }
     }
 }
@@ -153,6 +168,19 @@ pub struct TenantRecord {
     pub id: u32,
     /// The name policy knows it by (`data.ualink_data.tenants.<name>`).
     pub name: String,
+    /// Whether the tenant's lead agent generates its vPod's master keys (UALink §9.4);
+    /// `false`: the TSM generates them (delegated).
+    #[serde(default)]
+    pub lead_keys: bool,
+}
+
+/// Options of a new tenant ([`Tsm::tenant_add_with`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TenantOptions {
+    /// The tenant's lead agent generates the vPod's master keys and hands them over
+    /// ([`Tsm::provision_keys_with`]); the TSM refuses to generate them. `false` (the default):
+    /// the tenant delegates key generation to the TSM ([`Tsm::provision_keys`]).
+    pub lead_keys: bool,
 }
 
 /// A vPod as stored.
@@ -257,6 +285,7 @@ pub struct Tsm {
     pub(crate) ctx: FileCtx,
     pub(crate) grants: GrantSigner,
     pub(crate) grant_ttl_ns: u64,
+    pub(crate) rotation: RotationConfig,
 }
 
 impl core::fmt::Debug for Tsm {
@@ -416,6 +445,13 @@ impl Tsm {
                 },
             );
         }
+        if let Some(t) = config.rotation.usage_threshold {
+            pod.set_sec_params(ualink_sim::ualinksec::SecParams {
+                roll_threshold: t,
+                ..ualink_sim::ualinksec::SecParams::default()
+            })
+            .map_err(|e| TsmError::Fabric(e.to_string()))?;
+        }
         let public = TsmPublicKey::from_sec1(identity.public_key())
             .ok_or_else(|| TsmError::Identity("public key refused by the driver".into()))?;
         let mut handle_secret = zeroize::Zeroizing::new([0u8; 32]);
@@ -471,6 +507,7 @@ impl Tsm {
         Ok(Self {
             grants,
             grant_ttl_ns: config.grant_ttl_ns,
+            rotation: config.rotation,
             state_dir: dir,
             identity,
             audit,
@@ -568,7 +605,9 @@ impl Tsm {
                     })
                 })
             });
-            if keyed {
+            // A tenant whose lead agent generates its keys is re-keyed when the agent hands
+            // over a new set; until then its links stay without keys.
+            if keyed && !self.tenant(tenant)?.lead_keys {
                 self.provision_keys(tenant)?;
             }
         }
@@ -834,8 +873,19 @@ impl Tsm {
 
     // ------------------------------------------------------------------ tenants and vPods
 
-    /// Creates tenant `id` known to policy as `name`.
+    /// Creates tenant `id` known to policy as `name`, delegating key generation to the TSM.
     pub fn tenant_add(&mut self, id: u32, name: &str) -> Result<TenantRecord> {
+        self.tenant_add_with(id, name, TenantOptions::default())
+    }
+
+    /// Creates tenant `id` known to policy as `name` with `options` (stored with the tenant;
+    /// the `tenant-added` record says where its keys come from).
+    pub fn tenant_add_with(
+        &mut self,
+        id: u32,
+        name: &str,
+        options: TenantOptions,
+    ) -> Result<TenantRecord> {
         if id == 0 || name.is_empty() || name.len() > 64 {
             return Err(TsmError::InvalidRequest(
                 "tenant id must be nonzero and its name 1..=64 bytes".into(),
@@ -848,15 +898,27 @@ impl Tsm {
         self.driver
             .tenant_add(&self.ctx, ualink_kdrv::ids::TenantId(id))
             .map_err(kdrv_err("tenant_add"))?;
-        self.lifecycle(
+        let source = if options.lead_keys {
+            "lead-agent"
+        } else {
+            "tsm"
+        };
+        let rec = AuditRecord::new(
+            UnixTime::now(),
+            DecisionKind::Lifecycle,
             &format!("tenant-{id}"),
-            AuditEvent::TenantAdded {
-                tenant_id: name.to_string(),
-            },
-        )?;
+            Outcome::Info,
+        )
+        .and_then(|r| r.with_reason(&format!("key-source={source}")))
+        .map_err(audit_build)?
+        .with_event(AuditEvent::TenantAdded {
+            tenant_id: name.to_string(),
+        });
+        self.audit.record(&rec)?;
         let rec = TenantRecord {
             id,
             name: name.to_string(),
+            lead_keys: options.lead_keys,
         };
         self.store.put_json(Table::Tenants, &id.to_string(), &rec)?;
         Ok(rec)
@@ -1022,8 +1084,31 @@ impl Tsm {
     /// devices' secured sessions, every RX enabled before any TX. Key bytes are dropped when
     /// this returns; the driver and the store get epochs and fingerprints. Audited (one
     /// key-rotation record per pair, trigger "initial", with the fingerprints).
+    ///
+    /// Refused with [`TsmError::KeySource`] when the tenant's lead agent generates its keys.
     pub fn provision_keys(&mut self, tenant: u32) -> Result<Vec<SlotRecord>> {
         self.audit.ensure_writable()?;
+        let vpod = self.keyable_vpod(tenant, false)?;
+        let rng = ring::rand::SystemRandom::new();
+        let mut src = KeySrc::Tsm(&rng);
+        let mut done = Vec::new();
+        for (i, a) in vpod.members.iter().enumerate() {
+            for b in vpod.members.iter().skip(i + 1) {
+                done.extend(self.key_pair(*a, *b, Slot::Active, "initial", &mut src)?);
+            }
+        }
+        Ok(done)
+    }
+
+    /// The tenant's vPod, every member attested, and the tenant's key source is `lead`.
+    fn keyable_vpod(&self, tenant: u32, lead: bool) -> Result<VpodRecord> {
+        let t = self.tenant(tenant)?;
+        if t.lead_keys != lead {
+            return Err(TsmError::KeySource {
+                tenant,
+                lead_keys: t.lead_keys,
+            });
+        }
         let vpod = self.vpod(tenant)?.ok_or_else(|| TsmError::NotFound {
             what: "vPod",
             id: tenant.to_string(),
@@ -1036,14 +1121,122 @@ impl Tsm {
                 )));
             }
         }
-        let rng = ring::rand::SystemRandom::new();
+        Ok(vpod)
+    }
+
+    /// The master keys a lead agent must hand over for `tenant`'s vPod: one per
+    /// (TX accelerator, its TX port, RX accelerator) for every switch plane joining two members,
+    /// sorted. What [`Self::provision_keys_with`] checks a key set against.
+    pub fn lead_key_layout(&self, tenant: u32) -> Result<Vec<(u16, u8, u16)>> {
+        let vpod = self.vpod(tenant)?.ok_or_else(|| TsmError::NotFound {
+            what: "vPod",
+            id: tenant.to_string(),
+        })?;
+        let mut out = Vec::new();
+        for (i, a) in vpod.members.iter().enumerate() {
+            for b in vpod.members.iter().skip(i + 1) {
+                for (pa, pb) in self.plane_ports(*a, *b)? {
+                    out.push((*a, pa, *b));
+                    out.push((*b, pb, *a));
+                }
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// The smallest epoch a lead agent's next key set for `tenant` may carry: above every
+    /// epoch any of the vPod's links has used (epochs are never reused).
+    pub fn lead_key_min_epoch(&self, tenant: u32) -> Result<u32> {
+        let vpod = self.vpod(tenant)?.ok_or_else(|| TsmError::NotFound {
+            what: "vPod",
+            id: tenant.to_string(),
+        })?;
+        let mut min = 1u32;
+        for (i, a) in vpod.members.iter().enumerate() {
+            for b in vpod.members.iter().skip(i + 1) {
+                min = min.max(self.next_key_epoch(*a, *b)?);
+            }
+        }
+        Ok(min)
+    }
+
+    /// Programs the master keys `tenant`'s lead agent generated (UALink §9.4) exactly as the
+    /// delegated path does: inside the devices' SPDM secured sessions, RX before TX per pair;
+    /// the driver and the store get epochs and fingerprints; one `keys-programmed` record per
+    /// direction and plane with `source=lead-agent`. The set must cover exactly the vPod's
+    /// links ([`Self::lead_key_layout`]): no key missing, none twice, none for an accelerator
+    /// outside the vPod or a port that is not a link between the two; its epoch must be at
+    /// least [`Self::lead_key_min_epoch`]. Nothing is programmed if any check fails. Every key
+    /// is zeroized right after it is programmed (and all of them on any error).
+    ///
+    /// Refused with [`TsmError::KeySource`] when the tenant delegates key generation.
+    pub fn provision_keys_with(
+        &mut self,
+        tenant: u32,
+        keys: keys::LeadKeySet,
+    ) -> Result<Vec<SlotRecord>> {
+        self.audit.ensure_writable()?;
+        let vpod = self.keyable_vpod(tenant, true)?;
+        let epoch = keys.epoch;
+        let mut given = keys.into_map()?;
+        let layout = self.lead_key_layout(tenant)?;
+        for (tx, port, rx) in given.keys() {
+            for x in [tx, rx] {
+                if !vpod.members.contains(x) {
+                    return Err(TsmError::InvalidRequest(format!(
+                        "lead key {tx}:{port}->{rx}: {} is not in tenant {tenant}'s vPod",
+                        device_subject(*x)
+                    )));
+                }
+            }
+            if layout.binary_search(&(*tx, *port, *rx)).is_err() {
+                return Err(TsmError::InvalidRequest(format!(
+                    "lead key {tx}:{port}->{rx}: port {port} of {} is not a link to {}",
+                    device_subject(*tx),
+                    device_subject(*rx)
+                )));
+            }
+        }
+        if let Some((tx, port, rx)) = layout.iter().find(|k| !given.contains_key(k)) {
+            return Err(TsmError::InvalidRequest(format!(
+                "lead key set misses {tx}:{port}->{rx} ({} of {} links covered)",
+                given.len(),
+                layout.len()
+            )));
+        }
+        let min = self.lead_key_min_epoch(tenant)?;
+        if epoch < min {
+            return Err(TsmError::InvalidRequest(format!(
+                "lead key epoch {epoch} reuses an epoch: the vPod's links need {min} or above"
+            )));
+        }
+        let mut src = KeySrc::Lead {
+            epoch,
+            keys: &mut given,
+        };
         let mut done = Vec::new();
         for (i, a) in vpod.members.iter().enumerate() {
             for b in vpod.members.iter().skip(i + 1) {
-                done.extend(self.key_pair(*a, *b, Slot::Active, "initial", &rng)?);
+                done.extend(self.key_pair(*a, *b, Slot::Active, "initial", &mut src)?);
             }
         }
         Ok(done)
+    }
+
+    /// The (port of `a`, port of `b`) of every switch plane joining `a` and `b`.
+    fn plane_ports(&self, a: u16, b: u16) -> Result<Vec<(u8, u8)>> {
+        self.pod()
+            .planes(accel(a)?, accel(b)?)
+            .map_err(|e| TsmError::Fabric(e.to_string()))?
+            .into_iter()
+            .map(|(pa, pb)| {
+                Ok((
+                    u8::try_from(pa.0).map_err(|_| TsmError::Fabric("port above 255".into()))?,
+                    u8::try_from(pb.0).map_err(|_| TsmError::Fabric("port above 255".into()))?,
+                ))
+            })
+            .collect()
     }
 
     /// Programs and enables fresh keys in `slot` for every plane and direction between `a`
@@ -1054,23 +1247,30 @@ impl Tsm {
         b: u16,
         slot: Slot,
         trigger: &str,
-        rng: &ring::rand::SystemRandom,
+        src: &mut KeySrc<'_>,
     ) -> Result<Vec<SlotRecord>> {
-        let planes = self
-            .pod()
-            .planes(accel(a)?, accel(b)?)
-            .map_err(|e| TsmError::Fabric(e.to_string()))?;
+        let planes = self.plane_ports(a, b)?;
         if planes.is_empty() {
             return Err(TsmError::Conflict(format!("no plane joins {a} and {b}")));
         }
-        let epoch = self.next_key_epoch(a, b)?;
+        let epoch = match src {
+            KeySrc::Tsm(_) => self.next_key_epoch(a, b)?,
+            KeySrc::Lead { epoch, .. } => *epoch,
+        };
+        let source = match src {
+            KeySrc::Tsm(_) => "tsm",
+            KeySrc::Lead { .. } => "lead-agent",
+        };
         // (device, target, fingerprint) for every slot programmed.
         let mut programmed: Vec<(u16, KeyTarget, [u8; 48])> = Vec::new();
         for (pa, pb) in planes {
-            let pa = u8::try_from(pa.0).map_err(|_| TsmError::Fabric("port above 255".into()))?;
-            let pb = u8::try_from(pb.0).map_err(|_| TsmError::Fabric("port above 255".into()))?;
             for (x, px, y, py) in [(a, pa, b, pb), (b, pb, a, pa)] {
-                let key = keys::fresh_key(rng)?;
+                let key = match src {
+                    KeySrc::Tsm(rng) => keys::fresh_key(rng)?,
+                    KeySrc::Lead { keys, .. } => keys.remove(&(x, px, y)).ok_or_else(|| {
+                        TsmError::InvalidRequest(format!("lead key set misses {x}:{px}->{y}"))
+                    })?,
+                };
                 let fp = keys::fingerprint(&key);
                 let tx = keys::target(px, KDir::Tx, slot, y)?;
                 let rx = keys::target(py, KDir::Rx, slot, x)?;
@@ -1133,6 +1333,7 @@ impl Tsm {
                 peer: t.peer.get(),
                 epoch,
                 fingerprint: hex::encode(fp),
+                programmed_at: now_secs(),
             };
             records.push(rec);
         }
@@ -1174,7 +1375,11 @@ impl Tsm {
                 &format!("{}->{}", device_subject(*tx_dev), device_subject(*rx_dev)),
                 Outcome::Info,
             )
-            .and_then(|r| r.with_reason(&format!("trigger={trigger} slot={slot:?} epoch={epoch}")))
+            .and_then(|r| {
+                r.with_reason(&format!(
+                    "trigger={trigger} source={source} slot={slot:?} epoch={epoch}"
+                ))
+            })
             .and_then(|r| {
                 r.with_key_fingerprint(
                     &format!("{}->{}", device_subject(*tx_dev), device_subject(*rx_dev)),
@@ -1199,7 +1404,16 @@ impl Tsm {
     /// sessions) and each TX slot rolls (KeyRollMSG swaps the peer's RX in band). If an end
     /// fails re-attestation the pair's keys are invalidated (a hardware stop) and what crossed
     /// the link is revoked by the driver.
+    ///
+    /// A pair the hardware stopped (its usage threshold reached with no fresh alternate key)
+    /// is re-keyed in the active slots instead (same gate, RX before TX). Refused with
+    /// [`TsmError::KeySource`] for a tenant whose lead agent generates its keys (it hands over
+    /// a new set with [`Self::provision_keys_with`]).
     pub fn rotate(&mut self, a: u16, b: u16) -> Result<Vec<SlotRecord>> {
+        self.rotate_as(a, b, RotationTrigger::Manual)
+    }
+
+    fn rotate_as(&mut self, a: u16, b: u16, trigger: RotationTrigger) -> Result<Vec<SlotRecord>> {
         self.audit.ensure_writable()?;
         if a == b {
             return Err(TsmError::InvalidRequest(
@@ -1221,6 +1435,12 @@ impl Tsm {
             .map(|(_, v)| v.tenant)
             .ok_or_else(|| TsmError::Conflict(format!("{} is in no vPod", device_subject(a))))?;
         let tenant = self.tenant(owner)?;
+        if tenant.lead_keys {
+            return Err(TsmError::KeySource {
+                tenant: owner,
+                lead_keys: true,
+            });
+        }
         let ea = self.reattest(a)?;
         let eb = self.reattest(b)?;
         let now = UnixTime::now();
@@ -1255,7 +1475,7 @@ impl Tsm {
             rx: end(&eb),
             current_epoch: u64::from(current),
             new_epoch: u64::from(current) + 1,
-            trigger: RotationTrigger::Manual,
+            trigger,
             now: u64::try_from(now.secs()).unwrap_or(0),
         };
         let json = input
@@ -1288,7 +1508,17 @@ impl Tsm {
             });
         }
         let rng = ring::rand::SystemRandom::new();
-        let records = self.key_pair(a, b, Slot::Alternate, "manual", &rng)?;
+        let trigger_name = match trigger {
+            RotationTrigger::Threshold => "threshold",
+            RotationTrigger::Scheduled => "scheduled",
+            RotationTrigger::Manual => "manual",
+            RotationTrigger::Revocation => "revocation",
+        };
+        if !self.link_keys_live(a, b)? {
+            // The hardware stopped the pair (or a slot is not live): re-key the active slots.
+            return self.key_pair(a, b, Slot::Active, trigger_name, &mut KeySrc::Tsm(&rng));
+        }
+        let records = self.key_pair(a, b, Slot::Alternate, trigger_name, &mut KeySrc::Tsm(&rng))?;
         // Roll every TX slot (in band to the peer's RX), then refresh the RX mirrors.
         for want in ["tx", "rx"] {
             for r in records.iter().filter(|r| r.dir == want) {
@@ -1324,6 +1554,104 @@ impl Tsm {
             }
         }
         Ok(records)
+    }
+
+    /// Rotates every keyed pair that is due at `now` (Unix seconds), each through the same
+    /// attestation-gated path as [`Self::rotate`]:
+    /// - trigger `threshold`: a slot of the pair is no longer live in the hardware (the driver's
+    ///   fresh `key_slot` query shows it stopped, e.g. its usage counter reached the threshold
+    ///   of [`RotationConfig::usage_threshold`] with no alternate key staged) → re-keyed;
+    /// - trigger `scheduled`: its keys are older than [`RotationConfig::max_key_age_secs`].
+    ///
+    /// A rotation that fails (an end fails fresh attestation, policy denies, the device refuses
+    /// a key) stops the pair: its keys are invalidated at both ends and the driver revokes what
+    /// crossed it; a deny record names why. Pairs of tenants whose lead agent generates keys are
+    /// left to that agent. Returns the pairs rotated (lower id first). Only an audit-log or
+    /// store failure is returned as an error.
+    pub fn rotate_due(&mut self, now: u64) -> Result<Vec<(u16, u16)>> {
+        self.audit.ensure_writable()?;
+        // (lo, hi) -> oldest programmed_at
+        let mut pairs: BTreeMap<(u16, u16), u64> = BTreeMap::new();
+        for (_, r) in self.store.list_json::<SlotRecord>(Table::KeySlots)? {
+            let k = (r.accel.min(r.peer), r.accel.max(r.peer));
+            let e = pairs.entry(k).or_insert(r.programmed_at);
+            *e = (*e).min(r.programmed_at);
+        }
+        let lead: std::collections::BTreeSet<u16> = self
+            .store
+            .list_json::<VpodRecord>(Table::Vpods)?
+            .into_iter()
+            .filter(|(_, v)| self.tenant(v.tenant).is_ok_and(|t| t.lead_keys))
+            .flat_map(|(_, v)| v.members)
+            .collect();
+        let mut rotated = Vec::new();
+        for ((a, b), at) in pairs {
+            if lead.contains(&a) || lead.contains(&b) {
+                continue;
+            }
+            // Keys dropped earlier in this round (an end quarantined) are not rotated.
+            let Some(live) = self.refresh_pair(a, b)? else {
+                continue;
+            };
+            let trigger = if !live {
+                RotationTrigger::Threshold
+            } else if self
+                .rotation
+                .max_key_age_secs
+                .is_some_and(|max| now.saturating_sub(at) >= max)
+            {
+                RotationTrigger::Scheduled
+            } else {
+                continue;
+            };
+            match self.rotate_as(a, b, trigger) {
+                Ok(_) => rotated.push((a, b)),
+                Err(e @ (TsmError::AuditUnavailable(_) | TsmError::Store(_))) => return Err(e),
+                Err(e) => {
+                    let rec = AuditRecord::new(
+                        UnixTime::now(),
+                        DecisionKind::KeyRotation,
+                        &format!("{}<->{}", device_subject(a), device_subject(b)),
+                        Outcome::Deny,
+                    )
+                    .and_then(|r| r.with_rule("check.rotation"))
+                    .and_then(|r| {
+                        r.with_reason(&truncate(&format!(
+                            "{trigger:?} rotation failed ({e}); the pair is stopped"
+                        )))
+                    })
+                    .map_err(audit_build)?;
+                    self.audit.record(&rec)?;
+                    self.invalidate_pair(a, b)?;
+                }
+            }
+        }
+        Ok(rotated)
+    }
+
+    /// Re-reads every slot of the pair from the hardware through the driver (which revokes
+    /// what crossed the pair if a slot stopped being live); whether all are live, `None` if
+    /// the pair has no keys.
+    fn refresh_pair(&mut self, a: u16, b: u16) -> Result<Option<bool>> {
+        let slots: Vec<SlotRecord> = self
+            .store
+            .list_json::<SlotRecord>(Table::KeySlots)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .filter(|r| (r.accel == a && r.peer == b) || (r.accel == b && r.peer == a))
+            .collect();
+        if slots.is_empty() {
+            return Ok(None);
+        }
+        let mut live = true;
+        for r in slots {
+            let st = self
+                .driver
+                .key_slot(&self.ctx, slot_ref(&r)?, KeySlotCommand::Query)
+                .map_err(kdrv_err("key_slot"))?;
+            live &= st.enabled && st.active.state == ualink_kdrv::ops::SlotState::Live;
+        }
+        Ok(Some(live))
     }
 
     /// Invalidates every slot between `a` and `b` through the driver (which revokes every
@@ -1648,7 +1976,7 @@ impl Tsm {
             }
         }
         let rng = ring::rand::SystemRandom::new();
-        self.key_pair(a, b, Slot::Active, "initial", &rng)
+        self.key_pair(a, b, Slot::Active, "initial", &mut KeySrc::Tsm(&rng))
     }
 
     /// Whether every slot between `a` and `b` (both directions, every plane) is live and
@@ -1934,6 +2262,37 @@ impl Tsm {
     pub fn shutdown(mut self) -> Result<()> {
         self.audit.checkpoint().map(|_| ())
     }
+}
+
+/// Where the master keys of a [`Tsm::key_pair`] call come from.
+pub(crate) enum KeySrc<'a> {
+    /// Fresh from the TSM's RNG (delegated mode).
+    Tsm(&'a ring::rand::SystemRandom),
+    /// Handed over by the tenant's lead agent, by (tx, port, rx); each is taken out (and
+    /// dropped, zeroized) as it is programmed.
+    Lead {
+        /// The set's epoch.
+        epoch: u32,
+        /// The remaining keys.
+        keys: &'a mut BTreeMap<(u16, u8, u16), ualink_spdm::keyprog::MasterKey>,
+    },
+}
+
+fn slot_ref(r: &SlotRecord) -> Result<KeySlotRef> {
+    Ok(KeySlotRef {
+        accel: accel(r.accel)?.to_kdrv(),
+        port: PortId(u16::from(r.port)),
+        dir: if r.dir == "tx" {
+            ualink_kdrv::ops::Direction::Tx
+        } else {
+            ualink_kdrv::ops::Direction::Rx
+        },
+        peer: accel(r.peer)?.to_kdrv(),
+    })
+}
+
+fn now_secs() -> u64 {
+    u64::try_from(UnixTime::now().secs()).unwrap_or(0)
 }
 
 type AttestOutcome = core::result::Result<Box<(Requester, Attestation)>, (&'static str, String)>;

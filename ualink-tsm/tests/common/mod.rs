@@ -40,13 +40,46 @@ pub(crate) fn tsm(n: u16, state: &Path) -> Tsm {
 }
 
 pub(crate) fn tsm_on(pod: SimPod, spec: &PodSpec, state: &Path) -> Tsm {
+    tsm_with(pod, spec, state, |_| {})
+}
+
+/// [`tsm_on`] with the configuration adjusted by `f`.
+pub(crate) fn tsm_with(
+    pod: SimPod,
+    spec: &PodSpec,
+    state: &Path,
+    f: impl FnOnce(&mut TsmConfig),
+) -> Tsm {
     let bundle = PolicyBundle::defaults()
         .unwrap()
         .with_data(overlay(&pod, spec))
         .unwrap();
     let mut cfg = TsmConfig::new(state, bundle);
     cfg.checkpoint_every = 4;
+    f(&mut cfg);
     Tsm::open(cfg, pod).unwrap()
+}
+
+/// The simulator's view of a slot the TSM recorded.
+pub(crate) fn sim_slot(s: &ualink_tsm::keys::SlotRecord) -> ualink_sim::SlotRef {
+    ualink_sim::SlotRef {
+        accel: ualink_sim::AccelId::new(s.accel).unwrap(),
+        port: ualink_sim::PortIndex(u16::from(s.port)),
+        dir: if s.dir == "tx" {
+            ualink_sim::ualinksec::Direction::Tx
+        } else {
+            ualink_sim::ualinksec::Direction::Rx
+        },
+        peer: ualink_sim::AccelId::new(s.peer).unwrap(),
+    }
+}
+
+/// Unix seconds now.
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 pub(crate) fn records(state: &Path, tsm_key: &[u8]) -> Vec<ualink_attest::audit::AuditRecord> {
