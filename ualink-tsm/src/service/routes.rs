@@ -262,6 +262,18 @@ async fn route(shared: Arc<Shared>, role: Arc<ClientRole>, req: Request<Incoming
                 "report_digest": digest_hex(&bundle),
             }))
         }
+        ["ualink", "v0", "links", a, b, "key"] if m == Method::POST => {
+            // Keys the link between two attested accelerators of different vPods, as a
+            // cross-tenant share over it needs (the share policy requires live keys).
+            require_admin(&role)?;
+            let a: u16 = num(a, "accelerator id")?;
+            let b: u16 = num(b, "accelerator id")?;
+            let slots = shared.core(move |c| Ok(c.key_link(a, b)?)).await?;
+            ok(&api::KeysProgrammed {
+                programmed: slots.len(),
+                fingerprints: slots.into_iter().map(|s| s.fingerprint).collect(),
+            })
+        }
         ["ualink", "v0", "links", a, b, "rotate"] if m == Method::POST => {
             require_admin(&role)?;
             let a: u16 = num(a, "accelerator id")?;
