@@ -376,6 +376,24 @@ async fn a_slowloris_client_is_cut_off_at_the_header_deadline() {
         buf.is_empty() || text.starts_with("HTTP/1.1 408"),
         "unexpected reply {text}"
     );
+    // An idle connection (handshake done, nothing sent) is closed too.
+    let tcp = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
+    let mut idle = agent
+        .connector
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(10), idle.read_to_end(&mut buf)).await;
+    assert!(r.is_ok(), "the server kept an idle connection open");
+    // A TCP client that never starts the TLS handshake is dropped as well.
+    let mut raw = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
+    let mut b = [0u8; 16];
+    let r = tokio::time::timeout(Duration::from_secs(10), raw.read(&mut b)).await;
+    assert!(matches!(r, Ok(Ok(0)) | Ok(Err(_))), "{r:?}");
     // And the server still serves others.
     assert_eq!(h.agent().get("/ualink/v0/tsm").await.status, StatusCode::OK);
 }
