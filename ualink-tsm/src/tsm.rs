@@ -49,7 +49,58 @@ use crate::mailbox::Mailbox;
 use crate::store::{RedbStore, StateStore, StateStoreExt, Table};
 
 /// The driver core as the TSM runs it on the embedded pod.
-pub type PodDriver = Driver<SimPod, RingCrypto, NullSink, NullSink>;
+pub type PodDriver = Driver<SimPod, RingCrypto, FaultTap, NullSink>;
+
+/// Most hardware faults kept between two [`Tsm::process_faults`] calls (older ones beyond this
+/// are counted, not kept: the driver has already acted on them).
+pub const MAX_TAPPED_FAULTS: usize = 4096;
+
+/// The driver's audit sink as the TSM runs it: keeps the hardware fault reports the driver
+/// handled, so that [`Tsm::process_faults`] can act on them (mark TDIs ERROR, drop keys, audit).
+#[derive(Debug, Default)]
+pub struct FaultTap {
+    faults: Mutex<(Vec<ualink_kdrv::ops::FaultReport>, u64)>,
+}
+
+impl FaultTap {
+    /// Takes the faults seen so far and how many were dropped beyond [`MAX_TAPPED_FAULTS`].
+    fn drain(&self) -> (Vec<ualink_kdrv::ops::FaultReport>, u64) {
+        self.faults
+            .lock()
+            .map(|mut g| std::mem::take(&mut *g))
+            .unwrap_or_default()
+    }
+}
+
+impl ualink_kdrv::AuditSink for FaultTap {
+    fn record(&self, event: &ualink_kdrv::AuditEvent) {
+        if let ualink_kdrv::AuditEvent::Fault(f) = event {
+            if let Ok(mut g) = self.faults.lock() {
+                if g.0.len() < MAX_TAPPED_FAULTS {
+                    g.0.push(*f);
+                } else {
+                    g.1 = g.1.saturating_add(1);
+                }
+            }
+        }
+    }
+}
+
+/// What one [`Tsm::process_faults`] call found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FaultSummary {
+    /// The hardware fault reports handled, described.
+    pub faults: Vec<String>,
+    /// Fault reports dropped because too many arrived between two calls (still acted on by the
+    /// driver).
+    pub dropped: u64,
+    /// Accelerators whose TDI entered ERROR (now mirrored, audited, dependents revoked).
+    pub tdi_errors: Vec<u16>,
+    /// Pairs whose keys were invalidated (integrity failure).
+    pub stopped_pairs: Vec<(u16, u16)>,
+    /// Devices reset by the hardware (quarantined until re-attested).
+    pub reset: Vec<u16>,
+}
 
 /// How the TSM is set up.
 #[derive(Debug)]
@@ -460,7 +511,7 @@ impl Tsm {
         let mut driver = Driver::new(
             pod,
             RingCrypto,
-            NullSink,
+            FaultTap::default(),
             NullSink,
             public,
             *handle_secret,
@@ -1654,6 +1705,248 @@ impl Tsm {
         Ok(Some(live))
     }
 
+    /// Handles the hardware's fault reports and TDISP errors:
+    /// - the driver drains the pod's fault queue and revokes what each fault affects
+    ///   (attachments across a pair with an integrity failure or a stopped key, a reset
+    ///   device's buffers);
+    /// - a UALinkSec integrity failure also invalidates the pair's keys at both ends (a deny
+    ///   `key-rotation` record, rule `check.integrity`);
+    /// - a device reset quarantines the device until it is re-attested (its keys, TDI and
+    ///   SPDM session are gone; a `device-quarantined` record, rule `check.reset`);
+    /// - every locked or running TDI is asked its TDISP state inside its SPDM session: one in
+    ///   ERROR (a locked configuration written, keys revoked under it, ...) or that cannot
+    ///   answer is mirrored as ERROR into the driver (which revokes every grant relying on it),
+    ///   stored, and audited with a `tdi-error` record naming the cause.
+    ///
+    /// A stopped key slot (usage threshold, roll timeout) is left to [`Self::rotate_due`].
+    pub fn process_faults(&mut self) -> Result<FaultSummary> {
+        self.audit.ensure_writable()?;
+        // Bounded: at most 64 polls of the driver's own per-call bound.
+        for _ in 0..64 {
+            let n = self
+                .driver
+                .process_faults(&self.ctx, u32::MAX)
+                .map_err(kdrv_err("process_faults"))?;
+            if n == 0 {
+                break;
+            }
+        }
+        let (faults, dropped) = self.driver.audit_sink().drain();
+        let mut sum = FaultSummary {
+            dropped,
+            ..FaultSummary::default()
+        };
+        // Per accelerator, what the hardware reported about it (the cause of a TDI ERROR).
+        let mut causes: BTreeMap<u16, String> = BTreeMap::new();
+        for f in faults {
+            use ualink_kdrv::ops::FaultReport as F;
+            let what = describe_fault(&f);
+            sum.faults.push(what.clone());
+            match f {
+                F::IntegrityFailure { at, source, .. } => {
+                    let (at, source) = (at.get(), source.get());
+                    for x in [at, source] {
+                        causes.entry(x).or_insert_with(|| what.clone());
+                    }
+                    let rec = AuditRecord::new(
+                        UnixTime::now(),
+                        DecisionKind::KeyRotation,
+                        &format!("{}<->{}", device_subject(source), device_subject(at)),
+                        Outcome::Deny,
+                    )
+                    .and_then(|r| r.with_rule("check.integrity"))
+                    .and_then(|r| {
+                        r.with_reason(&truncate(&format!(
+                            "{what}; the pair's keys are invalidated at both ends"
+                        )))
+                    })
+                    .map_err(audit_build)?;
+                    self.audit.record(&rec)?;
+                    self.invalidate_pair(at, source)?;
+                    sum.stopped_pairs.push((at.min(source), at.max(source)));
+                }
+                F::StaleKey { slot } | F::KeyRollTimeout { slot } => {
+                    causes
+                        .entry(slot.accel.get())
+                        .or_insert_with(|| what.clone());
+                }
+                F::DeviceReset { accel } => {
+                    let id = accel.get();
+                    causes.entry(id).or_insert_with(|| what.clone());
+                    if self
+                        .devices
+                        .get(&id)
+                        .is_some_and(|d| d.view.status == DeviceStatus::Attested)
+                    {
+                        if self.device_reset(id, &what)? {
+                            sum.tdi_errors.push(id);
+                        }
+                        sum.reset.push(id);
+                    }
+                }
+                F::LinkDown { .. } | F::LinkUp { .. } | F::PortMigrated { .. } => {}
+            }
+        }
+        // Ask every TDI the TSM holds (and has not already marked ERROR) for its TDISP state.
+        let mut held: Vec<u16> = Vec::new();
+        for (id, d) in &self.devices {
+            if d.tdi.is_none() {
+                continue;
+            }
+            let rec = self
+                .store
+                .get_json::<TdiRecord>(Table::Tdis, &device_subject(*id))?;
+            if rec.is_none_or(|r| r.state != "ERROR") {
+                held.push(*id);
+            }
+        }
+        for id in held {
+            let state = self.tdi_state_of(id);
+            let cause = match state {
+                Ok(SpdmTdiState::Error) => causes
+                    .get(&id)
+                    .cloned()
+                    .map(|c| format!("TDISP ERROR after {c}"))
+                    .unwrap_or_else(|| {
+                        "TDISP ERROR reported by the device (locked configuration changed)"
+                            .to_string()
+                    }),
+                Ok(_) => continue,
+                Err(e) => format!("TDISP state unreadable: {e}"),
+            };
+            self.mark_tdi_error(id, &cause)?;
+            sum.tdi_errors.push(id);
+        }
+        Ok(sum)
+    }
+
+    /// The TDISP state of `id`'s TDI, asked inside its SPDM session.
+    fn tdi_state_of(&mut self, id: u16) -> Result<SpdmTdiState> {
+        let msg = self
+            .devices
+            .get(&id)
+            .and_then(|d| d.tdi.as_ref())
+            .map(|s| s.tdi.get_state())
+            .ok_or_else(|| TsmError::Conflict(format!("{} holds no TDI", device_subject(id))))?;
+        let rsp = self.tdisp(id, msg)?;
+        self.devices
+            .get(&id)
+            .and_then(|d| d.tdi.as_ref())
+            .ok_or_else(|| TsmError::Conflict(format!("{} holds no TDI", device_subject(id))))?
+            .tdi
+            .parse_state(&rsp)
+            .map_err(|e| Self::tdisp_err(id, e))
+    }
+
+    /// Mirrors `id`'s TDI as ERROR (the driver revokes what relied on it), stores it and
+    /// audits a `tdi-error` record. The TDI session is kept so the tenant or provider can STOP
+    /// it (ERROR → CONFIG_UNLOCKED).
+    fn mark_tdi_error(&mut self, id: u16, cause: &str) -> Result<()> {
+        let Some(tenant) = self
+            .devices
+            .get(&id)
+            .and_then(|d| d.tdi.as_ref())
+            .map(|s| s.tenant)
+        else {
+            return Ok(());
+        };
+        let name = self.tenant(tenant)?.name;
+        self.lifecycle(
+            &tdi_id(id),
+            AuditEvent::TdiError {
+                tdi_id: tdi_id(id),
+                accelerator_id: id,
+                tenant_id: name,
+                cause: truncate(cause),
+            },
+        )?;
+        let a = accel(id)?.to_kdrv();
+        let epoch = self.device(id)?.epoch;
+        let current = self.driver.tdi(a).map(|(s, _)| s);
+        if matches!(current, Some(TdiState::ConfigLocked | TdiState::Run)) {
+            self.driver
+                .tdi_update(&self.ctx, a, TdiState::Error, epoch, false)
+                .map_err(kdrv_err("tdi_update"))?;
+        }
+        self.store.put_json(
+            Table::Tdis,
+            &device_subject(id),
+            &TdiRecord {
+                tenant,
+                state: "ERROR".into(),
+                epoch,
+            },
+        )
+    }
+
+    /// A device the hardware reset: its keys, TDI and session are gone; quarantined (audited)
+    /// until re-attested, its link keys forgotten; a TDI it held gets a `tdi-error` record
+    /// (the reset left it CONFIG_UNLOCKED). Returns whether it held a TDI.
+    fn device_reset(&mut self, id: u16, what: &str) -> Result<bool> {
+        let rec = AuditRecord::new(
+            UnixTime::now(),
+            DecisionKind::DeviceAppraisal,
+            &device_subject(id),
+            Outcome::Deny,
+        )
+        .and_then(|r| r.with_rule("check.reset"))
+        .and_then(|r| {
+            r.with_reason(&truncate(&format!(
+                "{what}: keys, TDI and SPDM session lost; re-attestation required"
+            )))
+        })
+        .map_err(audit_build)?
+        .with_event(AuditEvent::DeviceQuarantined {
+            device_id: device_subject(id),
+            accelerator_id: id,
+            cause: truncate(what),
+            evidence: None,
+        });
+        self.audit.record(&rec)?;
+        let held = self
+            .devices
+            .get(&id)
+            .and_then(|d| d.tdi.as_ref())
+            .map(|s| s.tenant);
+        if let Some(tenant) = held {
+            let name = self.tenant(tenant)?.name;
+            self.lifecycle(
+                &tdi_id(id),
+                AuditEvent::TdiError {
+                    tdi_id: tdi_id(id),
+                    accelerator_id: id,
+                    tenant_id: name,
+                    cause: truncate(what),
+                },
+            )?;
+            self.store.delete(Table::Tdis, &device_subject(id))?;
+        }
+        let peers: std::collections::BTreeSet<u16> = self
+            .store
+            .list_json::<SlotRecord>(Table::KeySlots)?
+            .into_iter()
+            .filter_map(|(_, r)| {
+                if r.accel == id {
+                    Some(r.peer)
+                } else if r.peer == id {
+                    Some(r.accel)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for p in peers {
+            self.invalidate_pair(id, p)?;
+        }
+        if let Some(d) = self.devices.get_mut(&id) {
+            d.view.status = quarantined("reset", what.to_string());
+            d.session = None;
+            d.tdi = None;
+            d.evidence = None;
+        }
+        Ok(held.is_some())
+    }
+
     /// Invalidates every slot between `a` and `b` through the driver (which revokes every
     /// attachment between them) and forgets the pair's slot metadata.
     fn invalidate_pair(&mut self, a: u16, b: u16) -> Result<()> {
@@ -2276,6 +2569,53 @@ pub(crate) enum KeySrc<'a> {
         /// The remaining keys.
         keys: &'a mut BTreeMap<(u16, u8, u16), ualink_spdm::keyprog::MasterKey>,
     },
+}
+
+fn describe_fault(f: &ualink_kdrv::ops::FaultReport) -> String {
+    use ualink_kdrv::ops::FaultReport as F;
+    let slot = |s: &KeySlotRef| {
+        format!(
+            "{} port {} {:?} toward {}",
+            device_subject(s.accel.get()),
+            s.port.0,
+            s.dir,
+            device_subject(s.peer.get())
+        )
+    };
+    match f {
+        F::IntegrityFailure {
+            at,
+            port,
+            source,
+            stream,
+        } => format!(
+            "UALinkSec integrity failure at {} port {} from {} ({stream:?})",
+            device_subject(at.get()),
+            port.0,
+            device_subject(source.get())
+        ),
+        F::StaleKey { slot: s } => format!("stale key on {}", slot(s)),
+        F::KeyRollTimeout { slot: s } => format!("key roll timeout on {}", slot(s)),
+        F::LinkDown { accel, port } => {
+            format!(
+                "link down at {} port {}",
+                device_subject(accel.get()),
+                port.0
+            )
+        }
+        F::LinkUp { accel, port } => {
+            format!("link up at {} port {}", device_subject(accel.get()), port.0)
+        }
+        F::PortMigrated {
+            accel, from, to, ..
+        } => format!(
+            "{} migrated from port {} to {}",
+            device_subject(accel.get()),
+            from.0,
+            to.0
+        ),
+        F::DeviceReset { accel } => format!("{} reset", device_subject(accel.get())),
+    }
 }
 
 fn slot_ref(r: &SlotRecord) -> Result<KeySlotRef> {
