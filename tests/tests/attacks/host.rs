@@ -220,3 +220,73 @@ fn cross_tenant_reads_and_writes_on_every_route_are_refused() {
         assert!(!c.bytes.windows(12).any(|w| w == b"cross-tenant"));
     }
 }
+
+/// A residual risk made visible: between two accelerators whose link is keyed (1↔3, keyed for
+/// a share), a host that writes both a switch route and a window permission straight into the
+/// target's table lets B's accelerator read A's memory without any grant. The leak oracle
+/// records every such byte, and the driver's route audit closes the path again; nothing
+/// re-audits device-side window tables yet (SECURITY.md, residual risks).
+#[test]
+fn host_written_route_and_window_on_a_keyed_link_leak_until_the_route_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut t, _h) = two_tenants(dir.path());
+    let ls = links(t.pod());
+    let from3 = ls.iter().find(|l| l.accel == id(3).to_kdrv()).unwrap();
+    let to1 = ls
+        .iter()
+        .find(|l| l.accel == id(1).to_kdrv() && l.switch == from3.switch)
+        .unwrap();
+    let from1 = ls
+        .iter()
+        .find(|l| l.accel == id(1).to_kdrv() && l.switch == from3.switch)
+        .unwrap();
+    let p = t.pod();
+    // The driver alone: refused at the switch.
+    let e = p.read(id(3), id(1), BUF_ADDR, 16).unwrap_err();
+    assert!(matches!(e, SimError::RoutingDenied { .. }), "{e:?}");
+    p.host_write_route(
+        SwitchIndex(from3.switch.0),
+        SwitchPort(from3.switch_port.0),
+        id(1),
+        SwitchPort(to1.switch_port.0),
+    )
+    .unwrap();
+    // And the way back, for the read response.
+    p.host_write_route(
+        SwitchIndex(from1.switch.0),
+        SwitchPort(from1.switch_port.0),
+        id(3),
+        SwitchPort(from3.switch_port.0),
+    )
+    .unwrap();
+    p.host_write_window_perm(
+        id(1),
+        0xbad,
+        ualink_sim::DevicePerm {
+            initiator: id(3),
+            base: BUF_ADDR,
+            len: 16,
+            rights: ualink_kdrv::ids::Rights::READ,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        p.read(id(3), id(1), BUF_ADDR, 16).unwrap(),
+        vec![SECRET; 16]
+    );
+    let leaks = p.leaks().unwrap();
+    assert_eq!(leaks.len(), 1, "{leaks:?}");
+    assert_eq!(
+        (leaks[0].from, leaks[0].to, leaks[0].len),
+        (id(1), id(3), 16)
+    );
+    // The driver's route audit finds the rogue entry and the path closes.
+    assert!(
+        t.driver_mut()
+            .audit_routes(&FileCtx::tsm(OsInstanceId(0)))
+            .unwrap()
+            >= 1
+    );
+    let e = t.pod().read(id(3), id(1), BUF_ADDR, 16).unwrap_err();
+    assert!(matches!(e, SimError::RoutingDenied { .. }), "{e:?}");
+}
