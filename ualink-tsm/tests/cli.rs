@@ -44,10 +44,8 @@ impl Server {
         };
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || {
-            for l in lines {
-                if let Ok(l) = l {
-                    println!("[serve] {l}");
-                }
+            for l in lines.map_while(Result::ok) {
+                println!("[serve] {l}");
             }
         });
         Self {

@@ -41,8 +41,11 @@ fn the_demo_plays_the_lifecycle_and_leaves_a_state_dir_the_auditor_verifies() {
     assert!(allowed.contains("ciphertext only"), "{allowed}");
     assert!(allowed.contains("allow.listed_share_pair"), "{allowed}");
     assert!(line(&stdout, "share denied").contains("deny.excessive_rights"));
-    assert!(line(&stdout, "tamper").contains("share revoked: yes"));
-    assert!(line(&stdout, "rotation").contains("key epoch"));
+    let tamper = line(&stdout, "tamper ");
+    assert!(tamper.contains("share revoked: yes"), "{tamper}");
+    assert!(tamper.contains("agent withdrew trust: yes"), "{tamper}");
+    assert!(line(&stdout, "rotation ").contains("keys re-programmed"));
+    assert!(line(&stdout, "tenants ").contains("8 TDIs accepted by the tenants' agents"));
     assert!(line(&stdout, "audit log").contains("auditor replay exit 0"));
     let next = line(&stdout, "ualink-attest report --state");
     assert!(next.contains(&state.canonicalize().unwrap().display().to_string()));

@@ -96,6 +96,16 @@ enum Cmd {
         #[command(flatten)]
         conn: Conn,
     },
+    /// Key the link between two attested accelerators of different vPods (a cross-tenant
+    /// share over it needs live keys) (provider).
+    Link {
+        /// One end.
+        a: u16,
+        /// The other end.
+        b: u16,
+        #[command(flatten)]
+        conn: Conn,
+    },
     /// TDISP LOCK one of a tenant's accelerators and issue its signed report (provider).
     Lock {
         /// Tenant name.
@@ -151,6 +161,7 @@ pub(crate) fn main() -> ExitCode {
         Cmd::Status { conn } => provider::run(&conn, Ok(Call::status())),
         Cmd::Reattest { id, conn } => provider::run(&conn, Ok(Call::reattest(id))),
         Cmd::Rotate { a, b, conn } => provider::run(&conn, Ok(Call::rotate(a, b))),
+        Cmd::Link { a, b, conn } => provider::run(&conn, Ok(Call::link_key(a, b))),
         Cmd::Lock {
             tenant,
             accelerator,

@@ -176,6 +176,11 @@ impl Call {
         )
     }
 
+    /// `POST /ualink/v0/links/{a}/{b}/key`.
+    pub(crate) fn link_key(a: u16, b: u16) -> Self {
+        Self::new(Method::POST, format!("/ualink/v0/links/{a}/{b}/key"), None)
+    }
+
     /// `POST /ualink/v0/tenants/{T}/tdis/{accel}/lock`.
     pub(crate) fn lock(tenant: &str, accelerator: u16) -> Result<Self, ClientError> {
         Ok(Self::new(
