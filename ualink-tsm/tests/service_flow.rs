@@ -392,3 +392,83 @@ async fn the_reattestation_timer_runs_rounds_and_feeds_epoch_events() {
     let evs = events(&a, "tenant-a", 0).await;
     assert!(evs.iter().any(|e| e["kind"] == "epoch_changed"), "{evs:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_agent_hands_over_the_vpod_keys_and_the_provider_cannot() {
+    let h = Harness::start(|_| {}).await;
+    let admin = h.admin();
+    created(
+        &admin
+            .post(
+                "/ualink/v0/tenants",
+                json!({"id": 1, "name": "tenant-a", "lead_keys": true}),
+            )
+            .await,
+    );
+    created(
+        &admin
+            .post(
+                "/ualink/v0/tenants/tenant-a/vpod",
+                json!({"members": [1, 2]}),
+            )
+            .await,
+    );
+    let r = admin
+        .post("/ualink/v0/tenants/tenant-a/keys/provision", json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.code(), "keys_from_lead_agent");
+    let mut a = h.agent();
+    assert_eq!(a.attest(&h.sim_cvm()).await.status, StatusCode::OK);
+    let v = a.get("/ualink/v0/tenants/tenant-a/vpod").await.json();
+    assert_eq!(v["lead_keys"], true);
+    let layout = v["key_layout"].as_array().unwrap().clone();
+    assert!(!layout.is_empty());
+    let epoch = v["min_key_epoch"].as_u64().unwrap();
+    let keys: Vec<Value> = layout
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            json!({"tx": s["tx"], "port": s["port"], "rx": s["rx"],
+                   "key": STANDARD.encode([u8::try_from(i + 1).unwrap(); 32])})
+        })
+        .collect();
+    // Missing one key: refused whole, nothing programmed.
+    let r = a
+        .post(
+            "/ualink/v0/tenants/tenant-a/keys",
+            json!({"epoch": epoch, "keys": keys[1..].to_vec()}),
+        )
+        .await;
+    assert!(r.status.is_client_error(), "{:?}", r.json());
+    // A key of the wrong length.
+    let mut short = keys.clone();
+    short[0]["key"] = json!(STANDARD.encode([1u8; 16]));
+    let r = a
+        .post(
+            "/ualink/v0/tenants/tenant-a/keys",
+            json!({"epoch": epoch, "keys": short}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{:?}", r.json());
+    // The whole set.
+    let r = a
+        .post(
+            "/ualink/v0/tenants/tenant-a/keys",
+            json!({"epoch": epoch, "keys": keys}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    let n = r.json()["programmed"].as_u64().unwrap();
+    assert!(n > 0);
+    assert_eq!(r.json()["fingerprints"].as_array().unwrap().len() as u64, n);
+    assert!(h.svc.tsm().lock().unwrap().link_keys_live(1, 2).unwrap());
+    // The same epoch again is refused (epochs are never reused).
+    let r = a
+        .post(
+            "/ualink/v0/tenants/tenant-a/keys",
+            json!({"epoch": epoch, "keys": keys}),
+        )
+        .await;
+    assert!(r.status.is_client_error(), "{:?}", r.json());
+}

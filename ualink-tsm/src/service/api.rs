@@ -257,6 +257,22 @@ pub struct VpodView {
     pub tdis: Vec<TdiView>,
     /// Sum of the members' epochs (changes when any member re-attests).
     pub epoch_sum: u64,
+    /// The link keys a lead agent must supply (`POST .../keys`): one per (TX accelerator,
+    /// its TX port, RX accelerator) on every switch plane joining two members.
+    pub key_layout: Vec<KeySlotId>,
+    /// The smallest key epoch the next lead key set may carry (epochs are never reused).
+    pub min_key_epoch: u32,
+}
+
+/// One directed link key slot of a vPod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeySlotId {
+    /// TX accelerator.
+    pub tx: u16,
+    /// Its TX port.
+    pub port: u8,
+    /// RX accelerator.
+    pub rx: u16,
 }
 
 /// `GET /ualink/v0/tenants/{T}/tdis/{accel}/report`.

@@ -102,14 +102,15 @@ impl ApiError {
 }
 
 impl From<TsmError> for ApiError {
-    /// Caller faults → 400 (`invalid_request`), 404 (`not_found`) or 409 (`conflict`);
+    /// Caller faults → 400 (`invalid_request`), 404 (`not_found`) or 409 (`conflict`,
+    /// `keys_delegated`, `keys_from_lead_agent`);
     /// policy denials → 403 with their rules; device failures → 502; the TSM's platform
     /// (audit log, store, identity, policy engine, driver, fabric) → 503.
     fn from(e: TsmError) -> Self {
         let reason = e.to_string();
         let status = match (&e, e.fault()) {
             (TsmError::NotFound { .. }, _) => StatusCode::NOT_FOUND,
-            (TsmError::Conflict(_), _) => StatusCode::CONFLICT,
+            (TsmError::Conflict(_) | TsmError::KeySource { .. }, _) => StatusCode::CONFLICT,
             (_, Fault::Caller) => StatusCode::BAD_REQUEST,
             (_, Fault::Policy) => StatusCode::FORBIDDEN,
             (_, Fault::Device) => StatusCode::BAD_GATEWAY,

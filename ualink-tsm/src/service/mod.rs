@@ -19,7 +19,7 @@ mod routes;
 pub mod session;
 pub mod tls;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -171,7 +171,6 @@ pub async fn serve(
         sessions: Mutex::new(Sessions::new(cfg.session_ttl)),
         offers: Mutex::new(OfferBook::default()),
         events: Mutex::new(EventLog::default()),
-        lead_keys: Mutex::new(HashMap::new()),
         snp: SnpVerifier::new(anchors),
         ear,
         ca_pem: material.ca_pem.clone(),
@@ -194,8 +193,6 @@ pub(crate) struct Shared {
     pub(crate) sessions: Mutex<Sessions>,
     pub(crate) offers: Mutex<OfferBook>,
     pub(crate) events: Mutex<EventLog>,
-    /// Tenants created with `lead_keys` (kept by the service until the core stores it).
-    pub(crate) lead_keys: Mutex<HashMap<u32, bool>>,
     pub(crate) snp: SnpVerifier,
     pub(crate) ear: EarSigner,
     pub(crate) ca_pem: String,
@@ -351,6 +348,34 @@ async fn reattest_timer(shared: Arc<Shared>, every: Duration, mut stop: watch::R
                 // A failed round (audit log unavailable) is retried at the next tick; its
                 // device outcomes are in the audit log and the events feed.
                 let _ = shared.core(|t| t.reattest_all().map_err(ApiError::from)).await;
+                // Then the pairs whose keys hit a usage threshold or their age limit.
+                let now = u64::try_from(ualink_attest::UnixTime::now().secs()).unwrap_or(0);
+                if let Ok(rotated) = shared
+                    .core(move |t| {
+                        let pairs = t.rotate_due(now)?;
+                        let owners: Vec<(u32, u16, (u16, u16))> = pairs
+                            .iter()
+                            .flat_map(|(a, b)| {
+                                routes::owners_of(t, &[*a, *b])
+                                    .into_iter()
+                                    .map(move |(tn, x)| (tn, x, (*a, *b)))
+                            })
+                            .collect();
+                        Ok(owners)
+                    })
+                    .await
+                {
+                    if let Ok(mut ev) = lock(&shared.events) {
+                        for (tenant, accel, (a, b)) in rotated {
+                            ev.push(
+                                tenant,
+                                "keys_rotated",
+                                Some(accel),
+                                format!("link keys between {a} and {b} rotated (due)"),
+                            );
+                        }
+                    }
+                }
             }
             _ = stop.changed() => return,
         }

@@ -28,6 +28,8 @@ use crate::TsmError;
 pub(crate) const MAX_BODY: usize = 1 << 20;
 /// Body limit of `/kbs/v0/attest` (evidence with certificate chains).
 pub(crate) const MAX_ATTEST_BODY: usize = 4 << 20;
+/// Most keys in one agent key hand-over.
+const MAX_AGENT_KEYS: usize = 65_536;
 /// Most events returned by one poll.
 const MAX_EVENTS_PER_POLL: usize = 256;
 
@@ -207,8 +209,12 @@ async fn route(shared: Arc<Shared>, role: Arc<ClientRole>, req: Request<Incoming
                 ));
             }
             let name = r.name.clone();
-            let rec = shared.core(move |t| Ok(t.tenant_add(r.id, &name)?)).await?;
-            lock(&shared.lead_keys)?.insert(rec.id, r.lead_keys);
+            let opts = crate::tsm::TenantOptions {
+                lead_keys: r.lead_keys,
+            };
+            let rec = shared
+                .core(move |t| Ok(t.tenant_add_with(r.id, &name, opts)?))
+                .await?;
             json(StatusCode::CREATED, &rec)
         }
         ["ualink", "v0", "tenants", name] if m == Method::DELETE => {
@@ -216,7 +222,6 @@ async fn route(shared: Arc<Shared>, role: Arc<ClientRole>, req: Request<Incoming
             let t = tenant_by_name(&shared, name).await?;
             shared.core(move |c| Ok(c.offboard(t.id)?)).await?;
             lock(&shared.offers)?.forget_tenant(t.id);
-            lock(&shared.lead_keys)?.remove(&t.id);
             ok(&serde_json::json!({"offboarded": t.name}))
         }
         ["ualink", "v0", "tenants", name, "vpod"] if m == Method::POST => {
@@ -240,9 +245,9 @@ async fn route(shared: Arc<Shared>, role: Arc<ClientRole>, req: Request<Incoming
         ["ualink", "v0", "tenants", name, "keys", "provision"] if m == Method::POST => {
             require_admin(&role)?;
             let t = tenant_by_name(&shared, name).await?;
-            if lead_keys(&shared, t.id)? {
+            if t.lead_keys {
                 return Err(ApiError::conflict(
-                    "keys_from_lead",
+                    "keys_from_lead_agent",
                     "this tenant's lead agent supplies its link keys (lead_keys = true)",
                 ));
             }
@@ -323,7 +328,7 @@ fn digest_hex(b: &[u8]) -> String {
 }
 
 /// Tenants owning any of `accels`, as (tenant, accel).
-fn owners_of(t: &Tsm, accels: &[u16]) -> Vec<(u32, u16)> {
+pub(crate) fn owners_of(t: &Tsm, accels: &[u16]) -> Vec<(u32, u16)> {
     let mut out = Vec::new();
     if let Ok(ts) = t.tenants() {
         for tr in ts {
@@ -337,13 +342,6 @@ fn owners_of(t: &Tsm, accels: &[u16]) -> Vec<(u32, u16)> {
         }
     }
     out
-}
-
-fn lead_keys(shared: &Shared, tenant: u32) -> Result<bool, ApiError> {
-    Ok(lock(&shared.lead_keys)?
-        .get(&tenant)
-        .copied()
-        .unwrap_or(false))
 }
 
 async fn tenant_by_name(shared: &Arc<Shared>, name: &str) -> Result<TenantRecord, ApiError> {
@@ -653,7 +651,7 @@ fn tdi_state_name(s: ualink_kdrv::TdiState) -> &'static str {
 }
 
 async fn vpod_view(shared: &Arc<Shared>, t: &TenantRecord) -> Result<api::VpodView, ApiError> {
-    let lead = lead_keys(shared, t.id)?;
+    let lead = t.lead_keys;
     let t = t.clone();
     shared
         .core(move |c| {
@@ -677,12 +675,19 @@ async fn vpod_view(shared: &Arc<Shared>, t: &TenantRecord) -> Result<api::VpodVi
                     report_digest: c.tdi_report(t.id, *m).map(digest_hex),
                 });
             }
+            let key_layout = c
+                .lead_key_layout(t.id)?
+                .into_iter()
+                .map(|(tx, port, rx)| api::KeySlotId { tx, port, rx })
+                .collect();
             Ok(api::VpodView {
                 tenant: t.name.clone(),
                 members: v.members,
                 lead_keys: lead,
                 tdis,
                 epoch_sum,
+                key_layout,
+                min_key_epoch: c.lead_key_min_epoch(t.id)?,
             })
         })
         .await
@@ -776,20 +781,37 @@ async fn agent_route(
         }
         ["keys"] if m == Method::POST => {
             let r: api::AgentKeys = parse(body)?;
-            if !lead_keys(shared, t.id)? {
+            if !t.lead_keys {
                 return Err(ApiError::conflict(
                     "keys_delegated",
                     "this tenant delegates link keys to the TSM (lead_keys = false)",
                 ));
             }
-            let _ = r;
-            // TODO(tsm-core): program agent-supplied keys once `Tsm::provision_keys_with`
-            // exists; until then the endpoint refuses rather than pretend.
-            Err(ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "not_implemented",
-                "agent-supplied key programming is not available in this build",
-            ))
+            if r.keys.len() > MAX_AGENT_KEYS {
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    format!("at most {MAX_AGENT_KEYS} keys"),
+                ));
+            }
+            let mut set = crate::keys::LeadKeySet::new(r.epoch);
+            for k in &r.keys {
+                let raw =
+                    zeroize::Zeroizing::new(STANDARD.decode(k.key.0.as_bytes()).map_err(|_| {
+                        ApiError::bad_request(
+                            "invalid_request",
+                            format!("key {}:{}->{} is not base64", k.tx, k.port, k.rx),
+                        )
+                    })?);
+                set.push(k.tx, k.port, k.rx, &raw)?;
+            }
+            drop(r);
+            let slots = shared
+                .core(move |c| Ok(c.provision_keys_with(t.id, set)?))
+                .await?;
+            ok(&api::KeysProgrammed {
+                programmed: slots.len(),
+                fingerprints: slots.into_iter().map(|s| s.fingerprint).collect(),
+            })
         }
         ["exports"] if m == Method::POST => {
             let r: api::ExportRequest = parse(body)?;
