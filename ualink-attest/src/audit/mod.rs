@@ -28,6 +28,7 @@ pub use record::{AuditRecord, DecisionKind, Digest384, Outcome};
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
 /// What a full verification established.
 #[derive(Clone, Debug)]
@@ -261,6 +262,9 @@ pub fn find_fork(a: &VerifiedLog, b: &VerifiedLog) -> Option<u64> {
         .map(|i| i as u64)
 }
 
+/// Buffered bytes at which the writer writes them out (and starts their writeback).
+const FLUSH_AT: usize = 1 << 20;
+
 /// Writer state: usable, or failed after an I/O error (reopen to recover).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum WriterState {
@@ -269,6 +273,13 @@ enum WriterState {
 }
 
 /// Appends records and checkpoints to an audit log file.
+///
+/// Durability: [`Self::append`] buffers; a record is durable (and may be acknowledged) only
+/// once [`Self::sync`] or [`Self::checkpoint`] has returned `Ok` after it — one `fdatasync`
+/// covers every record appended since the previous one (group commit). While records
+/// accumulate, full 1 MiB buffers are written and a background thread starts their
+/// writeback early (`fdatasync` on a second handle), so the final `fdatasync` finds little
+/// left to write; an error on that thread fails the writer like an error on its own.
 #[derive(Debug)]
 pub struct AuditLogWriter {
     file: File,
@@ -277,6 +288,108 @@ pub struct AuditLogWriter {
     prev: Hash,
     last_checkpoint_time: i64,
     state: WriterState,
+    writeback: Option<Writeback>,
+}
+
+/// The background writeback thread's shared state.
+#[derive(Debug, Default)]
+struct WritebackState {
+    /// An `fdatasync` was requested and has not started.
+    requested: bool,
+    /// An `fdatasync` is running.
+    busy: bool,
+    /// The writer is being dropped.
+    stop: bool,
+    /// The first error the thread saw (it may have consumed the kernel's error report, so
+    /// the writer must fail on it).
+    error: Option<std::io::ErrorKind>,
+}
+
+#[derive(Debug, Default)]
+struct WritebackShared {
+    state: Mutex<WritebackState>,
+    cv: Condvar,
+}
+
+impl WritebackShared {
+    fn lock(&self) -> MutexGuard<'_, WritebackState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Early writeback: `fdatasync` on a duplicate handle, in a thread, when asked.
+#[derive(Debug)]
+struct Writeback {
+    shared: Arc<WritebackShared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writeback {
+    /// Starts the thread; `None` if the handle cannot be duplicated or the thread not
+    /// started (the writer then works without early writeback).
+    fn start(file: &File) -> Option<Self> {
+        let file = file.try_clone().ok()?;
+        let shared = Arc::new(WritebackShared::default());
+        let s = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("audit-log-writeback".into())
+            .spawn(move || loop {
+                let mut st = s.lock();
+                while !st.requested && !st.stop {
+                    st = s.cv.wait(st).unwrap_or_else(PoisonError::into_inner);
+                }
+                if st.stop {
+                    return;
+                }
+                st.requested = false;
+                st.busy = true;
+                drop(st);
+                let r = file.sync_data();
+                let mut st = s.lock();
+                st.busy = false;
+                if let Err(e) = r {
+                    st.error.get_or_insert(e.kind());
+                }
+                drop(st);
+                s.cv.notify_all();
+            })
+            .ok()?;
+        Some(Self {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Asks for an `fdatasync` of what has been written so far; does not wait.
+    fn kick(&self) {
+        self.shared.lock().requested = true;
+        self.shared.cv.notify_all();
+    }
+
+    /// Cancels a pending request, waits for a running `fdatasync` to end, and returns the
+    /// first error the thread saw.
+    fn quiesce(&self) -> Option<std::io::ErrorKind> {
+        let mut st = self.shared.lock();
+        st.requested = false;
+        while st.busy {
+            st = self
+                .shared
+                .cv
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        st.error
+    }
+}
+
+impl Drop for Writeback {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.cv.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// What [`AuditLogWriter::open`] found.
@@ -306,13 +419,15 @@ impl AuditLogWriter {
                 let _ = d.sync_all();
             }
         }
+        let writeback = Writeback::start(&file);
         Ok(Self {
             file,
-            buf: Vec::with_capacity(1 << 16),
+            buf: Vec::with_capacity(FLUSH_AT + (1 << 16)),
             tree: CompactTree::new(),
             prev: [0; 48],
             last_checkpoint_time: i64::MIN,
             state: WriterState::Ready,
+            writeback,
         })
     }
 
@@ -341,14 +456,16 @@ impl AuditLogWriter {
             records: v.size(),
             truncated_bytes: v.torn_tail_bytes,
         };
+        let writeback = Writeback::start(&file);
         Ok((
             Self {
                 file,
-                buf: Vec::with_capacity(1 << 16),
+                buf: Vec::with_capacity(FLUSH_AT + (1 << 16)),
                 tree,
                 prev: v.leaf_hashes.last().copied().unwrap_or([0; 48]),
                 last_checkpoint_time: v.checkpoints.last().map_or(i64::MIN, |c| c.time),
                 state: WriterState::Ready,
+                writeback,
             },
             report,
         ))
@@ -420,10 +537,26 @@ impl AuditLogWriter {
         self.buf.extend_from_slice(&crc.to_be_bytes());
         self.tree.push(leaf);
         self.prev = leaf;
-        if self.buf.len() >= 1 << 20 {
+        if self.buf.len() >= FLUSH_AT {
             self.flush_buf()?;
+            if let Some(wb) = &self.writeback {
+                wb.kick();
+            }
         }
         Ok(seq)
+    }
+
+    /// Appends `records` in order and makes them durable with one `fdatasync` (group
+    /// commit); returns their sequence numbers. None of them may be acknowledged unless this
+    /// returns `Ok`. After an error the records appended before it stay in the log as
+    /// unacknowledged records (an I/O error also fails the writer, as in [`Self::sync`]).
+    pub fn append_all_durable(&mut self, records: &[AuditRecord]) -> Result<Range<u64>> {
+        let first = self.size();
+        for r in records {
+            self.append(r)?;
+        }
+        self.sync()?;
+        Ok(first..self.size())
     }
 
     /// Appends an already CBOR-encoded record; it must decode as an [`AuditRecord`].
@@ -449,10 +582,21 @@ impl AuditLogWriter {
         }
     }
 
-    /// Writes buffered frames and fsyncs (group commit).
+    /// Writes buffered frames and fsyncs (`fdatasync`: the file only grows, so its size is
+    /// the one piece of metadata that must be durable, and `fdatasync` covers it). Every
+    /// record appended before this call is durable when it returns `Ok` (group commit).
     pub fn sync(&mut self) -> Result<()> {
         self.ready()?;
         self.flush_buf()?;
+        // A running background fdatasync may have consumed a writeback error the kernel
+        // reports only once per open file: wait for it and fail on what it saw.
+        if let Some(kind) = self.writeback.as_ref().and_then(Writeback::quiesce) {
+            self.state = WriterState::Failed;
+            return Err(Error::io(
+                "syncing the audit log (background writeback)",
+                &std::io::Error::from(kind),
+            ));
+        }
         if let Err(e) = self.file.sync_data() {
             self.state = WriterState::Failed;
             return Err(Error::io("syncing the audit log", &e));
@@ -501,6 +645,7 @@ mod tests {
             prev: [0; 48],
             last_checkpoint_time: i64::MIN,
             state: WriterState::Ready,
+            writeback: None,
         };
         let r = AuditRecord::new(
             UnixTime::from_secs(1),
