@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+mod cose;
 pub mod ear;
 pub mod error;
 pub mod evidence;

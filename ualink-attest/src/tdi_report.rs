@@ -51,6 +51,7 @@
 //! 6. the interface report parsed strictly (ualink-spdm's TDISP codec), the interface id and
 //!    state are valid values.
 
+use crate::cose::{verify_sign1, Es384Key, Sign1Failure};
 use crate::error::{Error, Result};
 use crate::snp::{SnpCerts, SnpVerifier, VerifiedSnpReport};
 use crate::spdm_evidence::{
@@ -59,12 +60,6 @@ use crate::spdm_evidence::{
 };
 use crate::{ExpectedReportData, UnixTime};
 use ciborium::value::Value;
-use coset::{iana, CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder};
-use ring::rand::SystemRandom;
-use ring::signature::{
-    EcdsaKeyPair, KeyPair, UnparsedPublicKey, ECDSA_P384_SHA384_FIXED,
-    ECDSA_P384_SHA384_FIXED_SIGNING,
-};
 use std::fmt;
 use ualink_spdm::tdisp::msg::{InterfaceId, InterfaceReport};
 use ualink_spdm::tdisp::TdiState;
@@ -99,8 +94,7 @@ pub fn looks_like_bundle(bytes: &[u8]) -> bool {
 /// The TSM's report-signing key (ECDSA P-384). The private key never leaves it; `Debug`
 /// shows only the key id.
 pub struct TsmSigningKey {
-    key: EcdsaKeyPair,
-    rng: SystemRandom,
+    key: Es384Key,
 }
 
 impl fmt::Debug for TsmSigningKey {
@@ -115,29 +109,20 @@ impl fmt::Debug for TsmSigningKey {
 impl TsmSigningKey {
     /// A key from its PKCS#8 (P-384) encoding.
     pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self> {
-        let rng = SystemRandom::new();
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, pkcs8, &rng)
-            .map_err(|e| Error::malformed("TSM signing key", e.to_string()))?;
-        Ok(Self { key, rng })
+        Ok(Self {
+            key: Es384Key::from_pkcs8(pkcs8, "TSM signing key")?,
+        })
     }
 
     /// A fresh key and its PKCS#8 encoding (zeroized on drop).
     pub fn generate() -> Result<(Self, zeroize::Zeroizing<Vec<u8>>)> {
-        let rng = SystemRandom::new();
-        let pkcs8 =
-            EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng).map_err(|_| {
-                Error::Io {
-                    op: "generating a TSM signing key",
-                    detail: "system RNG failed".into(),
-                }
-            })?;
-        let pkcs8 = zeroize::Zeroizing::new(pkcs8.as_ref().to_vec());
+        let pkcs8 = Es384Key::generate_pkcs8("generating a TSM signing key")?;
         Ok((Self::from_pkcs8(&pkcs8)?, pkcs8))
     }
 
     /// The SEC1 uncompressed public key (97 bytes).
     pub fn public_key(&self) -> &[u8] {
-        self.key.public_key().as_ref()
+        self.key.public_key()
     }
 
     /// The report_data the TSM's own evidence must carry ([`tsm_report_data`]).
@@ -214,32 +199,13 @@ impl TdiReportBundle {
 /// made on the payload: [`TdiReportBundle::sign`] is the checked path; this one lets tests and
 /// tools build bundles the verifier must refuse.
 pub fn sign_payload(payload: Vec<u8>, key: &TsmSigningKey) -> Result<Vec<u8>> {
-    let protected = HeaderBuilder::new()
-        .algorithm(iana::Algorithm::ES384)
-        .content_type(CONTENT_TYPE.to_string())
-        .key_id(sha384(key.public_key()).to_vec())
-        .build();
-    let mut failed = false;
-    let sign1 = CoseSign1Builder::new()
-        .protected(protected)
-        .payload(payload)
-        .create_signature(b"", |tbs| match key.key.sign(&key.rng, tbs) {
-            Ok(sig) => sig.as_ref().to_vec(),
-            Err(_) => {
-                failed = true;
-                Vec::new()
-            }
-        })
-        .build();
-    if failed {
-        return Err(Error::Io {
-            op: "signing a TDI report",
-            detail: "ECDSA signing failed".into(),
-        });
-    }
-    sign1
-        .to_vec()
-        .map_err(|e| Error::malformed(WHAT, e.to_string()))
+    key.key.sign1(
+        payload,
+        &sha384(key.public_key()),
+        Some(CONTENT_TYPE),
+        "signing a TDI report",
+        WHAT,
+    )
 }
 
 /// The deterministic CBOR payload the TSM signs.
@@ -430,43 +396,22 @@ impl TdiReportVerifier {
 /// Checks the COSE_Sign1 and returns its payload.
 fn verify_cose(cose: &[u8], tsm_key: &[u8], kid: &[u8; 48]) -> Result<Vec<u8>> {
     const COSE: &str = "TDI report COSE_Sign1";
-    let sign1 = CoseSign1::from_slice(cose).map_err(|e| Error::malformed(COSE, e.to_string()))?;
-    let h = &sign1.protected.header;
-    if !matches!(
-        h.alg,
-        Some(coset::RegisteredLabelWithPrivate::Assigned(
-            iana::Algorithm::ES384
-        ))
-    ) {
-        return Err(Error::UnsupportedAlgorithm {
-            what: COSE,
-            detail: format!("{:?}", h.alg),
-        });
-    }
-    if !h.crit.is_empty() {
-        return Err(Error::UnsupportedAlgorithm {
+    verify_sign1(cose, tsm_key, kid, Some(CONTENT_TYPE)).map_err(|f| match f {
+        Sign1Failure::Malformed(e) => Error::malformed(COSE, e),
+        Sign1Failure::Algorithm(detail) => Error::UnsupportedAlgorithm { what: COSE, detail },
+        Sign1Failure::Crit => Error::UnsupportedAlgorithm {
             what: COSE,
             detail: "crit header".into(),
-        });
-    }
-    if h.content_type != Some(coset::ContentType::Text(CONTENT_TYPE.to_string())) {
-        return Err(Error::malformed(COSE, "content type is not a TDI report"));
-    }
-    if h.key_id != kid {
-        return Err(Error::BindingMismatch {
+        },
+        Sign1Failure::ContentType => Error::malformed(COSE, "content type is not a TDI report"),
+        Sign1Failure::Kid => Error::BindingMismatch {
             field: "COSE kid vs the bundle's TSM key",
-        });
-    }
-    sign1
-        .verify_signature(b"", |sig, tbs| {
-            UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, tsm_key).verify(tbs, sig)
-        })
-        .map_err(|_| Error::BadSignature {
+        },
+        Sign1Failure::Signature => Error::BadSignature {
             check: "TDI report COSE_Sign1 signed by the TSM key",
-        })?;
-    sign1
-        .payload
-        .ok_or_else(|| Error::malformed(COSE, "detached payload"))
+        },
+        Sign1Failure::Detached => Error::malformed(COSE, "detached payload"),
+    })
 }
 
 fn decode_tsm_evidence(v: Value) -> Result<TsmEvidence> {

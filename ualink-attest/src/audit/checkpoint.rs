@@ -10,14 +10,9 @@
 //! received.
 
 use super::merkle::Hash;
+use crate::cose::{verify_sign1, Es384Key, Sign1Failure};
 use crate::error::{Error, Result};
 use ciborium::value::Value;
-use coset::{iana, CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder};
-use ring::rand::SystemRandom;
-use ring::signature::{
-    EcdsaKeyPair, KeyPair, UnparsedPublicKey, ECDSA_P384_SHA384_FIXED,
-    ECDSA_P384_SHA384_FIXED_SIGNING,
-};
 use std::fmt;
 
 const WHAT: &str = "audit checkpoint";
@@ -70,9 +65,8 @@ impl Checkpoint {
 
 /// The TSM's checkpoint signing key.
 pub struct CheckpointSigner {
-    key: EcdsaKeyPair,
+    key: Es384Key,
     kid: [u8; 48],
-    rng: SystemRandom,
 }
 
 impl fmt::Debug for CheckpointSigner {
@@ -93,30 +87,20 @@ fn kid_of(public_key: &[u8]) -> [u8; 48] {
 impl CheckpointSigner {
     /// A signer from a PKCS#8 P-384 key.
     pub fn from_pkcs8(pkcs8: &[u8]) -> Result<Self> {
-        let rng = SystemRandom::new();
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, pkcs8, &rng)
-            .map_err(|e| Error::malformed("checkpoint signing key", e.to_string()))?;
-        let kid = kid_of(key.public_key().as_ref());
-        Ok(Self { key, kid, rng })
+        let key = Es384Key::from_pkcs8(pkcs8, "checkpoint signing key")?;
+        let kid = kid_of(key.public_key());
+        Ok(Self { key, kid })
     }
 
     /// A fresh key; returns the signer and its PKCS#8 encoding (zeroized on drop).
     pub fn generate() -> Result<(Self, zeroize::Zeroizing<Vec<u8>>)> {
-        let rng = SystemRandom::new();
-        let pkcs8 =
-            EcdsaKeyPair::generate_pkcs8(&ECDSA_P384_SHA384_FIXED_SIGNING, &rng).map_err(|_| {
-                Error::Io {
-                    op: "generating a checkpoint key",
-                    detail: "system RNG failed".into(),
-                }
-            })?;
-        let pkcs8 = zeroize::Zeroizing::new(pkcs8.as_ref().to_vec());
+        let pkcs8 = Es384Key::generate_pkcs8("generating a checkpoint key")?;
         Ok((Self::from_pkcs8(&pkcs8)?, pkcs8))
     }
 
     /// The SEC1 public key, for [`CheckpointVerifier::new`].
     pub fn public_key(&self) -> &[u8] {
-        self.key.public_key().as_ref()
+        self.key.public_key()
     }
 
     /// A verifier for this signer's checkpoints.
@@ -126,31 +110,8 @@ impl CheckpointSigner {
 
     /// Signs `cp` into COSE_Sign1 bytes.
     pub fn sign(&self, cp: &Checkpoint) -> Result<Vec<u8>> {
-        let protected = HeaderBuilder::new()
-            .algorithm(iana::Algorithm::ES384)
-            .key_id(self.kid.to_vec())
-            .build();
-        let mut failed = false;
-        let sign1 = CoseSign1Builder::new()
-            .protected(protected)
-            .payload(cp.to_cbor()?)
-            .create_signature(b"", |tbs| match self.key.sign(&self.rng, tbs) {
-                Ok(sig) => sig.as_ref().to_vec(),
-                Err(_) => {
-                    failed = true;
-                    Vec::new()
-                }
-            })
-            .build();
-        if failed {
-            return Err(Error::Io {
-                op: "signing a checkpoint",
-                detail: "ECDSA signing failed".into(),
-            });
-        }
-        sign1
-            .to_vec()
-            .map_err(|e| Error::malformed(WHAT, e.to_string()))
+        self.key
+            .sign1(cp.to_cbor()?, &self.kid, None, "signing a checkpoint", WHAT)
     }
 }
 
@@ -212,43 +173,27 @@ impl CheckpointVerifier {
     /// Decodes and verifies a signed checkpoint: alg ES384, kid equal to this key's, the
     /// signature over the received protected header and payload, and the payload shape.
     pub fn verify(&self, cose: &[u8]) -> Result<Checkpoint> {
-        let sign1 =
-            CoseSign1::from_slice(cose).map_err(|e| Error::malformed(WHAT, e.to_string()))?;
-        let alg_ok = matches!(
-            sign1.protected.header.alg,
-            Some(coset::RegisteredLabelWithPrivate::Assigned(
-                iana::Algorithm::ES384
-            ))
-        );
-        if !alg_ok {
-            return Err(Error::UnsupportedAlgorithm {
-                what: WHAT,
-                detail: format!("{:?}", sign1.protected.header.alg),
-            });
-        }
-        if !sign1.protected.header.crit.is_empty() {
-            return Err(Error::UnsupportedAlgorithm {
-                what: WHAT,
-                detail: "crit header".into(),
-            });
-        }
-        if sign1.protected.header.key_id != self.kid {
-            return Err(Error::BadSignature {
-                check: "checkpoint kid is not the TSM key",
-            });
-        }
-        sign1
-            .verify_signature(b"", |sig, tbs| {
-                UnparsedPublicKey::new(&ECDSA_P384_SHA384_FIXED, &self.public_key).verify(tbs, sig)
-            })
-            .map_err(|_| Error::BadSignature {
-                check: "checkpoint signed by the TSM key",
+        let payload =
+            verify_sign1(cose, &self.public_key, &self.kid, None).map_err(|f| match f {
+                Sign1Failure::Malformed(e) => Error::malformed(WHAT, e),
+                Sign1Failure::Algorithm(detail) => {
+                    Error::UnsupportedAlgorithm { what: WHAT, detail }
+                }
+                Sign1Failure::Crit => Error::UnsupportedAlgorithm {
+                    what: WHAT,
+                    detail: "crit header".into(),
+                },
+                Sign1Failure::Kid => Error::BadSignature {
+                    check: "checkpoint kid is not the TSM key",
+                },
+                Sign1Failure::Signature => Error::BadSignature {
+                    check: "checkpoint signed by the TSM key",
+                },
+                // No content type is required of checkpoints, so this one cannot occur.
+                Sign1Failure::ContentType => Error::malformed(WHAT, "content type"),
+                Sign1Failure::Detached => Error::malformed(WHAT, "detached payload"),
             })?;
-        let payload = sign1
-            .payload
-            .as_deref()
-            .ok_or_else(|| Error::malformed(WHAT, "detached payload"))?;
-        Checkpoint::from_cbor(payload)
+        Checkpoint::from_cbor(&payload)
     }
 }
 
