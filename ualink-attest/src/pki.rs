@@ -267,7 +267,8 @@ fn anchor_for(
     })
 }
 
-/// Parses exactly one DER certificate; trailing bytes are an error.
+/// Parses exactly one DER certificate; trailing bytes are an error, and so is an unsigned
+/// outer layer that is not exactly DER ([`outer_der_is_strict`]).
 pub(crate) fn parse_cert<'a>(der: &'a [u8], what: &'static str) -> Result<X509Certificate<'a>> {
     let (rest, cert) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| Error::malformed(what, format!("X.509: {e}")))?;
@@ -277,7 +278,88 @@ pub(crate) fn parse_cert<'a>(der: &'a [u8], what: &'static str) -> Result<X509Ce
             format!("{} trailing bytes after the certificate", rest.len()),
         ));
     }
+    if !outer_der_is_strict(der) {
+        return Err(Error::malformed(
+            what,
+            "the unsigned outer layer is not exact DER (outer SEQUENCE, signatureAlgorithm \
+             identical to the signed one, BIT STRING with 0 unused bits, minimal lengths)",
+        ));
+    }
     Ok(cert)
+}
+
+/// One DER TLV: tag, the whole encoding, its contents, and what follows it.
+struct Tlv<'a> {
+    tag: u8,
+    whole: &'a [u8],
+    contents: &'a [u8],
+    rest: &'a [u8],
+}
+
+/// Decodes a DER length at the start of `buf`: (bytes used, content length). Indefinite,
+/// non-minimal and over-4-byte lengths are refused.
+fn der_length(buf: &[u8]) -> Option<(usize, usize)> {
+    let first = *buf.first()?;
+    if first < 0x80 {
+        return Some((1, usize::from(first)));
+    }
+    let n = usize::from(first & 0x7f);
+    if n == 0 || n > 4 {
+        return None;
+    }
+    let bytes = buf.get(1..n.checked_add(1)?)?;
+    if *bytes.first()? == 0 {
+        return None;
+    }
+    let len = bytes
+        .iter()
+        .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+    (len >= 0x80).then_some((n.checked_add(1)?, len))
+}
+
+/// Splits the DER TLV at the start of `buf` (low tag number, minimal definite length).
+fn der_tlv(buf: &[u8]) -> Option<Tlv<'_>> {
+    let (&tag, after_tag) = buf.split_first()?;
+    if tag & 0x1f == 0x1f {
+        return None;
+    }
+    let (hdr, len) = der_length(after_tag)?;
+    let start = hdr.checked_add(1)?;
+    let end = start.checked_add(len)?;
+    Some(Tlv {
+        tag,
+        whole: buf.get(..end)?,
+        contents: buf.get(start..end)?,
+        rest: buf.get(end..)?,
+    })
+}
+
+fn der_expect(buf: &[u8], tag: u8) -> Option<Tlv<'_>> {
+    der_tlv(buf).filter(|t| t.tag == tag)
+}
+
+/// Whether the unsigned outer layer of a DER certificate is exact, so that no other encoding
+/// of the same signed TBS is accepted (x509-parser alone accepts, e.g., another tag on the
+/// outer algorithm OID): `SEQUENCE { tbs SEQUENCE, signatureAlgorithm SEQUENCE, signature
+/// BIT STRING }` with minimal lengths, nothing after it, 0 unused bits in the signature, and
+/// `signatureAlgorithm` byte-identical to the TBS `signature` field. (The TBS is covered by
+/// the signature; ring parses ECDSA signature values as strict DER.)
+pub(crate) fn outer_der_is_strict(cert: &[u8]) -> bool {
+    fn check(cert: &[u8]) -> Option<()> {
+        let outer = der_expect(cert, 0x30)?;
+        outer.rest.is_empty().then_some(())?;
+        let tbs = der_expect(outer.contents, 0x30)?;
+        let sig_alg = der_expect(tbs.rest, 0x30)?;
+        let sig = der_expect(sig_alg.rest, 0x03)?;
+        (sig.rest.is_empty() && sig.contents.first() == Some(&0)).then_some(())?;
+        // TBS: [0] version (explicit, optional in v1 but every certificate here is v3),
+        // serialNumber, signature.
+        let version = der_expect(tbs.contents, 0xA0)?;
+        let serial = der_expect(version.rest, 0x02)?;
+        let tbs_sig_alg = der_expect(serial.rest, 0x30)?;
+        (tbs_sig_alg.whole == sig_alg.whole).then_some(())
+    }
+    check(cert).is_some()
 }
 
 /// Splits a PEM bundle (or a single DER certificate) into DER certificates.

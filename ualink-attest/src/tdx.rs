@@ -172,6 +172,52 @@ fn precheck(quote: &[u8]) -> Result<u16> {
     }
 }
 
+/// Intel SGX Root CA (DER), the root dcap-qvl verifies PCK chains under (a copy of
+/// dcap-qvl 0.7.1 `src/TrustedRootCA.der`; CN=Intel SGX Root CA, SHA-256
+/// 44a0196b2b99f889b8e149e95b807a350e7424964399e885a7cbb8ccfab674d3).
+const INTEL_SGX_ROOT_CA_DER: &[u8] = include_bytes!("tdx_data/intel_sgx_root_ca.der");
+
+/// dcap-qvl checks the PCK chain in the quote's certification data under its own copy of
+/// Intel's root and ignores the root certificate the quote carries, so bytes of that copy
+/// (and the PEM text around the certificates) could change without notice. Every byte of
+/// the quote must count: the chain must be canonical PEM (64-column base64, LF, nothing
+/// else but one terminating NUL), every certificate's outer DER exact, and the last certificate byte-identical to
+/// Intel's root.
+fn check_cert_chain_exact(quote: &[u8]) -> Result<()> {
+    const CHAIN: &str = "TDX quote PCK certificate chain";
+    let q = dcap_qvl::quote::Quote::parse(quote)
+        .map_err(|e| Error::malformed(WHAT, format!("{e:#}")))?;
+    let raw = q
+        .raw_cert_chain()
+        .map_err(|e| Error::malformed(CHAIN, format!("{e:#}")))?;
+    let pems = pem::parse_many(raw).map_err(|e| Error::malformed(CHAIN, e.to_string()))?;
+    let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    let canonical: String = pems.iter().map(|p| pem::encode_config(p, config)).collect();
+    // Intel's quoting library NUL-terminates the chain.
+    let text = raw.strip_suffix(&[0u8]).unwrap_or(raw);
+    if pems.is_empty() || canonical.as_bytes() != text {
+        return Err(Error::malformed(
+            CHAIN,
+            "not canonical PEM certificates (64-column base64, LF line ends, one optional NUL)",
+        ));
+    }
+    for p in &pems {
+        if p.tag() != "CERTIFICATE" || !crate::pki::outer_der_is_strict(p.contents()) {
+            return Err(Error::malformed(
+                CHAIN,
+                "a certificate's unsigned outer layer is not exact DER",
+            ));
+        }
+    }
+    if pems.last().map(|p| p.contents()) != Some(INTEL_SGX_ROOT_CA_DER) {
+        return Err(Error::UntrustedRoot {
+            detail: "the quote's root certificate is not byte-identical to Intel's SGX root CA"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
 /// Removes zero padding after the quote's auth data (fixed-size quote buffers). Fails if the
 /// quote does not frame (see the module documentation) or if any byte after it is not zero.
 pub fn trim_zero_padding(buf: &[u8]) -> Result<&[u8]> {
@@ -203,6 +249,7 @@ pub fn verify_quote(
             reason: format!("{e:#}"),
         }
     })?;
+    check_cert_chain_exact(quote)?;
     let r = verified
         .report
         .as_td10()

@@ -397,3 +397,58 @@ fn turin_vcek_chain_and_turin_tcb_layout() {
         Error::ChipIdMismatch
     );
 }
+
+/// Every single-bit change anywhere in a real chain's certificates (the Milan VCEK and ASK,
+/// with only the Milan ARK trusted and no built-in intermediates to fall back on) is refused:
+/// the signed TBS by its signature, the unsigned outer layer (lengths, tags, the outer
+/// signatureAlgorithm, the BIT STRING's unused-bits byte) by the exact-DER check.
+#[test]
+fn every_bit_flip_in_a_real_chain_is_refused() {
+    let pem = certs_from_pem_or_der(&data("milan_ask_ark_asvk.pem")).unwrap();
+    let (ask, ark) = (pem[0].clone(), pem[1].clone());
+    let anchors = TrustAnchors::empty().with_explicit_root_der(&ark).unwrap();
+    let vcek = data("vcek_milan.der");
+    let check = |leaf: &[u8], ask: &[u8]| {
+        ualink_attest::pki::verify_leaf_chain(leaf, &[ask.to_vec()], &anchors, NOW)
+    };
+    check(&vcek, &ask).unwrap();
+    let mut flips = 0usize;
+    for (which, cert) in [("vcek", &vcek), ("ask", &ask)] {
+        for bit in 0..cert.len() * 8 {
+            let mut c = cert.clone();
+            c[bit / 8] ^= 1 << (bit % 8);
+            let r = if which == "vcek" {
+                check(&c, &ask)
+            } else {
+                check(&vcek, &c)
+            };
+            assert!(
+                r.is_err(),
+                "{which} bit {bit} (byte {:#x}) accepted",
+                bit / 8
+            );
+            flips += 1;
+        }
+    }
+    assert_eq!(flips, (vcek.len() + ask.len()) * 8);
+}
+
+/// A wrong tag on the outer signatureAlgorithm OID (which x509-parser alone accepts) is
+/// refused as malformed, naming the outer layer.
+#[test]
+fn outer_algorithm_with_another_tag_is_malformed() {
+    let vcek = data("vcek_milan.der");
+    // Outer: 30 82 LL LL | tbs 30 82 LL LL ... | sigalg 30 LL 06 09 ... — find the second
+    // occurrence of the RSA-PSS algorithm identifier (the first is inside the TBS).
+    let tbs_len = usize::from(u16::from_be_bytes([vcek[6], vcek[7]])) + 4;
+    let alg_at = 4 + tbs_len;
+    assert_eq!(vcek[alg_at], 0x30);
+    assert_eq!(vcek[alg_at + 2], 0x06);
+    let mut c = vcek.clone();
+    c[alg_at + 2] = 0x86; // [6] IMPLICIT instead of OBJECT IDENTIFIER
+    let e =
+        ualink_attest::pki::verify_leaf_chain(&c, &[], &TrustAnchors::amd_builtin().unwrap(), NOW)
+            .unwrap_err();
+    assert!(matches!(e, Error::Malformed { .. }), "{e:?}");
+    assert!(e.to_string().contains("outer layer"), "{e}");
+}

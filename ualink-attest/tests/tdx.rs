@@ -149,3 +149,46 @@ fn expired_collateral_is_refused() {
     .unwrap_err();
     assert!(matches!(e, Error::QuoteRejected { .. }), "{e}");
 }
+
+/// Every byte of the PEM certificate chain in the quote's certification data counts: a
+/// one-bit change anywhere in it (the PCK leaf, the intermediate, the root copy that dcap-qvl
+/// itself ignores, the PEM framing) is refused.
+#[test]
+fn every_byte_of_the_pck_chain_counts() {
+    let quote = data("tdx_quote");
+    let begin = quote
+        .windows(27)
+        .position(|w| w == b"-----BEGIN CERTIFICATE-----")
+        .unwrap();
+    let end = quote
+        .windows(25)
+        .rposition(|w| w == b"-----END CERTIFICATE-----")
+        .unwrap()
+        + 26;
+    verify(&quote, &ExpectedReportData::NotProvided).unwrap();
+    for i in begin..end {
+        let mut q = quote.clone();
+        q[i] ^= 0x01;
+        assert!(
+            verify(&q, &ExpectedReportData::NotProvided).is_err(),
+            "byte {i} of the quote (chain bytes {begin}..{end}) accepted"
+        );
+    }
+}
+
+/// A changed copy of the root certificate in the chain (which dcap-qvl does not use: it
+/// verifies under its own copy of Intel's root) is refused.
+#[test]
+fn a_changed_root_copy_is_refused_even_though_dcap_qvl_ignores_it() {
+    let quote = data("tdx_quote");
+    let n = quote.len();
+    // Inside the root certificate's base64 (its SubjectKeyIdentifier), as found by the
+    // auditor's report test: dcap-qvl alone accepts this quote.
+    let mut q = quote.clone();
+    q[n - 200] ^= 0x01;
+    let e = verify(&q, &ExpectedReportData::NotProvided).unwrap_err();
+    assert!(
+        matches!(e, Error::UntrustedRoot { .. } | Error::Malformed { .. }),
+        "{e:?}"
+    );
+}
