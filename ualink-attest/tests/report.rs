@@ -68,6 +68,23 @@ enum Variant {
     CheckQuarantineThatVerifies,
     /// A quarantine Deny with a non-`check.` rule and no policy input: not replayable.
     UnreplayableDeny,
+    /// ualink-tsm refused a rotation of accel-0001<->accel-0010 (`check.fresh_attestation`,
+    /// no policy input) after accel-0010's appraisal denied it: a verification outcome.
+    RotationRefusal,
+    /// The same refusal for accel-0001<->accel-0002, whose appraisals both allowed them.
+    RotationRefusalWithoutFailure,
+    /// The share's importer claims a TDI in RUN that the log never started.
+    ShareClaimsUnstartedTdi,
+    /// The share claims live link keys but only one direction was ever keyed.
+    ShareClaimsOneWayKeys,
+    /// The TDI acceptance decided on a report digest no issued bundle has.
+    AcceptanceOfUnissuedReport,
+    /// The TDI acceptance cites (`tdi-report` input) a bundle the log never issued.
+    AcceptanceCitesUnissuedBundle,
+    /// The key rotation decided from epoch 3, the log's link is at epoch 1.
+    RotationFromWrongEpoch,
+    /// The key rotation claims an end attested at another time than its appraisal.
+    RotationClaimsOtherAttestationTime,
 }
 
 struct Pod {
@@ -160,7 +177,10 @@ fn policy_bundle() -> PolicyBundle {
 
 fn interface_report() -> Vec<u8> {
     InterfaceReport {
-        interface_info: InterfaceInfo::from_bits(InterfaceInfo::DMA_WITHOUT_PASID).unwrap(),
+        interface_info: InterfaceInfo::from_bits(
+            InterfaceInfo::NO_UPDATE_AFTER_LOCK | InterfaceInfo::DMA_WITHOUT_PASID,
+        )
+        .unwrap(),
         msix_message_control: 0x0007,
         lnr_control: 0,
         tph_control: 0,
@@ -225,6 +245,22 @@ fn quarantine(t: i64, a: u16, rule: &str, evidence: Option<Vec<u8>>) -> AuditRec
         cause: "certificate_chain: no trusted root".into(),
         evidence: evidence.map(Bytes),
     })
+}
+
+/// A rotation ualink-tsm refused because an end failed re-attestation: rule
+/// `check.fresh_attestation`, no event, no policy digest, no policy input.
+fn rotation_refusal(t: i64, subject: &str) -> AuditRecord {
+    AuditRecord::new(
+        UnixTime::from_secs(t),
+        DecisionKind::KeyRotation,
+        subject,
+        Outcome::Deny,
+    )
+    .unwrap()
+    .with_rule("check.fresh_attestation")
+    .unwrap()
+    .with_reason("an end failed re-attestation; the pair is stopped")
+    .unwrap()
 }
 
 fn info(t: i64, kind: DecisionKind, subject: &str, ev: AuditEvent) -> AuditRecord {
@@ -306,11 +342,22 @@ fn build(variant: Variant) -> Pod {
             },
         ),
     );
+    let mut accel1_decision = None;
     for a in [1u16, 2, 9, 10] {
         t += 1;
         let mut i = device_input(&verified, &format!("accel-{a:04}"), t);
         if variant == Variant::InputNotEvidence && a == 2 {
             i["measurements"][0]["value"] = json!("00".repeat(48));
+        }
+        if a == 1 {
+            let d = engine
+                .evaluate(ualink_policy::DecisionKind::DeviceAppraisal, &i)
+                .unwrap();
+            accel1_decision = Some(json!({
+                "allow": d.allow,
+                "rules": d.rules,
+                "policy_digest": hex::encode(d.policy_digest),
+            }));
         }
         push(
             &mut w,
@@ -361,6 +408,22 @@ fn build(variant: Variant) -> Pod {
             ),
         );
     }
+    for (a, base) in [(1u16, 0x1_0000u64), (2, 0x2_0000)] {
+        push(
+            &mut w,
+            info(
+                t,
+                Lifecycle,
+                "vpod-a",
+                AuditEvent::WindowCarved {
+                    vpod_id: "vpod-a".into(),
+                    accelerator_id: a,
+                    base,
+                    size: 0x1_0000,
+                },
+            ),
+        );
+    }
     t += 1;
     let (tx, rx) = (
         LinkEnd {
@@ -386,6 +449,22 @@ fn build(variant: Variant) -> Pod {
             },
         ),
     );
+    if variant != Variant::ShareClaimsOneWayKeys {
+        push(
+            &mut w,
+            info(
+                t,
+                KeyRotation,
+                "link 9:0->1:0",
+                AuditEvent::KeysProgrammed {
+                    tx: rx.clone(),
+                    rx: tx.clone(),
+                    epoch: 1,
+                    key_fingerprint: Digest384::of(b"link key epoch 1 back"),
+                },
+            ),
+        );
+    }
     t += 1;
     let locked = AuditEvent::TdiLocked {
         tdi_id: "tdi-1".into(),
@@ -419,7 +498,7 @@ fn build(variant: Variant) -> Pod {
             "tdi-1",
             AuditEvent::TdiReportIssued {
                 tdi_id: "tdi-1".into(),
-                bundle: Bytes(tdi_bundle),
+                bundle: Bytes(tdi_bundle.clone()),
             },
         ),
     );
@@ -439,21 +518,39 @@ fn build(variant: Variant) -> Pod {
         ),
     );
     t += 1;
+    // The tenant agent's input, from the issued bundle (as ualink-guest-agent builds it).
+    let mut accept_in = input("tdi_accept", t);
+    accept_in["vpod_accelerator_ids"] = json!([1, 2]);
+    accept_in["tdi"]["interface_id"] = json!(1);
+    accept_in["tdi"]["mmio_ranges"] = json!([{
+        "first_page": 0x8000_0000u64, "number_of_pages": 16, "range_id": 0,
+        "msix_table": true, "msix_pba": false, "non_tee_mem": false,
+        "mem_attr_updatable": false}]);
+    accept_in["tdi"]["report_digest"] = json!(hex::encode(ring::digest::digest(
+        &ring::digest::SHA384,
+        &interface_report()
+    )));
+    if variant == Variant::AcceptanceOfUnissuedReport {
+        accept_in["tdi"]["report_digest"] = json!("ab".repeat(48));
+    }
+    accept_in["device"]["spdm"]["version"] = json!("1.3");
+    accept_in["device"]["attested_at"] = json!(verified.taken_at.secs());
+    accept_in["device_appraisal"] = accel1_decision.unwrap();
+    let cited = if variant == Variant::AcceptanceCitesUnissuedBundle {
+        Digest384::of(b"another bundle")
+    } else {
+        Digest384::of(&tdi_bundle)
+    };
     push(
         &mut w,
-        decided(
-            &engine,
-            t,
-            TdiAcceptance,
-            "tdi-1",
-            &input("tdi_accept", t),
-            false,
-        )
-        .with_event(AuditEvent::TdiAccepted {
-            tdi_id: "tdi-1".into(),
-            tenant_id: "tenant-a".into(),
-            cvm_id: "vm-1".into(),
-        }),
+        decided(&engine, t, TdiAcceptance, "tdi-1", &accept_in, false)
+            .with_input("tdi-report", cited)
+            .unwrap()
+            .with_event(AuditEvent::TdiAccepted {
+                tdi_id: "tdi-1".into(),
+                tenant_id: "tenant-a".into(),
+                cvm_id: "vm-1".into(),
+            }),
     );
     t += 1;
     push(
@@ -469,8 +566,26 @@ fn build(variant: Variant) -> Pod {
             },
         ),
     );
+    // tenant-b's TDI on accel-0009 (its agent's acceptance is not part of this log).
+    let (tdi_id, accelerator_id, tenant_id) = ("tdi-9".to_string(), 9, "tenant-b".to_string());
+    let tdi9_locked = AuditEvent::TdiLocked {
+        tdi_id: tdi_id.clone(),
+        accelerator_id,
+        tenant_id: tenant_id.clone(),
+    };
+    push(&mut w, info(t, Lifecycle, "tdi-9", tdi9_locked));
+    if variant != Variant::ShareClaimsUnstartedTdi {
+        let started = AuditEvent::TdiStarted {
+            tdi_id,
+            accelerator_id,
+            tenant_id,
+        };
+        push(&mut w, info(t, Lifecycle, "tdi-9", started));
+    }
     t += 1;
-    let share_in = input("share", t);
+    let mut share_in = input("share", t);
+    share_in["exporter"]["attested_at"] = json!(verified.taken_at.secs());
+    share_in["importer"]["attested_at"] = json!(verified.taken_at.secs());
     let share = decided(
         &engine,
         t,
@@ -506,23 +621,32 @@ fn build(variant: Variant) -> Pod {
     };
     push(&mut w, share.with_event(ev));
     t += 1;
+    let mut rot_in = input("key_rotation", t);
+    let from = if variant == Variant::RotationFromWrongEpoch {
+        3
+    } else {
+        1
+    };
+    rot_in["current_epoch"] = json!(from);
+    rot_in["new_epoch"] = json!(from + 1);
+    rot_in["rx"]["accelerator_id"] = json!(9);
+    rot_in["rx"]["port"] = json!(0);
+    rot_in["tx"]["attested_at"] = json!(verified.taken_at.secs());
+    rot_in["rx"]["attested_at"] = json!(verified.taken_at.secs());
+    if variant == Variant::RotationClaimsOtherAttestationTime {
+        rot_in["rx"]["attested_at"] = json!(verified.taken_at.secs() + 5);
+    }
     push(
         &mut w,
-        decided(
-            &engine,
-            t,
-            KeyRotation,
-            "link 1:0->9:0",
-            &input("key_rotation", t),
-            false,
-        )
-        .with_event(AuditEvent::KeysRotated {
-            tx,
-            rx,
-            previous_epoch: 1,
-            epoch: 2,
-            key_fingerprint: Digest384::of(b"link key epoch 2"),
-        }),
+        decided(&engine, t, KeyRotation, "link 1:0->9:0", &rot_in, false).with_event(
+            AuditEvent::KeysRotated {
+                tx,
+                rx,
+                previous_epoch: from,
+                epoch: from + 1,
+                key_fingerprint: Digest384::of(b"link key epoch 2"),
+            },
+        ),
     );
     t += 5;
     push(
@@ -582,7 +706,11 @@ fn build(variant: Variant) -> Pod {
     );
     if matches!(
         variant,
-        Variant::CheckQuarantine | Variant::CheckQuarantineThatVerifies | Variant::UnreplayableDeny
+        Variant::CheckQuarantine
+            | Variant::CheckQuarantineThatVerifies
+            | Variant::UnreplayableDeny
+            | Variant::RotationRefusal
+            | Variant::RotationRefusalWithoutFailure
     ) {
         t += 1;
     }
@@ -601,7 +729,17 @@ fn build(variant: Variant) -> Pod {
             quarantine(t, 9, "check.certificate_chain", Some(device_bundle.clone())),
         ),
         Variant::UnreplayableDeny => push(&mut w, quarantine(t, 9, "firmware_known", None)),
-        Variant::Good
+        Variant::RotationRefusal => push(&mut w, rotation_refusal(t, "accel-0001<->accel-0010")),
+        Variant::RotationRefusalWithoutFailure => {
+            push(&mut w, rotation_refusal(t, "accel-0001<->accel-0002"))
+        }
+        Variant::ShareClaimsUnstartedTdi
+        | Variant::ShareClaimsOneWayKeys
+        | Variant::AcceptanceOfUnissuedReport
+        | Variant::AcceptanceCitesUnissuedBundle
+        | Variant::RotationFromWrongEpoch
+        | Variant::RotationClaimsOtherAttestationTime
+        | Variant::Good
         | Variant::FlippedDecision
         | Variant::CorruptEvidence
         | Variant::InputNotEvidence => {}
@@ -764,6 +902,82 @@ fn deny_without_policy_input_and_non_check_rule_stays_not_replayable() {
     let (code, out) = pod.report("text", &[]);
     assert_eq!(code, 22, "{out}");
     assert!(out.contains("not-replayable"), "{out}");
+}
+
+#[test]
+fn rotation_refused_on_a_failed_reattestation_is_a_verification_outcome() {
+    let pod = build(Variant::RotationRefusal);
+    let (code, out) = pod.report("text", &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("not-replayable"), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("refused") && l.contains("1 <-> 10"))
+        .unwrap_or_else(|| panic!("no refused key row: {out}"));
+    assert!(line.contains("check.fresh_attestation"), "{line}");
+    let (_, out) = pod.report("json", &[]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["replay"]["replayed"], 9);
+    assert_eq!(v["replay"]["identical"], 9);
+}
+
+#[test]
+fn rotation_refused_without_a_failed_appraisal_exits_decision_mismatch() {
+    let pod = build(Variant::RotationRefusalWithoutFailure);
+    let (code, out) = pod.report("text", &[]);
+    assert_eq!(code, 22, "{out}");
+    assert!(out.contains("rotation-refusal-without-failure"), "{out}");
+    assert!(out.contains("accel-0001<->accel-0002"), "{out}");
+    assert!(!out.contains("not-replayable"), "{out}");
+}
+
+/// Each planted contradiction between a decision's input and the log before it: exit 22
+/// with the record and the reason, while the decision itself replays identically.
+#[test]
+fn inputs_that_contradict_the_log_exit_decision_mismatch() {
+    for (variant, subject, why) in [
+        (
+            Variant::ShareClaimsUnstartedTdi,
+            "share grant-1",
+            "importer claims its TDI on accelerator 9 is RUN for tenant-b, but the log shows \
+             TDI tdi-9 CONFIG_LOCKED",
+        ),
+        (
+            Variant::ShareClaimsOneWayKeys,
+            "share grant-1",
+            "claims live link keys",
+        ),
+        (
+            Variant::AcceptanceOfUnissuedReport,
+            "tdi-acceptance tdi-1",
+            "is not the interface report of a TDI report bundle issued for tdi-1",
+        ),
+        (
+            Variant::AcceptanceCitesUnissuedBundle,
+            "tdi-acceptance tdi-1",
+            "cites a TDI report bundle",
+        ),
+        (
+            Variant::RotationFromWrongEpoch,
+            "key-rotation link 1:0->9:0",
+            "current epoch 3 is not the log's last key epoch 1",
+        ),
+        (
+            Variant::RotationClaimsOtherAttestationTime,
+            "key-rotation link 1:0->9:0",
+            "rx claims accelerator 9 was attested at",
+        ),
+    ] {
+        let pod = build(variant);
+        let (code, out) = pod.report("text", &[]);
+        assert_eq!(code, 22, "{subject}: {out}");
+        let line = out
+            .lines()
+            .find(|l| l.contains("input-contradicts-log") && l.contains(why))
+            .unwrap_or_else(|| panic!("{subject}: no input-contradicts-log {why:?}: {out}"));
+        assert!(line.contains(subject), "{line}");
+        assert!(!out.contains("decision-mismatch"), "{out}");
+    }
 }
 
 #[test]
@@ -995,6 +1209,20 @@ fn html_report_renders_in_headless_chromium_with_one_node_per_accelerator() {
         assert!(dom.contains(&format!("id=\"accel-{a}\"")), "accel-{a}");
     }
     assert_eq!(dom.matches("class=\"share cross-tenant\"").count(), 1);
+    // The windows carved for vpod-a, one bar each under its accelerator.
+    assert_eq!(dom.matches("class=\"window\"").count(), 2, "{dom}");
+    // One row per switch: accelerators 1 and 2 (switch 0) above 9 and 10 (switch 1).
+    let y_of = |a: u16| {
+        let at = dom.find(&format!("id=\"accel-{a}\"")).unwrap();
+        let rest = &dom[at..];
+        let y = rest.find(" y=\"").unwrap() + 4;
+        rest[y..y + rest[y..].find('"').unwrap()]
+            .parse::<u32>()
+            .unwrap()
+    };
+    assert_eq!(y_of(1), y_of(2));
+    assert_eq!(y_of(9), y_of(10));
+    assert!(y_of(9) > y_of(1));
 }
 
 /// The device-appraisal input the TSM builds from verified evidence.
@@ -1096,4 +1324,103 @@ fn decisions_under_a_replaced_policy_replay_from_the_archive() {
     let (code, out) = pod.report("text", &[]);
     assert_eq!(code, 22, "{out}");
     assert!(out.contains("policy mismatch"), "{out}");
+}
+
+/// A CVM attested with Intel TDX: the `cvm-attested-tdx` record embeds the real sample quote
+/// and its collateral; the report re-verifies it at the record's time (inside the
+/// collateral's validity) and requires the recorded input to say what the quote says. The
+/// log has no tsm-identity record (the sim TSM's certificates postdate the vector), so the
+/// checkpoint key comes from STATE/tsm.pub.
+#[test]
+fn tdx_cvm_evidence_is_reverified_and_must_support_its_input() {
+    let tdx = |name: &str| {
+        std::fs::read(format!(
+            "{}/tests/data/tdx/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    };
+    let quote = ualink_attest::tdx::trim_zero_padding(&tdx("tdx_quote"))
+        .unwrap()
+        .to_vec();
+    let collateral = tdx("tdx_quote_collateral.json");
+    // tcbInfo issueDate of the collateral plus one hour (as in tests/tdx.rs).
+    let t = 1_750_331_763;
+    let v = ualink_attest::tdx::verify_quote(
+        &quote,
+        &ualink_attest::tdx::TdxCollateral::from_json(&collateral).unwrap(),
+        &ualink_attest::ExpectedReportData::NotProvided,
+        UnixTime::from_secs(t),
+    )
+    .unwrap();
+    let mrtd = hex::encode(v.td.mr_td);
+    let bundle = policy_bundle()
+        .with_data(json!({"ualink_data": {"tenants": {"tenant-a": {"cvm": {
+            "measurements": {"tdx": [mrtd.clone()]}}}}}}))
+        .unwrap();
+    let engine = PolicyEngine::new(&bundle);
+    let mut i = input("cvm", t);
+    i["tee"] = json!("tdx");
+    i["root"] = json!("intel");
+    i["measurement"] = json!(mrtd);
+    i["policy"]["vmpl"] = Value::Null;
+    i["tcb"] = json!({"components": {}, "status": v.tcb_status});
+
+    for (case, input, quote, want) in [
+        ("good", i.clone(), quote.clone(), 0),
+        (
+            "other MRTD",
+            {
+                let mut j = i.clone();
+                j["measurement"] = json!("00".repeat(48));
+                j
+            },
+            quote.clone(),
+            22,
+        ),
+        (
+            "altered quote",
+            i.clone(),
+            {
+                let mut q = quote.clone();
+                let n = q.len();
+                q[n - 200] ^= 1;
+                q
+            },
+            20,
+        ),
+    ] {
+        let dir = Dir::new("report-tdx");
+        let state = dir.0.join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        bundle.write_to(state.join("policy")).unwrap();
+        let (signer, _) = CheckpointSigner::generate().unwrap();
+        std::fs::write(state.join("tsm.pub"), hex::encode(signer.public_key())).unwrap();
+        let mut w = AuditLogWriter::create(&state.join("audit.log")).unwrap();
+        w.append(
+            &decided(
+                &engine,
+                t,
+                DecisionKind::CvmAppraisal,
+                "td-1",
+                &input,
+                false,
+            )
+            .with_event(AuditEvent::CvmAttestedTdx {
+                cvm_id: "td-1".into(),
+                tenant_id: "tenant-a".into(),
+                quote: Bytes(quote),
+                collateral: Bytes(collateral.clone()),
+            }),
+        )
+        .unwrap();
+        w.checkpoint(&signer, UnixTime::from_secs(t)).unwrap();
+        let (code, out) = run(&["report", "--state", state.to_str().unwrap()]);
+        assert_eq!(code, want, "{case}: {out}");
+        match want {
+            0 => assert!(out.contains("td-1 (accepted TDX MRTD"), "{out}"),
+            22 => assert!(out.contains("claims another MRTD than the quote"), "{out}"),
+            _ => assert!(out.contains("CVM td-1 TDX evidence"), "{out}"),
+        }
+    }
 }

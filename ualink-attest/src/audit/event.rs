@@ -23,6 +23,7 @@
 //! | `tdi-report-issued` | `lifecycle` | `tdi_id`, `bundle` (TDI report bundle) |
 //! | `tdi-accepted` | `tdi-acceptance` | `tdi_id`, `tenant_id`, `cvm_id` |
 //! | `cvm-attested` | `cvm-appraisal` | `cvm_id`, `tenant_id`, `evidence` ([`TsmEvidenceBytes`]-shaped SNP report + certs) |
+//! | `cvm-attested-tdx` | `cvm-appraisal` | `cvm_id`, `tenant_id`, `quote` (TD quote v4/v5 as received), `collateral` (the Intel collateral JSON it was verified with) |
 //! | `share-allowed` / `share-denied` | `share` | `grant_id`, `exporter`, `importer` [`ShareParty`], `rights` |
 //! | `attachment-revoked` | `revocation` | `grant_id`, `cause`, `requested_at`, `drained_at` (unix seconds; latency = difference) |
 //! | `tenant-offboarded` | `lifecycle` | `tenant_id` |
@@ -286,6 +287,19 @@ pub enum AuditEvent {
         /// The CVM's SNP-format evidence.
         evidence: TsmEvidenceBytes,
     },
+    /// A CVM's Intel TDX evidence was appraised (decision in the record). The collateral is
+    /// Intel-signed (TCB info, QE identity, CRLs under Intel's root, which dcap-qvl holds):
+    /// embedding it lets the auditor re-verify the quote at the record's time offline.
+    CvmAttestedTdx {
+        /// CVM id.
+        cvm_id: String,
+        /// Tenant id.
+        tenant_id: String,
+        /// The TD quote (v4 or v5) as received.
+        quote: Bytes,
+        /// The collateral JSON it was verified with (`tdx::TdxCollateral::from_json`).
+        collateral: Bytes,
+    },
     /// A share was allowed (rules in the record).
     ShareAllowed {
         /// Grant id.
@@ -338,7 +352,9 @@ impl AuditEvent {
                 DecisionKind::KeyRotation
             }
             AuditEvent::TdiAccepted { .. } => DecisionKind::TdiAcceptance,
-            AuditEvent::CvmAttested { .. } => DecisionKind::CvmAppraisal,
+            AuditEvent::CvmAttested { .. } | AuditEvent::CvmAttestedTdx { .. } => {
+                DecisionKind::CvmAppraisal
+            }
             AuditEvent::ShareAllowed { .. } | AuditEvent::ShareDenied { .. } => DecisionKind::Share,
             AuditEvent::AttachmentRevoked { .. } => DecisionKind::Revocation,
             AuditEvent::TsmIdentity { .. }
@@ -374,6 +390,7 @@ impl AuditEvent {
             AuditEvent::TdiStopped { .. } => "tdi-stopped",
             AuditEvent::TdiError { .. } => "tdi-error",
             AuditEvent::CvmAttested { .. } => "cvm-attested",
+            AuditEvent::CvmAttestedTdx { .. } => "cvm-attested-tdx",
             AuditEvent::ShareAllowed { .. } => "share-allowed",
             AuditEvent::ShareDenied { .. } => "share-denied",
             AuditEvent::AttachmentRevoked { .. } => "attachment-revoked",

@@ -32,9 +32,28 @@
 //! replayed (and not counted as not-replayable). If it embeds device evidence, the auditor
 //! re-verifies it and requires it to FAIL; evidence that verifies is
 //! [`AnomalyKind::QuarantineWithoutFailure`]. Without embedded evidence it is reported as a
-//! recorded quarantine. Any other Deny without a policy input stays not-replayable.
+//! recorded quarantine.
+//!
+//! A key rotation the TSM refuses because an end failed its fresh re-attestation is the same
+//! kind of outcome: a `key-rotation` Deny without event or policy input, every rule
+//! `check.<name>`, subject `accel-NNNN<->accel-MMMM`. It is not replayed; the log must show
+//! the failure instead — the latest appraisal of one of the two accelerators before it did
+//! not allow it — else [`AnomalyKind::QuarantineWithoutFailure`]. The pair's keys are dead
+//! after it. Any other Deny without a policy input stays not-replayable.
+//!
+//! # Cross-checks against the log
+//! Recorded inputs must agree with what earlier records establish (see `history.rs`): a TDI
+//! acceptance's report digest, TDI, device facts and vPod with a TDI report bundle the log
+//! issued for that TDI (and its `tdi-report` input digest with that bundle); a share's ends,
+//! rights, TDI states, attestation times and live link keys with the event and the earlier
+//! lifecycle, appraisal and key records; a key rotation's ends (appraised, attestation
+//! times), tenant and current epoch with the earlier appraisal and key records, and key
+//! epochs must increase link by link. A contradiction is
+//! [`AnomalyKind::InputContradictsLog`] (exit 22).
 
-use crate::audit::event::{AcceleratorInfo, AuditEvent, SwitchInfo, TsmEvidenceBytes};
+use crate::audit::event::{
+    AcceleratorInfo, AuditEvent, LinkEnd, ShareParty, SwitchInfo, TsmEvidenceBytes,
+};
 use crate::audit::{verify_log, AuditRecord, CheckpointVerifier, Outcome};
 use crate::pki::TrustAnchors;
 use crate::snp::{SnpCerts, SnpVerifier};
@@ -42,8 +61,13 @@ use crate::spdm_evidence::{DeviceEvidenceVerifier, DeviceTrustAnchors, ExpectedN
 use crate::tdi_report::{tsm_report_data, TdiReportVerifier};
 use crate::{ExpectedReportData, UnixTime};
 use serde::Serialize;
+
+mod history;
 use std::collections::BTreeMap;
 use ualink_policy::{PolicyBundle, PolicyEngine};
+
+/// Accelerators per row in the HTML report's pod picture.
+const SVG_ROW_MAX: usize = 12;
 
 /// Exit code: an embedded evidence item failed verification.
 pub const EXIT_EVIDENCE_FAILED: u8 = 20;
@@ -85,9 +109,13 @@ pub enum AnomalyKind {
     /// A record's kind is not the one its event goes with (`AuditEvent::record_kind`), or a
     /// share event contradicts the record's outcome.
     RecordKindMismatch,
-    /// A verification quarantine (`check.*` rules, no policy input) whose embedded device
-    /// evidence verifies: the failure it records did not happen.
+    /// A verification outcome whose failure the log does not support: a device quarantine
+    /// (`check.*` rules, no policy input) whose embedded device evidence verifies, or a
+    /// `check.*` key-rotation refusal although both ends' latest appraisals allowed them.
     QuarantineWithoutFailure,
+    /// A recorded policy input or event contradicts what earlier records in the log
+    /// establish (TDI states, issued TDI reports, appraisals, live keys, key epochs).
+    InputContradictsLog,
     /// Records after the last checkpoint (not covered by a signature); informational.
     Unsealed,
 }
@@ -102,7 +130,8 @@ impl AnomalyKind {
             | AnomalyKind::NotReplayable
             | AnomalyKind::InputNotEvidence
             | AnomalyKind::RecordKindMismatch
-            | AnomalyKind::QuarantineWithoutFailure => EXIT_DECISION_MISMATCH,
+            | AnomalyKind::QuarantineWithoutFailure
+            | AnomalyKind::InputContradictsLog => EXIT_DECISION_MISMATCH,
             AnomalyKind::Unsealed => 0,
         }
     }
@@ -240,6 +269,23 @@ pub struct PodView {
     pub accelerators: Vec<AcceleratorInfo>,
     /// vPods.
     pub vpods: Vec<VpodView>,
+    /// Memory windows carved for vPod members (`window-carved`), in log order.
+    pub windows: Vec<WindowView>,
+}
+
+/// A memory window carved on an accelerator for a vPod.
+#[derive(Clone, Debug, Serialize)]
+pub struct WindowView {
+    /// Record sequence number.
+    pub seq: u64,
+    /// vPod id.
+    pub vpod_id: String,
+    /// Accelerator id.
+    pub accelerator_id: u16,
+    /// Base address.
+    pub base: u64,
+    /// Size in bytes.
+    pub size: u64,
 }
 
 /// A vPod.
@@ -350,6 +396,29 @@ pub fn is_verification_quarantine(rec: &AuditRecord) -> bool {
             r.strip_prefix(CHECK_RULE_PREFIX)
                 .is_some_and(|name| !name.is_empty())
         })
+}
+
+/// Whether `rec` is a key rotation the TSM refused on a failed verification check (see the
+/// module docs): a `key-rotation` Deny with no event and no policy input whose rules are all
+/// `check.<name>`, about a pair `accel-NNNN<->accel-MMMM`.
+pub fn is_rotation_check_refusal(rec: &AuditRecord) -> bool {
+    rec.kind() == crate::audit::DecisionKind::KeyRotation
+        && rec.outcome() == Outcome::Deny
+        && rec.event().is_none()
+        && rec.policy_input().is_none()
+        && history::rotation_pair(rec.subject()).is_some()
+        && !rec.rules().is_empty()
+        && rec.rules().iter().all(|r| {
+            r.strip_prefix(CHECK_RULE_PREFIX)
+                .is_some_and(|name| !name.is_empty())
+        })
+}
+
+/// Whether `rec` records a verification outcome rather than a policy decision: a device
+/// quarantine ([`is_verification_quarantine`]) or a rotation refusal
+/// ([`is_rotation_check_refusal`]). Such records are not replayed.
+pub fn is_verification_outcome(rec: &AuditRecord) -> bool {
+    is_verification_quarantine(rec) || is_rotation_check_refusal(rec)
 }
 
 /// Audits `log` (the bytes of `STATE/audit.log`), replaying decisions under
@@ -467,6 +536,7 @@ pub fn audit_with_archive(log: &[u8], inputs: &AuditInputs, archived: &[PolicyBu
     let mut tdis: BTreeMap<String, TdiRow> = BTreeMap::new();
     let mut tenants: BTreeMap<String, TenantRow> = BTreeMap::new();
     let mut shares: Vec<ShareRow> = Vec::new();
+    let mut hist = history::History::default();
 
     for seq in 0..verified.size() {
         let rec = match verified.record(log, seq) {
@@ -477,8 +547,52 @@ pub fn audit_with_archive(log: &[u8], inputs: &AuditInputs, archived: &[PolicyBu
             }
         };
         replay(&mut rep, seq, &rec, &engines);
+        for why in hist.check(&rec) {
+            anomaly(
+                &mut rep,
+                AnomalyKind::InputContradictsLog,
+                Some(seq),
+                format!("{} {}: {why}", rec.kind().name(), rec.subject()),
+            );
+        }
         let now = UnixTime::from_secs(rec.time());
-        let Some(ev) = rec.event() else { continue };
+        let mut seen_device = None;
+        let mut seen_tdi_report = None;
+        if is_rotation_check_refusal(&rec) {
+            if let Some(pair) = history::rotation_pair(rec.subject()) {
+                if !hist.rotation_refusal_supported(pair) {
+                    anomaly(
+                        &mut rep,
+                        AnomalyKind::QuarantineWithoutFailure,
+                        Some(seq),
+                        format!(
+                            "rotation-refusal-without-failure: {} refused by {} but the latest \
+                             appraisals of both accelerators allowed them",
+                            rec.subject(),
+                            rec.rules().join(", ")
+                        ),
+                    );
+                }
+                rep.keys.push(KeyRow {
+                    seq,
+                    event: "refused".into(),
+                    link: format!("{} <-> {}", pair.0, pair.1),
+                    epoch: "-".into(),
+                    key_sha384: String::new(),
+                    decision: decision_text(&rec),
+                });
+            }
+        }
+        let Some(ev) = rec.event() else {
+            hist.apply(
+                &rec,
+                &history::Verified {
+                    device: None,
+                    tdi_report: None,
+                },
+            );
+            continue;
+        };
         let outcome = rec.outcome();
         let share_contradicts = matches!(
             (ev, outcome),
@@ -524,12 +638,6 @@ pub fn audit_with_archive(log: &[u8], inputs: &AuditInputs, archived: &[PolicyBu
                 let expected = <[u8; 32]>::try_from(nonce.0.as_slice())
                     .map_or(ExpectedNonce::NotProvided, ExpectedNonce::Expected);
                 let mut row = DeviceRow {
-                    accelerator_id: *accelerator_id,
-                    device_id: device_id.clone(),
-                    identity: String::new(),
-                    root_sha384: String::new(),
-                    spdm: String::new(),
-                    measurements: Vec::new(),
                     evidence: "verified".into(),
                     verdict: match outcome {
                         Outcome::Allow => "attested".into(),
@@ -538,23 +646,18 @@ pub fn audit_with_archive(log: &[u8], inputs: &AuditInputs, archived: &[PolicyBu
                     },
                     rules: rules_of(&rec),
                     epoch: *epoch,
+                    ..DeviceRow::blank(*accelerator_id, device_id)
                 };
                 match device_verifier.verify(&evidence.0, &expected, now) {
                     Ok(v) => {
                         let j = v.to_json();
-                        row.identity = v.chain_subjects.last().cloned().unwrap_or_default();
-                        row.root_sha384 = hex::encode(v.root_fingerprint);
+                        row.fill_from(&v);
                         row.spdm = format!(
                             "{} {} {}",
                             j["spdm_version"].as_str().unwrap_or(""),
                             j["asym"].as_str().unwrap_or(""),
                             j["hash"].as_str().unwrap_or("")
                         );
-                        row.measurements = v
-                            .measurements
-                            .iter()
-                            .map(|m| format!("{}:{}", m.index, hex::encode(&m.value)))
-                            .collect();
                         if let Some(why) = rec
                             .policy_input()
                             .and_then(|i| device_input_mismatch(&v, i))
@@ -573,6 +676,8 @@ pub fn audit_with_archive(log: &[u8], inputs: &AuditInputs, archived: &[PolicyBu
                                 Some(seq),
                                 format!("device {device_id}: recorded nonce is not 32 bytes"),
                             );
+                        } else {
+                            seen_device = Some(v);
                         }
                     }
                     Err(e) => {
@@ -635,28 +740,14 @@ pub fn audit_with_archive(log: &[u8], inputs: &AuditInputs, archived: &[PolicyBu
                 let row = devices
                     .entry(device_id.clone())
                     .or_insert_with(|| DeviceRow {
-                        accelerator_id: *accelerator_id,
-                        device_id: device_id.clone(),
-                        identity: String::new(),
-                        root_sha384: String::new(),
-                        spdm: String::new(),
-                        measurements: Vec::new(),
                         evidence: "-".into(),
-                        verdict: String::new(),
-                        rules: Vec::new(),
-                        epoch: 0,
+                        ..DeviceRow::blank(*accelerator_id, device_id)
                     });
                 row.verdict = format!("quarantined: {cause}");
                 row.rules = rules_of(&rec);
                 match verified {
                     Some(Ok(v)) => {
-                        row.identity = v.chain_subjects.last().cloned().unwrap_or_default();
-                        row.root_sha384 = hex::encode(v.root_fingerprint);
-                        row.measurements = v
-                            .measurements
-                            .iter()
-                            .map(|m| format!("{}:{}", m.index, hex::encode(&m.value)))
-                            .collect();
+                        row.fill_from(&v);
                         row.evidence = "verified".into();
                     }
                     Some(Err(e)) if check_failure => {
@@ -691,7 +782,18 @@ pub fn audit_with_archive(log: &[u8], inputs: &AuditInputs, archived: &[PolicyBu
                         .join(",")
                 ));
             }
-            AuditEvent::WindowCarved { .. } => {}
+            AuditEvent::WindowCarved {
+                vpod_id,
+                accelerator_id,
+                base,
+                size,
+            } => rep.pod.windows.push(WindowView {
+                seq,
+                vpod_id: vpod_id.clone(),
+                accelerator_id: *accelerator_id,
+                base: *base,
+                size: *size,
+            }),
             AuditEvent::KeysProgrammed {
                 tx,
                 rx,
@@ -700,10 +802,7 @@ pub fn audit_with_archive(log: &[u8], inputs: &AuditInputs, archived: &[PolicyBu
             } => rep.keys.push(KeyRow {
                 seq,
                 event: "programmed".into(),
-                link: format!(
-                    "{}:{} -> {}:{}",
-                    tx.accelerator_id, tx.port, rx.accelerator_id, rx.port
-                ),
+                link: link_text(tx, rx),
                 epoch: epoch.to_string(),
                 key_sha384: hex::encode(key_fingerprint.as_bytes()),
                 decision: decision_text(&rec),
@@ -717,10 +816,7 @@ pub fn audit_with_archive(log: &[u8], inputs: &AuditInputs, archived: &[PolicyBu
             } => rep.keys.push(KeyRow {
                 seq,
                 event: "rotated".into(),
-                link: format!(
-                    "{}:{} -> {}:{}",
-                    tx.accelerator_id, tx.port, rx.accelerator_id, rx.port
-                ),
+                link: link_text(tx, rx),
                 epoch: format!("{previous_epoch} -> {epoch}"),
                 key_sha384: hex::encode(key_fingerprint.as_bytes()),
                 decision: decision_text(&rec),
@@ -781,7 +877,11 @@ pub fn audit_with_archive(log: &[u8], inputs: &AuditInputs, archived: &[PolicyBu
                                 ),
                             );
                         }
-                        format!("report issued ({:?}, verified)", v.content.state)
+                        let status = format!("report issued ({:?}, verified)", v.content.state);
+                        if bound {
+                            seen_tdi_report = Some(v);
+                        }
+                        status
                     }
                     Err(e) => {
                         anomaly(
@@ -860,6 +960,52 @@ pub fn audit_with_archive(log: &[u8], inputs: &AuditInputs, archived: &[PolicyBu
                 t.tenant_id.clone_from(tenant_id);
                 t.cvms.push(format!("{cvm_id} ({status})"));
             }
+            AuditEvent::CvmAttestedTdx {
+                cvm_id,
+                tenant_id,
+                quote,
+                collateral,
+            } => {
+                let verified = crate::tdx::TdxCollateral::from_json(&collateral.0).and_then(|c| {
+                    crate::tdx::verify_quote(&quote.0, &c, &ExpectedReportData::NotProvided, now)
+                });
+                let status = match verified {
+                    Ok(v) => {
+                        if let Some(why) = rec
+                            .policy_input()
+                            .and_then(|i| tdx_input_mismatch(&v, tenant_id, i))
+                        {
+                            anomaly(
+                                &mut rep,
+                                AnomalyKind::InputNotEvidence,
+                                Some(seq),
+                                format!("CVM {cvm_id}: policy input {why}"),
+                            );
+                        }
+                        format!(
+                            "{} TDX MRTD {} TCB {}",
+                            match outcome {
+                                Outcome::Allow => "accepted",
+                                _ => "denied",
+                            },
+                            short(&hex::encode(v.td.mr_td)),
+                            v.tcb_status
+                        )
+                    }
+                    Err(e) => {
+                        anomaly(
+                            &mut rep,
+                            AnomalyKind::EvidenceFailed,
+                            Some(seq),
+                            format!("CVM {cvm_id} TDX evidence: {e}"),
+                        );
+                        format!("evidence FAILED: {e}")
+                    }
+                };
+                let t = tenants.entry(tenant_id.clone()).or_default();
+                t.tenant_id.clone_from(tenant_id);
+                t.cvms.push(format!("{cvm_id} ({status})"));
+            }
             AuditEvent::ShareAllowed {
                 grant_id,
                 exporter,
@@ -873,14 +1019,8 @@ pub fn audit_with_archive(log: &[u8], inputs: &AuditInputs, archived: &[PolicyBu
                 rights,
             } => shares.push(ShareRow {
                 grant_id: grant_id.clone(),
-                exporter: format!(
-                    "{}/{}@{}",
-                    exporter.tenant_id, exporter.os_instance, exporter.accelerator_id
-                ),
-                importer: format!(
-                    "{}/{}@{}",
-                    importer.tenant_id, importer.os_instance, importer.accelerator_id
-                ),
+                exporter: party_text(exporter),
+                importer: party_text(importer),
                 rights: rights.clone(),
                 outcome: outcome.name().into(),
                 rules: rules_of(&rec),
@@ -903,6 +1043,13 @@ pub fn audit_with_archive(log: &[u8], inputs: &AuditInputs, archived: &[PolicyBu
                 tenants.entry(tenant_id.clone()).or_default().offboarded = true;
             }
         }
+        hist.apply(
+            &rec,
+            &history::Verified {
+                device: seen_device.as_ref(),
+                tdi_report: seen_tdi_report.as_ref(),
+            },
+        );
     }
     let mut devs: Vec<DeviceRow> = devices.into_values().collect();
     devs.sort_by_key(|d| d.accelerator_id);
@@ -987,6 +1134,80 @@ fn cvm_input_mismatch(
     None
 }
 
+/// Whether a recorded CVM-appraisal input says what the verified TD quote says: TEE `tdx`,
+/// root `intel`, tenant, MRTD as the measurement, and the collateral's TCB status.
+fn tdx_input_mismatch(
+    v: &crate::tdx::VerifiedTdxQuote,
+    tenant_id: &str,
+    input: &str,
+) -> Option<String> {
+    let i: serde_json::Value = match serde_json::from_str(input) {
+        Ok(i) => i,
+        Err(e) => return Some(format!("is not JSON: {e}")),
+    };
+    if i["tenant_id"].as_str() != Some(tenant_id) {
+        return Some("names another tenant".into());
+    }
+    if i["tee"].as_str() != Some("tdx") || i["root"].as_str() != Some("intel") {
+        return Some(format!(
+            "claims TEE {} with root {}, the evidence is a TDX quote under Intel's root",
+            i["tee"], i["root"]
+        ));
+    }
+    if i["measurement"].as_str() != Some(hex::encode(v.td.mr_td).as_str()) {
+        return Some("claims another MRTD than the quote".into());
+    }
+    if i["tcb"]["status"].as_str() != Some(v.tcb_status.as_str()) {
+        return Some(format!(
+            "claims TCB status {}, the collateral says {}",
+            i["tcb"]["status"], v.tcb_status
+        ));
+    }
+    None
+}
+
+impl DeviceRow {
+    /// A row with identity and evidence columns empty.
+    fn blank(accelerator_id: u16, device_id: &str) -> Self {
+        Self {
+            accelerator_id,
+            device_id: device_id.to_string(),
+            identity: String::new(),
+            root_sha384: String::new(),
+            spdm: String::new(),
+            measurements: Vec::new(),
+            evidence: String::new(),
+            verdict: String::new(),
+            rules: Vec::new(),
+            epoch: 0,
+        }
+    }
+
+    /// Identity, root and measurements from verified evidence.
+    fn fill_from(&mut self, v: &crate::spdm_evidence::VerifiedDeviceEvidence) {
+        self.identity = v.chain_subjects.last().cloned().unwrap_or_default();
+        self.root_sha384 = hex::encode(v.root_fingerprint);
+        self.measurements = v
+            .measurements
+            .iter()
+            .map(|m| format!("{}:{}", m.index, hex::encode(&m.value)))
+            .collect();
+    }
+}
+
+/// `accel:port -> accel:port`.
+fn link_text(tx: &LinkEnd, rx: &LinkEnd) -> String {
+    format!(
+        "{}:{} -> {}:{}",
+        tx.accelerator_id, tx.port, rx.accelerator_id, rx.port
+    )
+}
+
+/// `tenant/os@accel`.
+fn party_text(p: &ShareParty) -> String {
+    format!("{}/{}@{}", p.tenant_id, p.os_instance, p.accelerator_id)
+}
+
 fn decision_text(r: &AuditRecord) -> String {
     if r.rules().is_empty() {
         r.outcome().name().to_string()
@@ -1022,7 +1243,7 @@ pub fn replay_record(
     engine: &PolicyEngine,
 ) -> Option<core::result::Result<Replayed, String>> {
     let kind = ualink_policy::DecisionKind::from_name(rec.kind().name())?;
-    if rec.outcome() == Outcome::Info || is_verification_quarantine(rec) {
+    if rec.outcome() == Outcome::Info || is_verification_outcome(rec) {
         return None;
     }
     let Some(input) = rec.policy_input() else {
@@ -1059,7 +1280,7 @@ pub fn replay_record(
 fn replay(rep: &mut Report, seq: u64, rec: &AuditRecord, engines: &[([u8; 48], PolicyEngine)]) {
     let is_decision = ualink_policy::DecisionKind::from_name(rec.kind().name()).is_some()
         && rec.outcome() != Outcome::Info
-        && !is_verification_quarantine(rec);
+        && !is_verification_outcome(rec);
     if !is_decision {
         return;
     }
@@ -1242,6 +1463,21 @@ impl Report {
         }
         out.push((format!("Pod {}", self.pod.pod_id), pod));
         out.push(("vPods".into(), vp));
+        if !self.pod.windows.is_empty() {
+            let mut win = vec![["seq", "vpod", "accel", "base", "size"]
+                .map(String::from)
+                .to_vec()];
+            for w in &self.pod.windows {
+                win.push(vec![
+                    w.seq.to_string(),
+                    w.vpod_id.clone(),
+                    w.accelerator_id.to_string(),
+                    format!("{:#x}", w.base),
+                    format!("{:#x}", w.size),
+                ]);
+            }
+            out.push(("Windows".into(), win));
+        }
         let mut dev = vec![[
             "accel",
             "device",
@@ -1394,10 +1630,18 @@ impl Report {
         o
     }
 
+    /// The pod picture: one row per switch (its accelerators beside it; rows wrap after
+    /// [`SVG_ROW_MAX`] accelerators; accelerators on no switch get a last row), accelerators
+    /// coloured by tenant with a red border when not attested, their carved windows as bars
+    /// under them, and allowed shares as arrows.
     fn svg(&self) -> String {
         const PALETTE: [&str; 8] = [
             "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2", "#edc948", "#9c755f",
         ];
+        const ROW_H: usize = 150;
+        const TOP: usize = 50;
+        const LEFT: usize = 130;
+        const STEP: usize = 90;
         let mut tenant_color: BTreeMap<&str, &str> = BTreeMap::new();
         let mut accel_tenant: BTreeMap<u16, &str> = BTreeMap::new();
         for v in &self.pod.vpods {
@@ -1409,43 +1653,78 @@ impl Report {
                 accel_tenant.insert(*a, v.tenant_id.as_str());
             }
         }
-        let accels: Vec<u16> = self
+        // Rows: (switch id or None, accelerators).
+        let mut placed: BTreeMap<u16, (usize, usize)> = BTreeMap::new();
+        let mut rows: Vec<(Option<u16>, Vec<u16>)> = Vec::new();
+        let known: Vec<u16> = self
             .pod
             .accelerators
             .iter()
             .map(|a| a.accelerator_id)
             .collect();
-        let width = 80 + 90 * accels.len().max(1);
+        let mut place = |rows: &mut Vec<(Option<u16>, Vec<u16>)>, sw: Option<u16>, ids: &[u16]| {
+            let mut row: Vec<u16> = Vec::new();
+            for a in ids {
+                if placed.contains_key(a) || !known.contains(a) {
+                    continue;
+                }
+                if row.len() == SVG_ROW_MAX {
+                    rows.push((sw, core::mem::take(&mut row)));
+                }
+                placed.insert(*a, (rows.len(), row.len()));
+                row.push(*a);
+            }
+            if !row.is_empty() || sw.is_some() {
+                rows.push((sw, row));
+            }
+        };
+        for sw in &self.pod.switches {
+            place(&mut rows, Some(sw.switch_id), &sw.accelerator_ids);
+        }
+        place(&mut rows, None, &known);
+        let cols = rows.iter().map(|(_, r)| r.len()).max().unwrap_or(0).max(1);
+        let width = LEFT + STEP * cols + 40;
+        let height = TOP + ROW_H * rows.len().max(1) + 30;
         let pos = |a: u16| -> Option<(usize, usize)> {
-            accels
-                .iter()
-                .position(|x| *x == a)
-                .map(|i| (60 + 90 * i, 220))
+            placed
+                .get(&a)
+                .map(|(r, c)| (LEFT + STEP * c, TOP + ROW_H * r + 30))
         };
         let mut o = format!(
             "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"pod\" width=\"{width}\" \
-             height=\"380\" viewBox=\"0 0 {width} 380\">\n<defs><marker id=\"arrow\" \
+             height=\"{height}\" viewBox=\"0 0 {width} {height}\">\n<defs><marker id=\"arrow\" \
              viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"8\" markerHeight=\"8\" \
              orient=\"auto\"><path d=\"M0,0 L10,5 L0,10 z\" fill=\"#c00\"/></marker></defs>\n\
-             <rect x=\"0\" y=\"0\" width=\"{width}\" height=\"380\" fill=\"#fafafa\"/>\n"
+             <rect x=\"0\" y=\"0\" width=\"{width}\" height=\"{height}\" fill=\"#fafafa\"/>\n"
         );
-        let ns = self.pod.switches.len().max(1);
-        for (i, sw) in self.pod.switches.iter().enumerate() {
+        let mut switch_row: BTreeMap<u16, usize> = BTreeMap::new();
+        for (r, (sw, _)) in rows.iter().enumerate() {
+            if let Some(s) = sw {
+                switch_row.entry(*s).or_insert(r);
+            }
+        }
+        for sw in &self.pod.switches {
             let s = sw.switch_id;
-            let x = 40 + (width - 80) * (2 * i + 1) / (2 * ns);
+            let Some(r) = switch_row.get(&s) else {
+                continue;
+            };
+            let (sx, sy) = (10, TOP + ROW_H * r + 35);
             for a in &sw.accelerator_ids {
                 if let Some((ax, ay)) = pos(*a) {
                     o.push_str(&format!(
-                        "<line x1=\"{x}\" y1=\"80\" x2=\"{}\" y2=\"{ay}\" stroke=\"#999\"/>\n",
-                        ax + 35
+                        "<line x1=\"{}\" y1=\"{}\" x2=\"{ax}\" y2=\"{}\" stroke=\"#999\"/>\n",
+                        sx + 80,
+                        sy + 20,
+                        ay + 25
                     ));
                 }
             }
             o.push_str(&format!(
-                "<g class=\"switch\" id=\"switch-{s}\"><rect x=\"{}\" y=\"40\" width=\"80\" \
-                 height=\"40\" fill=\"#555\"/><text x=\"{x}\" y=\"65\" fill=\"#fff\" \
+                "<g class=\"switch\" id=\"switch-{s}\"><rect x=\"{sx}\" y=\"{sy}\" width=\"80\" \
+                 height=\"40\" fill=\"#555\"/><text x=\"{}\" y=\"{}\" fill=\"#fff\" \
                  text-anchor=\"middle\" font-size=\"12\">switch {s}</text></g>\n",
-                x - 40
+                sx + 40,
+                sy + 25
             ));
         }
         for acc in &self.pod.accelerators {
@@ -1475,22 +1754,41 @@ impl Report {
                 y + 38,
                 esc(tenant.unwrap_or(dev))
             ));
+            for (k, w) in self
+                .pod
+                .windows
+                .iter()
+                .filter(|w| w.accelerator_id == *a)
+                .enumerate()
+            {
+                let wy = y + 54 + 7 * k;
+                o.push_str(&format!(
+                    "<rect class=\"window\" id=\"window-{}\" x=\"{}\" y=\"{wy}\" width=\"60\" \
+                     height=\"5\" fill=\"#333\"><title>{}</title></rect>\n",
+                    w.seq,
+                    x + 5,
+                    esc(&format!(
+                        "window {:#x}+{:#x} for {} (seq {})",
+                        w.base, w.size, w.vpod_id, w.seq
+                    ))
+                ));
+            }
         }
         for (i, s) in self.shares.iter().enumerate() {
             if s.outcome != "allow" {
                 continue;
             }
             let acc = |e: &str| e.rsplit('@').next().and_then(|n| n.parse::<u16>().ok());
-            let (Some((x1, _)), Some((x2, _))) = (
+            let (Some((x1, y1)), Some((x2, y2))) = (
                 acc(&s.exporter).and_then(pos),
                 acc(&s.importer).and_then(pos),
             ) else {
                 continue;
             };
-            let (x1, x2) = (x1 + 35, x2 + 35);
-            let dip = 300 + 15 * (i % 4);
+            let (x1, x2, y1, y2) = (x1 + 35, x2 + 35, y1 + 50, y2 + 50);
+            let dip = y1.max(y2) + 45 + 10 * (i % 4);
             o.push_str(&format!(
-                "<path class=\"share{}\" id=\"share-{}\" d=\"M{x1},272 Q{},{dip} {x2},272\" \
+                "<path class=\"share{}\" id=\"share-{}\" d=\"M{x1},{y1} Q{},{dip} {x2},{y2}\" \
                  fill=\"none\" stroke=\"#c00\" stroke-width=\"2\" \
                  marker-end=\"url(#arrow)\"><title>{}</title></path>\n",
                 if s.cross_tenant { " cross-tenant" } else { "" },
@@ -1502,15 +1800,15 @@ impl Report {
                 ))
             ));
         }
-        let mut ly = 20;
+        let mut lx = 10;
         for (t, c) in &tenant_color {
             o.push_str(&format!(
-                "<rect x=\"10\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{c}\"/><text x=\"24\" \
-                 y=\"{ly}\" font-size=\"11\">{}</text>\n",
-                ly - 9,
+                "<rect x=\"{lx}\" y=\"11\" width=\"10\" height=\"10\" fill=\"{c}\"/><text \
+                 x=\"{}\" y=\"20\" font-size=\"11\">{}</text>\n",
+                lx + 14,
                 esc(t)
             ));
-            ly += 14;
+            lx += 24 + 7 * t.chars().count();
         }
         o.push_str("</svg>\n");
         o
