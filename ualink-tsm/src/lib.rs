@@ -27,6 +27,7 @@ pub mod identity;
 pub mod keys;
 pub mod mailbox;
 pub mod offer;
+pub mod pod;
 pub mod service;
 pub mod store;
 pub mod tsm;

@@ -181,6 +181,10 @@ pub struct DeviceView {
     pub rules: Vec<String>,
     /// Unix time of the last attestation.
     pub attested_at: Option<u64>,
+    /// For an external, attest-only device ([`crate::pod`]): its `tcp://HOST:PORT`. It has no
+    /// fabric port, so no vPod, keys or TDI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external: Option<String>,
 }
 
 pub(crate) struct Device {
@@ -191,6 +195,8 @@ pub(crate) struct Device {
     pub(crate) session: Option<Requester>,
     /// The locked or running TDI, if any.
     pub(crate) tdi: Option<TdiSession>,
+    /// How to reach an external device (spdm-emu socket) and the root its chain must end in.
+    pub(crate) external: Option<(String, Arc<TrustAnchors>)>,
 }
 
 /// A TDI the TSM locked: the START nonce stays here (never persisted).
@@ -489,10 +495,12 @@ impl Tsm {
                         epoch,
                         rules: Vec::new(),
                         attested_at: None,
+                        external: None,
                     },
                     evidence: None,
                     session: None,
                     tdi: None,
+                    external: None,
                 },
             );
         }
@@ -620,6 +628,60 @@ impl Tsm {
         self.devices.get(&id).and_then(|d| d.evidence.as_deref())
     }
 
+    /// Registers an external, attest-only device ([`crate::pod::ExternalDevice`]): pending
+    /// until the next [`Self::bring_up`] (or [`Self::reattest`]) attests it over the spdm-emu
+    /// socket framing with the same SPDM checks and `ualink.device` appraisal as simulated
+    /// devices. Refuses an ID in use and a trust anchor that is not a certificate.
+    pub fn add_external_device(&mut self, dev: &crate::pod::ExternalDevice) -> Result<DeviceView> {
+        accel(dev.id)?;
+        if self.devices.contains_key(&dev.id) {
+            return Err(TsmError::Conflict(format!(
+                "{} exists",
+                device_subject(dev.id)
+            )));
+        }
+        let mut roots = TrustAnchors::new();
+        roots.add_pem_or_der(&dev.trust_anchor).map_err(|e| {
+            TsmError::InvalidRequest(format!("{}: trust anchor: {e:?}", device_subject(dev.id)))
+        })?;
+        let epoch = self
+            .store
+            .get_json::<u64>(Table::Epochs, &device_subject(dev.id))?
+            .unwrap_or(0);
+        let view = DeviceView {
+            id: dev.id,
+            vendor: dev.vendor.clone(),
+            model: dev.model.clone(),
+            firmware: dev.firmware.clone(),
+            status: DeviceStatus::Pending,
+            epoch,
+            rules: Vec::new(),
+            attested_at: None,
+            external: Some(dev.url()),
+        };
+        self.devices.insert(
+            dev.id,
+            Device {
+                view: view.clone(),
+                evidence: None,
+                session: None,
+                tdi: None,
+                external: Some((dev.addr.clone(), Arc::new(roots))),
+            },
+        );
+        Ok(view)
+    }
+
+    fn refuse_external(&self, id: u16) -> Result<()> {
+        if self.devices.get(&id).is_some_and(|d| d.external.is_some()) {
+            return Err(TsmError::Conflict(format!(
+                "{} is an external, attest-only device: it has no fabric port",
+                device_subject(id)
+            )));
+        }
+        Ok(())
+    }
+
     // ------------------------------------------------------------------ attestation
 
     /// Attests every pending device concurrently (bounded by the configured parallelism),
@@ -709,6 +771,16 @@ impl Tsm {
     fn attest_many(&self, ids: &[u16]) -> Vec<(u16, AttestOutcome)> {
         let pod = self.driver.fabric();
         let anchors = &self.anchors;
+        let external: BTreeMap<u16, (String, Arc<TrustAnchors>)> = ids
+            .iter()
+            .filter_map(|id| {
+                self.devices
+                    .get(id)
+                    .and_then(|d| d.external.clone())
+                    .map(|e| (*id, e))
+            })
+            .collect();
+        let external = &external;
         let next = AtomicUsize::new(0);
         let results = Mutex::new(Vec::with_capacity(ids.len()));
         let workers = self.parallelism.min(ids.len()).max(1);
@@ -717,7 +789,10 @@ impl Tsm {
                 s.spawn(|| loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&id) = ids.get(i) else { break };
-                    let outcome = attest_device(pod, id, anchors);
+                    let outcome = match external.get(&id) {
+                        Some((addr, roots)) => attest_external(addr, roots),
+                        None => attest_device(pod, id, anchors),
+                    };
                     if let Ok(mut r) = results.lock() {
                         r.push((id, outcome));
                     }
@@ -817,6 +892,7 @@ impl Tsm {
         } else {
             prior_epoch
         };
+        let is_external = self.devices.get(&id).is_some_and(|d| d.external.is_some());
         let a = accel(id)?.to_kdrv();
         let tdi_state = self
             .driver
@@ -824,9 +900,13 @@ impl Tsm {
             .map_or(TdiState::ConfigUnlocked, |(s, _)| s);
         if attested {
             self.store.put_json(Table::Epochs, &subject, &epoch)?;
-            self.driver
-                .tdi_update(&self.ctx, a, tdi_state, epoch, false)
-                .map_err(kdrv_err("tdi_update"))?;
+            if !is_external {
+                self.driver
+                    .tdi_update(&self.ctx, a, tdi_state, epoch, false)
+                    .map_err(kdrv_err("tdi_update"))?;
+            }
+        } else if is_external {
+            // Not on the fabric: nothing in the driver, no keys.
         } else {
             // Quarantine in the driver: leaving RUN (to UNLOCKED) revokes what crossed it.
             self.driver
@@ -858,7 +938,8 @@ impl Tsm {
             if attested {
                 d.view.attested_at = u64::try_from(now.secs()).ok();
                 d.evidence = evidence;
-                d.session = session;
+                // An external device's session ended with its connection (attest-only).
+                d.session = if is_external { None } else { session };
             } else {
                 d.evidence = None;
                 d.session = None;
@@ -1010,6 +1091,7 @@ impl Tsm {
         }
         let others = self.store.list_json::<VpodRecord>(Table::Vpods)?;
         for m in members {
+            self.refuse_external(*m)?;
             let d = self.device(*m)?;
             if d.status != DeviceStatus::Attested {
                 return Err(TsmError::Conflict(format!(
@@ -2261,6 +2343,7 @@ impl Tsm {
             ));
         }
         for x in [a, b] {
+            self.refuse_external(x)?;
             if self.device(x)?.status != DeviceStatus::Attested {
                 return Err(TsmError::Conflict(format!(
                     "{} is not attested",
@@ -2645,6 +2728,43 @@ fn attest_device(pod: &SimPod, id: u16, anchors: &Arc<TrustAnchors>) -> AttestOu
     let mut req = Requester::new(RequesterConfig::default(), verifier)
         .map_err(|e| ("spdm", format!("{e:?}")))?;
     let mut io = Mailbox::new(pod, a);
+    match attest(&mut req, &mut io) {
+        Ok(att) => {
+            if att.session_id.is_none() {
+                return Err(("session", "no secured session was established".into()));
+            }
+            if att.measurements.is_none() {
+                return Err(("measurements", "no signed measurements".into()));
+            }
+            Ok(Box::new((req, att)))
+        }
+        Err(e) => Err((classify(&e), e.to_string())),
+    }
+}
+
+/// Time allowed to connect to an external device.
+const EXTERNAL_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// SPDM with an external device over the spdm-emu socket framing (MCTP), with the same checks
+/// as [`attest_device`]; the connection (and its session) ends when this returns.
+fn attest_external(addr: &str, roots: &Arc<TrustAnchors>) -> AttestOutcome {
+    use std::net::ToSocketAddrs;
+    use ualink_spdm::transport::emu_socket::{EmuClient, EmuConfig};
+    let sock = addr
+        .to_socket_addrs()
+        .map_err(|e| ("transport", format!("resolving {addr}: {e}")))?
+        .next()
+        .ok_or_else(|| ("transport", format!("{addr} resolves to no address")))?;
+    let stream = std::net::TcpStream::connect_timeout(&sock, EXTERNAL_CONNECT_TIMEOUT)
+        .map_err(|e| ("transport", format!("connecting to {addr}: {e}")))?;
+    let mut io = EmuClient::from_stream(
+        stream,
+        EmuConfig::new(ualink_spdm::transport::Transport::Mctp),
+    )
+    .map_err(|e| ("transport", format!("{addr}: {e}")))?;
+    let verifier: Arc<dyn ualink_spdm::cert_chain::ChainVerifier + Send + Sync> = roots.clone();
+    let mut req = Requester::new(RequesterConfig::default(), verifier)
+        .map_err(|e| ("spdm", format!("{e:?}")))?;
     match attest(&mut req, &mut io) {
         Ok(att) => {
             if att.session_id.is_none() {
