@@ -203,6 +203,7 @@ pub struct AgentStatus {
 #[derive(Debug, Default)]
 struct State {
     accepted: BTreeMap<u16, String>,
+    rejected: BTreeSet<u16>,
     events_after: u64,
     key_epoch: u32,
 }
@@ -321,19 +322,19 @@ impl Agent {
             .is_none_or(|a| a.contains(&accel))
     }
 
-    /// This CVM's security configuration for the lead: its accepted TDIs in scope, with the
-    /// digests they rest on and its TX ports.
-    pub fn own_config(&self) -> Result<PeerConfig> {
+    /// This CVM's security configuration for the lead: its accelerators among the vPod's
+    /// `members`, its TX ports, and the digest of each TDI report it accepted. An
+    /// accelerator whose TDI this agent rejected is left out.
+    pub fn own_config(&self, members: &[u16]) -> Result<PeerConfig> {
         let st = self.lock()?;
         Ok(PeerConfig {
-            accelerators: st
-                .accepted
+            accelerators: members
                 .iter()
-                .filter(|(a, _)| self.in_scope(**a))
-                .map(|(a, d)| PeerAccelerator {
+                .filter(|a| self.in_scope(**a) && !st.rejected.contains(a))
+                .map(|a| PeerAccelerator {
                     accelerator_id: *a,
                     tx_ports: self.tx_ports.clone(),
-                    report_digest: d.clone(),
+                    report_digest: st.accepted.get(a).cloned(),
                 })
                 .collect(),
         })
@@ -440,8 +441,10 @@ impl Agent {
                 if let Ok(mut st) = self.lock() {
                     if checks.is_empty() {
                         st.accepted.insert(accel, report.report_digest.clone());
+                        st.rejected.remove(&accel);
                     } else {
                         st.accepted.remove(&accel);
+                        st.rejected.insert(accel);
                     }
                 }
                 out.decision = if checks.is_empty() {
@@ -520,10 +523,12 @@ impl Agent {
     }
 
     /// The lead-VM role: collects each peer agent's security configuration over the
-    /// mutually attested mesh, checks it against what this agent accepted, generates the
-    /// vPod master keys, gives each peer the keys that involve its accelerators, and hands
-    /// all of them to the TSM for programming. Needs `--lead`, a tenant whose vPod says
-    /// `lead_keys`, and every member accepted by this agent ([`Self::attest_peers`]).
+    /// mutually attested mesh, checks it against the vPod and what this agent judged,
+    /// generates the vPod master keys, gives each peer the keys that involve its
+    /// accelerators, and hands all of them to the TSM for programming. Needs `--lead` and a
+    /// tenant whose vPod says `lead_keys`. The TSM programs keys before the TDIs are locked
+    /// (a device refuses LOCK without live link keys), so this usually runs before
+    /// [`Self::attest_peers`]; a member this agent rejected is never keyed.
     pub async fn lead_keys(&self, peers: &[SocketAddr]) -> Result<LeadReport> {
         if !self.lead {
             return Err(Error::ApiMisuse {
@@ -540,9 +545,9 @@ impl Agent {
                 ),
             });
         }
-        let (accepted, last_epoch) = {
+        let (accepted, rejected, last_epoch) = {
             let st = self.lock()?;
-            (st.accepted.clone(), st.key_epoch)
+            (st.accepted.clone(), st.rejected.clone(), st.key_epoch)
         };
         let epoch = vpod
             .next_key_epoch
@@ -552,7 +557,8 @@ impl Agent {
             tenant: self.tenant.clone(),
             members: vpod.members.clone(),
             accepted,
-            own: self.own_config()?,
+            rejected,
+            own: self.own_config(&vpod.members)?,
             layout: vpod
                 .key_layout
                 .as_ref()
@@ -654,8 +660,11 @@ pub struct LeadPlan {
     pub tenant: String,
     /// The vPod's members.
     pub members: Vec<u16>,
-    /// The TDIs the lead accepted, with the bundle digests.
+    /// The TDIs the lead accepted, with the bundle digests (a peer that accepted one must
+    /// have accepted the same report).
     pub accepted: BTreeMap<u16, String>,
+    /// The TDIs the lead rejected: the vPod is not keyed while one is a member.
+    pub rejected: BTreeSet<u16>,
     /// The lead's own configuration.
     pub own: PeerConfig,
     /// The TSM's key layout `(tx, port, rx)`, if it publishes one.
@@ -687,22 +696,18 @@ fn check_config(plan: &LeadPlan, who: &str, c: &PeerConfig) -> Result<()> {
                 format!("accelerator {} is not in the vPod", a.accelerator_id),
             ));
         }
-        match plan.accepted.get(&a.accelerator_id) {
-            Some(d) if d.eq_ignore_ascii_case(&a.report_digest) => {}
-            Some(_) => {
+        if let (Some(mine), Some(theirs)) = (
+            plan.accepted.get(&a.accelerator_id),
+            a.report_digest.as_ref(),
+        ) {
+            if !mine.eq_ignore_ascii_case(theirs) {
                 return Err(deny(
                     "report_mismatch",
                     format!(
                         "accelerator {} was accepted under another TDI report than the lead's",
                         a.accelerator_id
                     ),
-                ))
-            }
-            None => {
-                return Err(deny(
-                    "not_accepted",
-                    format!("the lead has not accepted accelerator {}", a.accelerator_id),
-                ))
+                ));
             }
         }
     }
@@ -710,22 +715,22 @@ fn check_config(plan: &LeadPlan, who: &str, c: &PeerConfig) -> Result<()> {
 }
 
 /// One lead key round without the TSM: mutual attestation with every peer at `peers`,
-/// their configurations checked against `plan` (members only, each accepted by the lead
-/// under the same report digest, none listed twice), the keys generated (the TSM's layout,
-/// or every TX port of every member toward every other member) and each peer given the keys
-/// that involve its accelerators. Every member must be accepted by the lead.
+/// their configurations checked against `plan` (vPod members only, none listed twice, a
+/// report the lead also accepted must be the same report), the keys generated (the TSM's
+/// layout, or every TX port of every member toward every other member) and each peer given
+/// the keys that involve its accelerators. Refused while a member is one the lead rejected.
 pub async fn lead_round(
     cfg: &MeshConfig,
     peers: &[SocketAddr],
     plan: &LeadPlan,
 ) -> Result<(KeyBundle, Vec<PeerDelivery>)> {
     for m in &plan.members {
-        if !plan.accepted.contains_key(m) {
+        if plan.rejected.contains(m) {
             return Err(Error::Denied {
                 decision: "lead key distribution",
-                rules: vec!["not_accepted".into()],
+                rules: vec!["member_rejected".into()],
                 reasons: vec![format!(
-                    "the lead has not accepted vPod member {m}: no keys for an unverified TDI"
+                    "the lead rejected vPod member {m}'s TDI: no keys for this vPod"
                 )],
             });
         }

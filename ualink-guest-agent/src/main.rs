@@ -2,9 +2,10 @@
 //!
 //! Commands:
 //! - `run --tsm URL --tenant NAME [...]`: the long-running agent: verify the TSM, attest this
-//!   CVM, judge the vPod's TDIs, as `--lead` generate and distribute the vPod keys to the
-//!   `--peer` agents, as a peer serve the lead on `--mesh-listen`, then poll events and
-//!   re-verify on every epoch change (`--once`: one round and exit);
+//!   CVM, as a peer serve the lead on `--mesh-listen`, as `--lead` generate and distribute
+//!   the vPod keys to the `--peer` agents and hand them to the TSM, judge the vPod's locked
+//!   TDIs, then poll events and re-verify on every epoch change (`--once`: one round and
+//!   exit);
 //! - `attest-peers`: one judgement round (exit 14 if a TDI was rejected or withdrawn);
 //! - `export`, `import`, `status`: sharing through the TSM and the agent's state;
 //! - `evidence --tee TEE --report-data HEX [--out FILE]`: this CVM's raw evidence; for SNP and
@@ -369,15 +370,13 @@ async fn cmd_run(
     once: bool,
 ) -> anyhow::Result<()> {
     let agent = Arc::new(connect(c, lead).await?);
-    let report = agent.attest_peers().await?;
-    print(c.json, &report, || peer_text(&report));
     if let Some(addr) = mesh_listen {
         let listener = MeshListener::bind(addr, agent.mesh_config()).await?;
         eprintln!("serving the lead on {}", listener.local_addr()?);
         let a = agent.clone();
         tokio::spawn(async move {
             loop {
-                let own = match a.own_config() {
+                let own = match a.tsm().vpod().await.and_then(|v| a.own_config(&v.members)) {
                     Ok(o) => o,
                     Err(e) => {
                         eprintln!("error: {e}");
@@ -396,7 +395,9 @@ async fn cmd_run(
             }
         });
     }
-    if lead && report.lead_keys {
+    // The vPod is keyed before its TDIs can be locked (a device refuses LOCK without live
+    // link keys), so the lead keys first and every agent judges what is locked.
+    if lead && agent.tsm().vpod().await?.lead_keys {
         let l = agent.lead_keys(peers).await?;
         print(c.json, &l, || {
             format!(
@@ -408,6 +409,8 @@ async fn cmd_run(
             )
         });
     }
+    let report = agent.attest_peers().await?;
+    print(c.json, &report, || peer_text(&report));
     loop {
         let w = agent.watch().await?;
         if !w.events.is_empty() || once {

@@ -29,7 +29,7 @@
 //!
 //! # After attestation (lead → peer)
 //! - `config_request {}` → `config {accelerators: [{accelerator_id, tx_ports,
-//!   report_digest}]}`: the peer's attested TDIs and TX ports;
+//!   report_digest?}]}`: the peer's accelerators, TX ports and the TDI reports it accepted;
 //! - `keys {epoch, keys: [{tx, port, rx, key}]}` → `ack {received}`: the master keys that
 //!   involve the peer's accelerators;
 //! - `bye {}` ends the session.
@@ -113,11 +113,13 @@ pub struct PeerAccelerator {
     pub accelerator_id: u16,
     /// Its TX ports.
     pub tx_ports: Vec<u8>,
-    /// Hex SHA-384 of the TDI report bundle the peer accepted for it.
-    pub report_digest: String,
+    /// Hex SHA-384 of the TDI report bundle the peer accepted for it, if its TDI was
+    /// locked and judged already (a vPod is keyed before its TDIs are locked).
+    #[serde(default)]
+    pub report_digest: Option<String>,
 }
 
-/// A peer's security configuration: the TDIs it attested and accepted.
+/// A peer's security configuration: its accelerators and the TDIs it accepted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerConfig {

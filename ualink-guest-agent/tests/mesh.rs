@@ -3,7 +3,7 @@
 //! replayed evidence, reflected nonce, wrong measurement, wrong tenant) are refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -92,7 +92,7 @@ fn own(accels: &[u16]) -> PeerConfig {
             .map(|a| PeerAccelerator {
                 accelerator_id: *a,
                 tx_ports: vec![0],
-                report_digest: digest(*a),
+                report_digest: Some(digest(*a)),
             })
             .collect(),
     }
@@ -103,6 +103,7 @@ fn plan() -> LeadPlan {
         tenant: TENANT.into(),
         members: vec![1, 2, 3],
         accepted: [1u16, 2, 3].iter().map(|a| (*a, digest(*a))).collect(),
+        rejected: BTreeSet::new(),
         own: own(&[1]),
         layout: None,
         default_tx_ports: vec![0],
@@ -346,21 +347,28 @@ async fn a_peer_that_reflects_our_nonce_is_refused() {
 }
 
 #[tokio::test]
-async fn the_lead_refuses_a_peer_configuration_it_did_not_verify() {
+async fn the_lead_refuses_a_configuration_contradicting_its_verdicts() {
     let pki = pki();
     let lead = config(&pki, TENANT, honest(&pki));
     // The peer claims accelerator 2 under a different report than the lead accepted.
     let mut claimed = own(&[2]);
-    claimed.accelerators[0].report_digest = digest(99);
+    claimed.accelerators[0].report_digest = Some(digest(99));
     let (p, addr) = listen(config(&pki, TENANT, honest(&pki))).await;
     let t = tokio::spawn(async move { p.serve_lead(&claimed).await });
     let e = lead_round(&lead, &[addr], &plan()).await.unwrap_err();
     assert_eq!(e.class(), ErrorClass::PolicyDenied, "{e}");
     assert!(e.to_string().contains("report_mismatch"), "{e}");
     drop(t);
-    // And no keys for a vPod member the lead has not accepted.
+    // No keys for a vPod with a member the lead rejected.
     let mut p2 = plan();
-    p2.accepted = BTreeMap::from([(1, digest(1)), (2, digest(2))]);
+    p2.rejected = BTreeSet::from([3]);
     let e = lead_round(&lead, &[], &p2).await.unwrap_err();
-    assert!(e.to_string().contains("not_accepted"), "{e}");
+    assert!(e.to_string().contains("member_rejected"), "{e}");
+    // A peer that has not judged its TDI yet (not locked) is fine: keys come first.
+    let mut unjudged = own(&[2]);
+    unjudged.accelerators[0].report_digest = None;
+    let (p, addr) = listen(config(&pki, TENANT, honest(&pki))).await;
+    let t = tokio::spawn(async move { p.serve_lead(&unjudged).await });
+    lead_round(&lead, &[addr], &plan()).await.unwrap();
+    assert_eq!(t.await.unwrap().unwrap().keys.unwrap().entries.len(), 4);
 }
