@@ -613,6 +613,12 @@ impl Agent {
                     rejudge.insert(a);
                 }
                 ("epoch_changed" | "tdi_error" | "tdi_stopped", _) => {}
+                // A revocation naming an accelerator (its device was quarantined) is
+                // surfaced and its TDI re-judged.
+                ("revoked", Some(a)) if self.in_scope(a) => {
+                    rejudge.insert(a);
+                    notices.push(e.clone());
+                }
                 _ => notices.push(e.clone()),
             }
         }
@@ -630,6 +636,28 @@ impl Agent {
             reverified,
             notices,
         })
+    }
+
+    /// Polls [`Self::watch`] every `every` until `stop` completes, handing each report that
+    /// carries events to `on_report`. A failed poll is returned (the caller decides whether
+    /// to reconnect).
+    pub async fn watch_until(
+        &self,
+        every: std::time::Duration,
+        stop: impl std::future::Future<Output = ()>,
+        mut on_report: impl FnMut(&WatchReport),
+    ) -> Result<()> {
+        tokio::pin!(stop);
+        loop {
+            let w = self.watch().await?;
+            if !w.events.is_empty() {
+                on_report(&w);
+            }
+            tokio::select! {
+                _ = &mut stop => return Ok(()),
+                _ = tokio::time::sleep(every) => {}
+            }
+        }
     }
 
     /// The agent's state.
@@ -793,4 +821,31 @@ pub async fn lead_round(
         });
     }
     Ok((bundle, deliveries))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The demo and the service run agents on a multi-threaded runtime: the agent and the
+    /// futures of its methods must be `Send` (no lock is held across an await).
+    #[allow(dead_code)]
+    fn agent_futures_are_send(a: &'static Agent) {
+        fn send<T: Send>(_: &T) {}
+        fn sync<T: Send + Sync>() {}
+        sync::<Agent>();
+        send(&a.attest_peers());
+        send(&a.watch());
+        send(&a.lead_keys(&[]));
+        send(&a.watch_until(std::time::Duration::from_secs(1), async {}, |_| {}));
+    }
+
+    #[test]
+    fn long_checks_are_cut_at_a_char_boundary() {
+        let c = failed("x", "é".repeat(300));
+        let line = check_line(&c);
+        assert!(line.len() <= MAX_CHECK_LEN);
+        assert!(line.ends_with("..."));
+        assert_eq!(check_line(&failed("a", "b")), "a: b");
+    }
 }
