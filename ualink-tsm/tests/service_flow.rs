@@ -424,7 +424,7 @@ async fn a_lead_agent_hands_over_the_vpod_keys_and_the_provider_cannot() {
     assert_eq!(v["lead_keys"], true);
     let layout = v["key_layout"].as_array().unwrap().clone();
     assert!(!layout.is_empty());
-    let epoch = v["min_key_epoch"].as_u64().unwrap();
+    let epoch = v["next_key_epoch"].as_u64().unwrap();
     let keys: Vec<Value> = layout
         .iter()
         .enumerate()

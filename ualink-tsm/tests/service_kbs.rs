@@ -419,3 +419,33 @@ async fn raw_exchange(c: &Client, bytes: &[u8]) -> String {
         .unwrap();
     String::from_utf8_lossy(&buf[..n]).to_string()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guest_agent_kbs_client_with_its_tls_identity_completes_the_flow() {
+    use std::sync::Arc;
+    use ualink_guest_agent::kbs::{KbsClient, KbsTrust, ResourcePath};
+    let h = Harness::start(|_| {}).await;
+    provision(&h).await;
+    let ca = std::fs::read(h.svc.tls_paths().tsm_ca()).unwrap();
+    let url = format!("https://localhost:{}", h.addr().port());
+    let identity = Arc::new(ualink_guest_agent::tls::AgentIdentity::generate("cvm-a").unwrap());
+    let client = KbsClient::with_identity(&url, KbsTrust::Pem(ca), identity).unwrap();
+    let cvm = h.sim_cvm();
+    let session = client
+        .auth(kbs_types::Tee::Snp)
+        .await
+        .unwrap()
+        .attest(&cvm)
+        .await
+        .unwrap();
+    let cfg = session
+        .resource(&ResourcePath::parse("tenant-a/vpod/config").unwrap())
+        .await
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&cfg).unwrap();
+    assert_eq!(v["members"], json!([1, 2]));
+    // A stock client without the TLS identity cannot even connect.
+    let ca = std::fs::read(h.svc.tls_paths().tsm_ca()).unwrap();
+    let anon = KbsClient::new(&url, KbsTrust::Pem(ca)).unwrap();
+    assert!(anon.auth(kbs_types::Tee::Snp).await.is_err());
+}

@@ -261,7 +261,7 @@ pub struct VpodView {
     /// its TX port, RX accelerator) on every switch plane joining two members.
     pub key_layout: Vec<KeySlotId>,
     /// The smallest key epoch the next lead key set may carry (epochs are never reused).
-    pub min_key_epoch: u32,
+    pub next_key_epoch: u32,
 }
 
 /// One directed link key slot of a vPod.

@@ -49,6 +49,9 @@ pub const JWE_ALG: &str = "ECDH-ES+A256KW";
 /// The only JWE content encryption.
 pub const JWE_ENC: &str = "A256GCM";
 
+/// Most certificates accepted with a report (VCEK/VLEK, ASK/ASVK, an ignored ARK).
+const MAX_CHAIN: usize = 4;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SnpEvidenceJson {
@@ -120,6 +123,15 @@ pub fn verify_snp(
             "cert_chain is null: the TSM needs the VCEK/VLEK and ASK with the report",
         )
     })?;
+    if chain.len() > MAX_CHAIN {
+        return Err(ApiError::bad_request(
+            "malformed_evidence",
+            format!(
+                "cert_chain has {} entries (at most {MAX_CHAIN})",
+                chain.len()
+            ),
+        ));
+    }
     let mut leaf = None;
     let mut intermediates = Vec::new();
     for c in &chain {

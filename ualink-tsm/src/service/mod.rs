@@ -206,6 +206,20 @@ fn lock<T>(m: &Mutex<T>) -> Result<std::sync::MutexGuard<'_, T>, ApiError> {
 }
 
 impl Shared {
+    /// Runs a read-only `f` on the core in the blocking pool (no event diff).
+    pub(crate) async fn read<R: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&Tsm) -> Result<R, ApiError> + Send + 'static,
+    ) -> Result<R, ApiError> {
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let t = lock(&me.tsm)?;
+            f(&t)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("core worker: {e}")))?
+    }
+
     /// Runs `f` on the core in the blocking pool; device/TDI changes it causes become events.
     pub(crate) async fn core<R: Send + 'static>(
         self: &Arc<Self>,

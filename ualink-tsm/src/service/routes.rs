@@ -182,13 +182,13 @@ async fn route(shared: Arc<Shared>, role: Arc<ClientRole>, req: Request<Incoming
         // ---------------------------------------------------------------- provider
         ["ualink", "v0", "devices"] if m == Method::GET => {
             require_admin(&role)?;
-            let d = shared.core(|t| Ok(t.devices())).await?;
+            let d = shared.read(|t| Ok(t.devices())).await?;
             ok(&d)
         }
         ["ualink", "v0", "devices", id] if m == Method::GET => {
             require_admin(&role)?;
             let id: u16 = num(id, "device id")?;
-            ok(&shared.core(move |t| Ok(t.device(id)?)).await?)
+            ok(&shared.read(move |t| Ok(t.device(id)?)).await?)
         }
         ["ualink", "v0", "devices", id, "reattest"] if m == Method::POST => {
             require_admin(&role)?;
@@ -197,7 +197,7 @@ async fn route(shared: Arc<Shared>, role: Arc<ClientRole>, req: Request<Incoming
         }
         ["ualink", "v0", "status"] if m == Method::GET => {
             require_admin(&role)?;
-            ok(&shared.core(status).await?)
+            ok(&shared.read(status).await?)
         }
         ["ualink", "v0", "tenants"] if m == Method::POST => {
             require_admin(&role)?;
@@ -350,7 +350,7 @@ async fn tenant_by_name(shared: &Arc<Shared>, name: &str) -> Result<TenantRecord
     }
     let n = name.to_string();
     shared
-        .core(move |t| {
+        .read(move |t| {
             t.tenants()?
                 .into_iter()
                 .find(|r| r.name == n)
@@ -359,7 +359,7 @@ async fn tenant_by_name(shared: &Arc<Shared>, name: &str) -> Result<TenantRecord
         .await
 }
 
-fn status(t: &mut Tsm) -> Result<api::Status, ApiError> {
+fn status(t: &Tsm) -> Result<api::Status, ApiError> {
     let devs = t.devices();
     let count = |f: &dyn Fn(&DeviceStatus) -> bool| devs.iter().filter(|d| f(&d.status)).count();
     let tenants = t.tenants()?;
@@ -392,7 +392,7 @@ fn status(t: &mut Tsm) -> Result<api::Status, ApiError> {
 async fn tsm_info(shared: &Arc<Shared>) -> Result<api::TsmInfo, ApiError> {
     let ca_pem = shared.ca_pem.clone();
     shared
-        .core(move |t| {
+        .read(move |t| {
             let id = t.identity();
             let TsmEvidence::SnpReport { report, certs } = id.evidence();
             let mut chain = vec![api::CertEntry {
@@ -654,7 +654,7 @@ async fn vpod_view(shared: &Arc<Shared>, t: &TenantRecord) -> Result<api::VpodVi
     let lead = t.lead_keys;
     let t = t.clone();
     shared
-        .core(move |c| {
+        .read(move |c| {
             let v = c
                 .vpod(t.id)?
                 .ok_or_else(|| ApiError::not_found(format!("tenant {} has no vPod", t.name)))?;
@@ -687,7 +687,7 @@ async fn vpod_view(shared: &Arc<Shared>, t: &TenantRecord) -> Result<api::VpodVi
                 tdis,
                 epoch_sum,
                 key_layout,
-                min_key_epoch: c.lead_key_min_epoch(t.id)?,
+                next_key_epoch: c.lead_key_min_epoch(t.id)?,
             })
         })
         .await
@@ -736,7 +736,7 @@ async fn agent_route(
         ["vpod"] if m == Method::GET => ok(&vpod_view(shared, &t).await?),
         ["tdis", accel, "report"] if m == Method::GET => {
             let a: u16 = num(accel, "accelerator id")?;
-            let (bundle, epoch) = shared.core(move |c| current_report(c, t.id, a)).await?;
+            let (bundle, epoch) = shared.read(move |c| current_report(c, t.id, a)).await?;
             ok(&api::TdiReportView {
                 report_digest: digest_hex(&bundle),
                 bundle: STANDARD.encode(&bundle),
