@@ -153,3 +153,69 @@ fn sample_evidence_prints_trustee_json() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["svn"], "1");
 }
+
+#[test]
+fn tsm_commands_refuse_bad_arguments_and_unreachable_tsms() {
+    let d = TempDir::new("cli-tsm");
+    let plat = d.path().join("plat");
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}", l.local_addr().unwrap());
+    drop(l);
+    let conn = |cmd: &str| {
+        let mut c = agent();
+        c.args([cmd, "--tsm", &url, "--tenant", "tenant-a", "--tee", "sim"])
+            .arg("--sim-platform")
+            .arg(&plat)
+            .arg("--trust")
+            .arg(plat.join("ark.pem"));
+        c
+    };
+    // Nobody listens: I/O (16), for every command that talks to the TSM.
+    for cmd in ["attest-peers", "status"] {
+        let o = conn(cmd).arg("--json").output().unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(16),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let o = conn("run").arg("--once").output().unwrap();
+    assert_eq!(o.status.code(), Some(16));
+    // An unknown right is a usage error (2) before anything is sent.
+    let o = conn("export")
+        .args([
+            "--accelerator",
+            "2",
+            "--window-base",
+            "0x0",
+            "--len",
+            "4096",
+            "--to-tenant",
+            "tenant-b",
+            "--to-os",
+            "1",
+            "--rights",
+            "read,execute",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    // A --trust file that does not exist.
+    let o = agent()
+        .args(["status", "--tsm", &url, "--tenant", "a", "--tee", "sample"])
+        .arg("--trust")
+        .arg(d.path().join("missing.pem"))
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("missing.pem"));
+    // A tenant name that is not a path segment.
+    let o = agent()
+        .args(["status", "--tsm", &url, "--tenant", "a/b", "--tee", "sim"])
+        .arg("--sim-platform")
+        .arg(&plat)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
