@@ -478,3 +478,32 @@ async fn reverification_notices_a_tampered_device_and_stops_trusting_it() {
     assert!(!st.accepted.contains_key(&2), "{st:?}");
     assert!(st.accepted.contains_key(&1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cvm_the_tsm_policy_refuses_for_its_tenant_gets_cvm_denied_with_the_rule() {
+    let h = Harness::start(|_| {}).await;
+    // tenant-c's policy at the TSM lists another launch measurement than the sim CVM's.
+    let r = h
+        .admin()
+        .post(
+            "/ualink/v0/tenants",
+            json!({"id": 3, "name": "tenant-c", "lead_keys": false}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json());
+    let c = Agent::connect(config(&h, Opts::new("tenant-c")))
+        .await
+        .unwrap();
+    let e = c.attest_peers().await.unwrap_err();
+    assert_eq!(e.tsm_code(), Some("cvm_denied"), "{e}");
+    match &e {
+        ualink_guest_agent::Error::TsmRefused { status, rules, .. } => {
+            assert_eq!(*status, 403);
+            assert!(
+                rules.iter().any(|r| r.contains("measurement_not_allowed")),
+                "{rules:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
