@@ -60,7 +60,8 @@ async fn accept(c: &Client, tenant: &str, accel: u16) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_and_agent_flow_with_an_allowed_and_a_denied_share() {
-    let h = Harness::start(|_| {}).await;
+    let h =
+        Harness::start(|c| c.fault_interval = Some(std::time::Duration::from_millis(200))).await;
     let admin = h.admin();
     // Provider: tenants, vPods, keys, window, cross-tenant link keys, TDI locks.
     for (n, name) in [(1, "tenant-a"), (2, "tenant-b")] {
@@ -115,7 +116,12 @@ async fn provider_and_agent_flow_with_an_allowed_and_a_denied_share() {
             )
             .await,
     );
-    for (t, a) in [("tenant-a", 1), ("tenant-b", 3), ("tenant-a", 2)] {
+    for (t, a) in [
+        ("tenant-a", 1),
+        ("tenant-b", 3),
+        ("tenant-a", 2),
+        ("tenant-b", 4),
+    ] {
         let r = admin
             .post(&format!("/ualink/v0/tenants/{t}/tdis/{a}/lock"), json!({}))
             .await;
@@ -174,6 +180,16 @@ async fn provider_and_agent_flow_with_an_allowed_and_a_denied_share() {
             .any(|e| e["kind"] == "tdi_stopped" && e["accelerator_id"] == 2),
         "{evs:?}"
     );
+
+    // A host write to B's locked TDI configuration: the fault timer mirrors ERROR and B's
+    // agents hear of it.
+    h.svc
+        .tsm()
+        .lock()
+        .unwrap()
+        .pod()
+        .host_write_tdi_config(id(4), ualink_sim::device::SIM_TDI as u16, 0x10, &[1])
+        .unwrap();
 
     // Export 4 KiB of accelerator 1's window to tenant-b, OS 20, read+write offered.
     h.svc
@@ -294,6 +310,23 @@ async fn provider_and_agent_flow_with_an_allowed_and_a_denied_share() {
         .is_err());
     let evs = events(&b, "tenant-b", 0).await;
     assert!(evs.iter().any(|e| e["kind"] == "revoked"), "{evs:?}");
+    // The TDI error on accelerator 4 reached B's feed (bounded wait for the fault timer).
+    let mut seen = false;
+    for _ in 0..50 {
+        let evs = events(&b, "tenant-b", 0).await;
+        if evs
+            .iter()
+            .any(|e| e["kind"] == "tdi_error" && e["accelerator_id"] == 4)
+        {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(seen, "no tdi_error event for accelerator 4");
+    let v = b.get("/ualink/v0/tenants/tenant-b/vpod").await.json();
+    assert_eq!(v["tdis"][1]["state"], "ERROR", "{v}");
+    assert_eq!(v["tdis"][0]["state"], "RUN", "{v}");
     // The offer is gone.
     let r = b
         .post(

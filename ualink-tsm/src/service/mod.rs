@@ -54,6 +54,9 @@ pub struct ServiceConfig {
     pub sim_cvm_roots: Vec<Vec<u8>>,
     /// Interval of the periodic re-attestation round (`None`: no timer).
     pub reattest_interval: Option<Duration>,
+    /// Interval of hardware fault and TDISP ERROR processing (`Tsm::process_faults`; 2 s;
+    /// `None`: no timer).
+    pub fault_interval: Option<Duration>,
     /// KBS session lifetime (300 s).
     pub session_ttl: Duration,
     /// Concurrent connections (1,024).
@@ -73,6 +76,7 @@ impl ServiceConfig {
             extra_sans: Vec::new(),
             sim_cvm_roots: Vec::new(),
             reattest_interval: None,
+            fault_interval: Some(Duration::from_secs(2)),
             session_ttl: session::SESSION_TTL,
             max_connections: 1024,
             header_timeout: Duration::from_secs(10),
@@ -257,6 +261,9 @@ async fn run(
     if let Some(every) = cfg.reattest_interval {
         tokio::spawn(reattest_timer(shared.clone(), every, stop_rx.clone()));
     }
+    if let Some(every) = cfg.fault_interval {
+        tokio::spawn(fault_timer(shared.clone(), every, stop_rx.clone()));
+    }
     let permits = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
     let mut stop = stop_rx.clone();
     let mut conns = tokio::task::JoinSet::new();
@@ -400,6 +407,42 @@ impl Tsm {
     /// Signs a final audit checkpoint without consuming the core (service shutdown).
     pub(crate) fn final_checkpoint(&mut self) -> crate::Result<()> {
         self.audit.checkpoint().map(|_| ())
+    }
+}
+
+async fn fault_timer(shared: Arc<Shared>, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                // TDIs in ERROR and reset devices become events through the diff; pairs
+                // whose keys an integrity failure invalidated are told to their owners.
+                let r = shared
+                    .core(|t| {
+                        let s = t.process_faults()?;
+                        let mut told = Vec::new();
+                        for (a, b) in &s.stopped_pairs {
+                            for (tenant, x) in routes::owners_of(t, &[*a, *b]) {
+                                told.push((tenant, x, *a, *b));
+                            }
+                        }
+                        Ok(told)
+                    })
+                    .await;
+                if let (Ok(told), Ok(mut ev)) = (r, lock(&shared.events)) {
+                    for (tenant, accel, a, b) in told {
+                        ev.push(
+                            tenant,
+                            "revoked",
+                            Some(accel),
+                            format!("link keys between {a} and {b} invalidated (integrity failure)"),
+                        );
+                    }
+                }
+            }
+            _ = stop.changed() => return,
+        }
     }
 }
 
