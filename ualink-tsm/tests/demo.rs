@@ -46,6 +46,8 @@ fn the_demo_plays_the_lifecycle_and_leaves_a_state_dir_the_auditor_verifies() {
     assert!(tamper.contains("agent withdrew trust: yes"), "{tamper}");
     assert!(line(&stdout, "rotation ").contains("keys re-programmed"));
     assert!(line(&stdout, "tenants ").contains("8 TDIs accepted by the tenants' agents"));
+    let keys = line(&stdout, "keys ");
+    assert!(keys.contains("from its lead agent") && !keys.contains("acme: 0 "), "{keys}");
     assert!(line(&stdout, "audit log").contains("auditor replay exit 0"));
     let next = line(&stdout, "ualink-attest report --state");
     assert!(next.contains(&state.canonicalize().unwrap().display().to_string()));

@@ -156,6 +156,7 @@ struct Outcome {
     acme: Vec<u16>,
     globex: Vec<u16>,
     accepted: usize,
+    lead_keys: usize,
     share_rules: Vec<String>,
     bytes_moved: usize,
     wire_frames: usize,
@@ -357,39 +358,50 @@ async fn play(
     timings: &mut Timings,
     t: &mut Instant,
 ) -> anyhow::Result<()> {
-    let (a1, a2, g1) = match (out.acme.first(), out.acme.get(1), out.globex.first()) {
-        (Some(a), Some(b), Some(g)) => (*a, *b, *g),
+    let (a1, g1, g2) = match (out.acme.first(), out.globex.first(), out.globex.get(1)) {
+        (Some(a), Some(g), Some(h)) => (*a, *g, *h),
         _ => bail!("fewer than 4 accelerators attested"),
     };
 
     // ------------------------------------------------------------ provider: onboarding
-    for ((id, name), m) in [(ACME, out.acme.clone()), (GLOBEX, out.globex.clone())] {
-        provider(admin, Call::tenant_add(name, id, false)).await?;
-        provider(admin, Call::vpod_create(name, &m)).await?;
-        provider(admin, Call::provision(name)).await?;
-    }
-    // The cross-tenant route the share will use.
-    provider(admin, Ok(Call::link_key(a1, g1))).await?;
+    // acme generates its own link keys (its lead agent); globex delegates them to the TSM.
+    provider(admin, Call::tenant_add(ACME.1, ACME.0, true)).await?;
+    provider(admin, Call::tenant_add(GLOBEX.1, GLOBEX.0, false)).await?;
+    provider(admin, Call::vpod_create(ACME.1, &out.acme)).await?;
+    provider(admin, Call::vpod_create(GLOBEX.1, &out.globex)).await?;
     provider(admin, Call::window_add(ACME.1, a1, WINDOW_BASE, WINDOW_LEN)).await?;
-    let mut locked = 0;
-    for ((_, name), m) in [(ACME, out.acme.clone()), (GLOBEX, out.globex.clone())] {
-        for a in m {
-            provider(admin, Call::lock(name, a)).await?;
-            locked += 1;
-        }
+    let delegated = provider(admin, Call::provision(GLOBEX.1)).await?;
+    let globex_keys = delegated
+        .get("programmed")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    for a in out.globex.clone() {
+        provider(admin, Call::lock(GLOBEX.1, a)).await?;
     }
     timings.mark("onboarding", t);
     println!(
-        "[2/7] provider: tenants acme {:?} and globex {:?}; UALinkSec keys programmed per \
-         (TX port, peer) inside SPDM sessions, RX before TX; window on {a1}; {locked} TDIs LOCKED",
+        "[2/7] provider: tenants acme {:?} (keys from its lead agent) and globex {:?} (keys \
+         delegated: {globex_keys} programmed by the TSM inside SPDM sessions, RX before TX, \
+         TDIs LOCKED); a window on {a1}",
         out.acme, out.globex
     );
 
     // ------------------------------------------------------------ tenants: agents
     acme_cfg.tsm_url = url.to_string();
+    acme_cfg.lead = true;
     globex_cfg.tsm_url = url.to_string();
     let (acme, globex) = tokio::try_join!(Agent::connect(acme_cfg), Agent::connect(globex_cfg))
         .context("connecting the tenants' agents")?;
+    // acme's lead agent: nothing is locked yet (a device refuses LOCK on unkeyed links), so
+    // it keys the vPod first; then the provider locks acme's TDIs and keys the route the
+    // share will use.
+    acme.attest_peers().await?;
+    let lead = acme.lead_keys(&[]).await.context("acme's lead key round")?;
+    out.lead_keys = lead.programmed.programmed;
+    for a in out.acme.clone() {
+        provider(admin, Call::lock(ACME.1, a)).await?;
+    }
+    provider(admin, Ok(Call::link_key(a1, g1))).await?;
     let (ra, rg) = tokio::try_join!(acme.attest_peers(), globex.attest_peers())?;
     for r in [&ra, &rg] {
         if !r.all_accepted() {
@@ -403,9 +415,10 @@ async fn play(
     out.accepted = ra.tdis.len() + rg.tdis.len();
     timings.mark("agents", t);
     println!(
-        "[3/7] agents: acme and globex CVMs verified the TSM's evidence, attested over KBS \
-         (TLS key bound in report_data), verified {} signed TDI reports and accepted → RUN",
-        out.accepted
+        "[3/7] agents: acme and globex CVMs verified the TSM's evidence and attested over KBS \
+         (TLS key bound in report_data); acme's lead agent generated its vPod keys (epoch {}, \
+         {} programmed by the TSM); the agents verified {} signed TDI reports and accepted → RUN",
+        lead.epoch, out.lead_keys, out.accepted
     );
 
     // ------------------------------------------------------------ the share
@@ -501,10 +514,11 @@ async fn play(
     );
 
     // ------------------------------------------------------------ rotation
-    let r = provider(admin, Ok(Call::rotate(a1, a2))).await?;
-    out.rotated_pair = (a1, a2);
+    // A TSM-keyed link (globex delegates); acme's keys are its lead agent's to roll.
+    let r = provider(admin, Ok(Call::rotate(g1, g2))).await?;
+    out.rotated_pair = (g1, g2);
     out.rotated_keys = r.get("programmed").and_then(Value::as_u64).unwrap_or(0);
-    let w = acme.watch().await?;
+    let w = globex.watch().await?;
     let notices = w
         .notices
         .iter()
@@ -512,8 +526,8 @@ async fn play(
         .count();
     timings.mark("rotation", t);
     println!(
-        "[6/7] rotation {a1}<->{a2}: both ends re-attested, {} alternate-slot keys programmed; \
-         acme's agent saw {notices} keys_rotated notices",
+        "[6/7] rotation {g1}<->{g2}: both ends re-attested, {} alternate-slot keys programmed; \
+         globex's agent saw {notices} keys_rotated notices",
         out.rotated_keys
     );
 
@@ -607,6 +621,10 @@ fn summary(
         o.acme, o.globex, o.accepted
     );
     println!(
+        "  keys           acme: {} from its lead agent; globex: delegated to the TSM",
+        o.lead_keys
+    );
+    println!(
         "  share allowed  {} bytes over encrypted links ({} frames, ciphertext only); rules: {}",
         o.bytes_moved,
         o.wire_frames,
@@ -648,5 +666,6 @@ fn summary(
         cmd.push_str(&format!(" --device-trust {}", r.display()));
     }
     println!("{cmd}");
+    println!("  (from this checkout: cargo run --release -q -p ualink-attest -- report ...)");
     Ok(())
 }
