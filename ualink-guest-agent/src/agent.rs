@@ -198,6 +198,8 @@ pub struct AgentStatus {
     pub events_after: u64,
     /// The last key epoch this agent programmed as lead (0: none).
     pub key_epoch: u32,
+    /// The last key epoch this agent received from its lead (0: none).
+    pub received_key_epoch: u32,
 }
 
 #[derive(Debug, Default)]
@@ -206,6 +208,7 @@ struct State {
     rejected: BTreeSet<u16>,
     events_after: u64,
     key_epoch: u32,
+    received_key_epoch: u32,
 }
 
 /// A connected, attested agent for one tenant.
@@ -308,6 +311,24 @@ impl Agent {
             provider: self.provider.clone(),
             verifier: self.cvm.clone(),
         }
+    }
+
+    /// A mesh endpoint for this agent on `addr` (port 0 picks one).
+    pub async fn mesh_listener(&self, addr: SocketAddr) -> Result<mesh::MeshListener> {
+        mesh::MeshListener::bind(addr, self.mesh_config()).await
+    }
+
+    /// Serves one lead session on `listener` with this agent's current configuration (the
+    /// vPod is fetched from the TSM first) and records the key epoch received.
+    pub async fn serve_lead(&self, listener: &mesh::MeshListener) -> Result<mesh::LeadSession> {
+        let vpod = self.tsm.vpod().await?;
+        self.check_vpod(&vpod)?;
+        let own = self.own_config(&vpod.members)?;
+        let s = listener.serve_lead(&own).await?;
+        if let Some(k) = &s.keys {
+            self.lock()?.received_key_epoch = k.epoch;
+        }
+        Ok(s)
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>> {
@@ -677,6 +698,7 @@ impl Agent {
             accepted: st.accepted.clone(),
             events_after: st.events_after,
             key_epoch: st.key_epoch,
+            received_key_epoch: st.received_key_epoch,
         })
     }
 }
@@ -830,13 +852,14 @@ mod tests {
     /// The demo and the service run agents on a multi-threaded runtime: the agent and the
     /// futures of its methods must be `Send` (no lock is held across an await).
     #[allow(dead_code)]
-    fn agent_futures_are_send(a: &'static Agent) {
+    fn agent_futures_are_send(a: &'static Agent, l: &'static mesh::MeshListener) {
         fn send<T: Send>(_: &T) {}
         fn sync<T: Send + Sync>() {}
         sync::<Agent>();
         send(&a.attest_peers());
         send(&a.watch());
         send(&a.lead_keys(&[]));
+        send(&a.serve_lead(l));
         send(&a.watch_until(std::time::Duration::from_secs(1), async {}, |_| {}));
     }
 

@@ -31,7 +31,6 @@ use ualink_attest::spdm_evidence::DeviceTrustAnchors;
 use ualink_guest_agent::agent::{Agent, AgentConfig, PeerReport, TdiDecision};
 use ualink_guest_agent::evidence::{self, ProbePaths, TeeChoice, TeeKind};
 use ualink_guest_agent::kbs::{fetch_resource, KbsClient, KbsTrust, ResourcePath};
-use ualink_guest_agent::mesh::MeshListener;
 use ualink_guest_agent::peer::{DeviceClaims, TenantTrust};
 use ualink_guest_agent::tsm::api::{ExportRequest, ImportRequest, Right};
 use ualink_guest_agent::tsm::TsmTrust;
@@ -371,19 +370,12 @@ async fn cmd_run(
 ) -> anyhow::Result<()> {
     let agent = Arc::new(connect(c, lead).await?);
     if let Some(addr) = mesh_listen {
-        let listener = MeshListener::bind(addr, agent.mesh_config()).await?;
+        let listener = agent.mesh_listener(addr).await?;
         eprintln!("serving the lead on {}", listener.local_addr()?);
         let a = agent.clone();
         tokio::spawn(async move {
             loop {
-                let own = match a.tsm().vpod().await.and_then(|v| a.own_config(&v.members)) {
-                    Ok(o) => o,
-                    Err(e) => {
-                        eprintln!("error: {e}");
-                        return;
-                    }
-                };
-                match listener.serve_lead(&own).await {
+                match a.serve_lead(&listener).await {
                     Ok(s) => eprintln!(
                         "lead {} attested; {} keys received (epoch {})",
                         hex::encode(&s.lead.tls_key),
@@ -398,7 +390,18 @@ async fn cmd_run(
     // The vPod is keyed before its TDIs can be locked (a device refuses LOCK without live
     // link keys), so the lead keys first and every agent judges what is locked.
     if lead && agent.tsm().vpod().await?.lead_keys {
-        let l = agent.lead_keys(peers).await?;
+        // Peers may still be starting: retry connection failures for a while.
+        let mut tries = 0;
+        let l = loop {
+            match agent.lead_keys(peers).await {
+                Err(e) if e.class() == ErrorClass::Io && tries < 30 => {
+                    tries += 1;
+                    eprintln!("lead: {e}; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                other => break other?,
+            }
+        };
         print(c.json, &l, || {
             format!(
                 "lead: {} keys of epoch {} generated, {} peers served, {} programmed by the TSM",

@@ -16,7 +16,6 @@ use service_support::*;
 use ualink_attest::pki::TrustAnchors;
 use ualink_attest::spdm_evidence::DeviceTrustAnchors;
 use ualink_guest_agent::agent::{Agent, AgentConfig, TdiDecision};
-use ualink_guest_agent::mesh::MeshListener;
 use ualink_guest_agent::peer::{DeviceClaims, TenantTrust};
 use ualink_guest_agent::tsm::api::{ExportRequest, ImportRequest, Right};
 use ualink_guest_agent::tsm::TsmTrust;
@@ -269,15 +268,18 @@ async fn the_lead_keys_the_vpod_over_the_mesh_then_agents_accept_their_tdis() {
         .all(|t| matches!(t.decision, TdiDecision::Skipped { .. })));
 
     // The peer serves the lead over the mutually attested mesh.
-    let listener = MeshListener::bind("127.0.0.1:0".parse().unwrap(), peer.mesh_config())
+    let peer = Arc::new(peer);
+    let listener = peer
+        .mesh_listener("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    let own = peer.own_config(&[1, 2]).unwrap();
-    assert_eq!(own.accelerators.len(), 1);
-    let served = tokio::spawn(async move { listener.serve_lead(&own).await });
+    assert_eq!(peer.own_config(&[1, 2]).unwrap().accelerators.len(), 1);
+    let p = peer.clone();
+    let served = tokio::spawn(async move { p.serve_lead(&listener).await });
     let out = lead.lead_keys(&[addr]).await.unwrap();
     let session = served.await.unwrap().unwrap();
+    assert_eq!(peer.status().unwrap().received_key_epoch, out.epoch);
     assert_eq!(session.lead.tls_key, lead.identity().public_sec1());
     let got = session.keys.unwrap();
     assert_eq!(got.epoch, out.epoch);
