@@ -253,21 +253,23 @@ pub fn ear_token(
         .map_err(|e| ApiError::internal(format!("signing the EAR: {e}")))
 }
 
-/// Concat KDF (RFC 7518 §4.6.2) with SHA-256, one round, for a 256-bit key of `alg`.
-fn concat_kdf(z: &[u8], alg: &str) -> Zeroizing<[u8; 32]> {
-    let alg_len = u32::try_from(alg.len()).unwrap_or(0).to_be_bytes();
+/// Concat KDF (RFC 7518 §4.6.2, NIST SP 800-56A) with SHA-256, one round (`bits` ≤ 256):
+/// `SHA-256(00000001 ‖ Z ‖ len‖alg ‖ len‖apu ‖ len‖apv ‖ bits)`, truncated to `bits`.
+fn concat_kdf(z: &[u8], alg: &str, apu: &[u8], apv: &[u8], bits: u32) -> Zeroizing<Vec<u8>> {
+    let len = |b: &[u8]| u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes();
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     ctx.update(&1u32.to_be_bytes());
     ctx.update(z);
-    ctx.update(&alg_len);
+    ctx.update(&len(alg.as_bytes()));
     ctx.update(alg.as_bytes());
-    ctx.update(&0u32.to_be_bytes()); // apu: empty
-    ctx.update(&0u32.to_be_bytes()); // apv: empty
-    ctx.update(&256u32.to_be_bytes());
+    ctx.update(&len(apu));
+    ctx.update(apu);
+    ctx.update(&len(apv));
+    ctx.update(apv);
+    ctx.update(&bits.to_be_bytes());
     let d = ctx.finish();
-    let mut out = Zeroizing::new([0u8; 32]);
-    out.copy_from_slice(d.as_ref());
-    out
+    let n = usize::try_from(bits / 8).unwrap_or(32).min(32);
+    Zeroizing::new(d.as_ref().get(..n).unwrap_or_default().to_vec())
 }
 
 /// Encrypts `plaintext` to the P-256 public key `point` (65-byte SEC1) as a flattened JWE
@@ -282,10 +284,14 @@ pub fn encrypt_jwe(point: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, ApiError> 
         return Err(err("ephemeral point"));
     };
     let shared = p256::ecdh::diffie_hellman(eph.to_nonzero_scalar(), recipient.as_affine());
-    let kek = concat_kdf(shared.raw_secret_bytes(), JWE_ALG);
+    let kek = concat_kdf(shared.raw_secret_bytes(), JWE_ALG, &[], &[], 256);
+    let kek: &[u8; 32] = kek
+        .as_slice()
+        .try_into()
+        .map_err(|_| err("Concat KDF length"))?;
     let mut cek = Zeroizing::new([0u8; 32]);
     rng.fill(cek.as_mut()).map_err(|_| err("RNG"))?;
-    let wrapped = aes_kw::KekAes256::new(kek.as_ref().into())
+    let wrapped = aes_kw::KekAes256::new(kek.into())
         .wrap_vec(cek.as_ref())
         .map_err(|_| err("key wrap"))?;
     let header = serde_json::json!({
@@ -329,4 +335,114 @@ fn ephemeral_secret(rng: &SystemRandom) -> Result<p256::SecretKey, ApiError> {
         }
     }
     Err(ApiError::internal("could not draw a P-256 scalar"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use ualink_guest_agent::kbs::jwe::EphemeralKey;
+
+    #[test]
+    fn concat_kdf_matches_rfc7518_appendix_c() {
+        // RFC 7518 Appendix C: ECDH-ES, A128GCM, apu "Alice", apv "Bob".
+        let z = hex::decode("9e56d91d817135d372834283bf84269cfb316ea3da806a48f6daa7798cfe90c4")
+            .unwrap();
+        let k = concat_kdf(&z, "A128GCM", b"Alice", b"Bob", 128);
+        assert_eq!(
+            hex::encode(k.as_slice()),
+            "56aa8deaf8236d205c2228cd71a7101a"
+        );
+    }
+
+    fn point_of(k: &EphemeralKey) -> Vec<u8> {
+        tee_pubkey_point(&k.jwk()).unwrap()
+    }
+
+    #[test]
+    fn jwe_round_trips_through_the_agent_decrypter_and_tampering_fails() {
+        let k = EphemeralKey::generate().unwrap();
+        let jwe = encrypt_jwe(&point_of(&k), b"vpod config").unwrap();
+        assert_eq!(k.decrypt(&jwe).unwrap().as_slice(), b"vpod config");
+        // Another key cannot open it.
+        let other = EphemeralKey::generate().unwrap();
+        assert!(other.decrypt(&jwe).is_err());
+        // Any altered member is refused.
+        let v: serde_json::Value = serde_json::from_slice(&jwe).unwrap();
+        for member in ["protected", "encrypted_key", "iv", "ciphertext", "tag"] {
+            let mut t = v.clone();
+            let s = t[member].as_str().unwrap().to_string();
+            let mut b = URL_SAFE_NO_PAD.decode(&s).unwrap();
+            b[0] ^= 1;
+            t[member] = serde_json::Value::String(URL_SAFE_NO_PAD.encode(b));
+            assert!(
+                k.decrypt(&serde_json::to_vec(&t).unwrap()).is_err(),
+                "{member} altered"
+            );
+        }
+    }
+
+    #[test]
+    fn tee_pubkeys_other_than_p256_ecdh_es_points_are_refused() {
+        let k = EphemeralKey::generate().unwrap();
+        let kbs_types::TeePubKey::EC { x, y, .. } = k.jwk() else {
+            panic!("EC")
+        };
+        let ec = |crv: &str, alg: &str, x: &str, y: &str| kbs_types::TeePubKey::EC {
+            crv: crv.into(),
+            alg: alg.into(),
+            x: x.into(),
+            y: y.into(),
+        };
+        assert_eq!(
+            tee_pubkey_point(&ec("P-256", JWE_ALG, &x, &y))
+                .unwrap()
+                .len(),
+            65
+        );
+        for bad in [
+            ec("P-384", JWE_ALG, &x, &y),
+            ec("P-256", "ECDH-ES", &x, &y),
+            ec("P-256", JWE_ALG, &x, "AAAA"),
+            ec("P-256", JWE_ALG, &x, &URL_SAFE_NO_PAD.encode([0u8; 32])),
+            ec("P-256", JWE_ALG, "!!", &y),
+            kbs_types::TeePubKey::RSA {
+                alg: "RSA1_5".into(),
+                k_mod: "AQAB".into(),
+                k_exp: "AQAB".into(),
+            },
+        ] {
+            assert_eq!(
+                tee_pubkey_point(&bad).unwrap_err().body.code,
+                "bad_tee_pubkey"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_evidence_is_refused_by_name() {
+        let v = SnpVerifier::new(ualink_attest::pki::TrustAnchors::empty());
+        let now = UnixTime::now();
+        for ev in [
+            serde_json::json!({"attestation_report": "AAAA"}),
+            serde_json::json!({"attestation_report": "AAAA", "cert_chain": null}),
+            serde_json::json!({"attestation_report": "%%", "cert_chain": []}),
+            serde_json::json!({"attestation_report": "AAAA", "cert_chain": [], "x": 1}),
+            serde_json::json!({"attestation_report": "AAAA", "cert_chain": [{"cert_type": "ask", "data": "AAAA"}]}),
+            serde_json::json!({"attestation_report": "AAAA", "cert_chain": [{"cert_type": "pek", "data": "AAAA"}]}),
+            serde_json::json!({"attestation_report": "AAAA", "cert_chain": [
+                {"cert_type": "vcek", "data": "AAAA"}, {"cert_type": "ask", "data": "AAAA"},
+                {"cert_type": "ask", "data": "AAAA"}, {"cert_type": "ask", "data": "AAAA"},
+                {"cert_type": "ask", "data": "AAAA"}]}),
+            serde_json::json!("not an object"),
+        ] {
+            let e = verify_snp(&ev, [0; 64], &v, "cvm".into(), now).unwrap_err();
+            assert_eq!(e.body.code, "malformed_evidence", "{ev}");
+        }
+        // Well-formed but garbage bytes: the verifier names the failure.
+        let ev = serde_json::json!({"attestation_report": "AAAA",
+            "cert_chain": [{"cert_type": "vcek", "data": "AAAA"}]});
+        let e = verify_snp(&ev, [0; 64], &v, "cvm".into(), now).unwrap_err();
+        assert_eq!(e.status, StatusCode::FORBIDDEN);
+    }
 }

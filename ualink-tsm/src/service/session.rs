@@ -20,7 +20,8 @@ use super::error::ApiError;
 
 /// How long a session lives after `/kbs/v0/auth`.
 pub const SESSION_TTL: Duration = Duration::from_secs(300);
-/// At most this many live sessions (a new `auth` beyond it is refused with 503).
+/// At most this many live sessions: a new `auth` beyond it evicts the oldest unattested
+/// session, or is refused with 503 when every session is attested.
 pub const MAX_SESSIONS: usize = 16_384;
 
 /// What a verified CVM evidence says (the claims a tenant appraisal uses).
@@ -94,6 +95,7 @@ pub struct Session {
 pub struct Sessions {
     map: HashMap<String, Session>,
     ttl: Duration,
+    max: usize,
 }
 
 fn random_hex<const N: usize>() -> Result<String, ApiError> {
@@ -107,9 +109,15 @@ fn random_hex<const N: usize>() -> Result<String, ApiError> {
 impl Sessions {
     /// An empty table whose sessions live `ttl` ([`SESSION_TTL`] in production).
     pub fn new(ttl: Duration) -> Self {
+        Self::with_capacity(ttl, MAX_SESSIONS)
+    }
+
+    /// An empty table of at most `max` sessions.
+    pub fn with_capacity(ttl: Duration, max: usize) -> Self {
         Self {
             map: HashMap::new(),
             ttl,
+            max: max.max(1),
         }
     }
 
@@ -118,12 +126,27 @@ impl Sessions {
         let now = Instant::now();
         let ttl = self.ttl;
         self.map.retain(|_, s| now.duration_since(s.created) < ttl);
-        if self.map.len() >= MAX_SESSIONS {
-            return Err(ApiError::new(
-                hyper::StatusCode::SERVICE_UNAVAILABLE,
-                "too_many_sessions",
-                "the KBS session table is full; retry later",
-            ));
+        if self.map.len() >= self.max {
+            // Full: evict the oldest session that has not attested (creating those costs an
+            // attacker nothing); attested sessions are only displaced by expiry.
+            let victim = self
+                .map
+                .iter()
+                .filter(|(_, s)| !matches!(s.state, SessionState::Attested { .. }))
+                .min_by_key(|(_, s)| s.created)
+                .map(|(k, _)| k.clone());
+            match victim {
+                Some(k) => {
+                    self.map.remove(&k);
+                }
+                None => {
+                    return Err(ApiError::new(
+                        hyper::StatusCode::SERVICE_UNAVAILABLE,
+                        "too_many_sessions",
+                        "the KBS session table is full of attested sessions; retry later",
+                    ))
+                }
+            }
         }
         let mut nonce = [0u8; 32];
         SystemRandom::new()
@@ -264,5 +287,115 @@ impl Sessions {
     /// Whether there is no session.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn claims() -> CvmClaims {
+        CvmClaims {
+            cvm_id: "cvm-0".into(),
+            tee: TeeType::Sim,
+            root: TeeRoot::Explicit,
+            measurement: [0; 48],
+            policy: CvmPolicyFields {
+                debug_allowed: false,
+                migration_agent_allowed: false,
+                smt_allowed: true,
+                vmpl: Some(0),
+            },
+            tcb: CvmTcb::default(),
+            debug: false,
+            attested_at: 0,
+            report: Vec::new(),
+            leaf: Vec::new(),
+            intermediates: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_nonce_is_single_use_and_the_session_bound_to_its_key() {
+        let mut s = Sessions::new(SESSION_TTL);
+        let (id, nonce) = s.create(b"key-a").unwrap();
+        assert_eq!(id.len(), 32);
+        assert_eq!(
+            s.take_nonce(&id, b"key-b").unwrap_err().body.code,
+            "session_not_bound"
+        );
+        assert_eq!(s.take_nonce(&id, b"key-a").unwrap(), nonce);
+        assert_eq!(
+            s.take_nonce(&id, b"key-a").unwrap_err().body.code,
+            "nonce_used"
+        );
+        assert_eq!(
+            s.attested(&id, b"key-a").unwrap_err().body.code,
+            "session_not_attested"
+        );
+        s.finish(&id, Some(claims()));
+        assert_eq!(
+            s.take_nonce(&id, b"key-a").unwrap_err().body.code,
+            "nonce_used"
+        );
+        assert_eq!(s.attested(&id, b"key-a").unwrap().cvm_id, "cvm-0");
+        // A failed attestation removes the session.
+        let (id2, _) = s.create(b"key-a").unwrap();
+        s.take_nonce(&id2, b"key-a").unwrap();
+        s.finish(&id2, None);
+        assert_eq!(
+            s.take_nonce(&id2, b"key-a").unwrap_err().body.code,
+            "no_session"
+        );
+    }
+
+    #[test]
+    fn the_first_allowed_tenant_binds_the_session() {
+        let mut s = Sessions::new(SESSION_TTL);
+        let (id, _) = s.create(b"k").unwrap();
+        s.take_nonce(&id, b"k").unwrap();
+        s.finish(&id, Some(claims()));
+        assert_eq!(s.bound_tenant(&id, b"k").unwrap(), None);
+        let denied = Appraised::Denied(vec!["deny.x".into()]);
+        assert_eq!(s.set_appraisal(&id, "c", denied.clone()), None);
+        assert_eq!(
+            s.set_appraisal(&id, "a", Appraised::Allowed),
+            Some("a".into())
+        );
+        assert_eq!(
+            s.set_appraisal(&id, "b", Appraised::Allowed),
+            Some("a".into())
+        );
+        assert_eq!(s.appraisal(&id, b"k", "c"), Some(denied));
+    }
+
+    #[test]
+    fn a_full_table_evicts_unattested_sessions_but_never_attested_ones() {
+        let mut s = Sessions::with_capacity(SESSION_TTL, 2);
+        let (a, _) = s.create(b"k").unwrap();
+        s.take_nonce(&a, b"k").unwrap();
+        s.finish(&a, Some(claims()));
+        let (b, _) = s.create(b"k").unwrap();
+        // Full: the unattested b makes room for c.
+        let (c, _) = s.create(b"k").unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.take_nonce(&b, b"k").unwrap_err().body.code, "no_session");
+        assert!(s.attested(&a, b"k").is_ok());
+        s.take_nonce(&c, b"k").unwrap();
+        s.finish(&c, Some(claims()));
+        // Both attested: refused.
+        assert_eq!(s.create(b"k").unwrap_err().body.code, "too_many_sessions");
+    }
+
+    #[test]
+    fn sessions_expire() {
+        let mut s = Sessions::new(Duration::from_millis(0));
+        let (id, _) = s.create(b"k").unwrap();
+        assert_eq!(
+            s.take_nonce(&id, b"k").unwrap_err().body.code,
+            "session_expired"
+        );
+        assert_eq!(s.take_nonce(&id, b"k").unwrap_err().body.code, "no_session");
     }
 }
