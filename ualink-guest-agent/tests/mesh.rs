@@ -372,3 +372,38 @@ async fn the_lead_refuses_a_configuration_contradicting_its_verdicts() {
     lead_round(&lead, &[addr], &plan()).await.unwrap();
     assert_eq!(t.await.unwrap().unwrap().keys.unwrap().entries.len(), 4);
 }
+
+#[tokio::test]
+async fn with_the_tsm_layout_each_peer_gets_exactly_its_links() {
+    let pki = pki();
+    let lead = config(&pki, TENANT, honest(&pki));
+    let (b, b_addr) = listen(config(&pki, TENANT, honest(&pki))).await;
+    let (c, c_addr) = listen(config(&pki, TENANT, honest(&pki))).await;
+    let tb = tokio::spawn(async move { b.serve_lead(&own(&[2])).await });
+    let tc = tokio::spawn(async move { c.serve_lead(&own(&[3])).await });
+    let mut p = plan();
+    // A star around accelerator 1, on two planes toward 2.
+    p.layout = Some(vec![
+        (1, 0, 2),
+        (2, 0, 1),
+        (1, 1, 2),
+        (2, 1, 1),
+        (1, 0, 3),
+        (3, 0, 1),
+    ]);
+    p.epoch = 5;
+    let (bundle, d) = lead_round(&lead, &[b_addr, c_addr], &p).await.unwrap();
+    assert_eq!(bundle.entries.len(), 6);
+    assert_eq!((d[0].keys_sent, d[1].keys_sent), (4, 2));
+    let kb = tb.await.unwrap().unwrap().keys.unwrap();
+    assert_eq!(kb.epoch, 5);
+    assert!(kb
+        .entries
+        .iter()
+        .all(|e| e.tx_accelerator.get() == 2 || e.peer.get() == 2));
+    assert_eq!(tc.await.unwrap().unwrap().keys.unwrap().entries.len(), 2);
+    // A layout naming an accelerator outside the vPod is refused before any key is made.
+    p.layout = Some(vec![(1, 0, 9)]);
+    let e = lead_round(&lead, &[], &p).await.unwrap_err();
+    assert!(e.to_string().contains("not a vPod member"), "{e}");
+}
