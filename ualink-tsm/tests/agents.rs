@@ -317,6 +317,25 @@ async fn the_lead_keys_the_vpod_over_the_mesh_then_agents_accept_their_tdis() {
     assert!(r.all_accepted(), "{r:?}");
     let vpod = lead.tsm().vpod().await.unwrap();
     assert!(vpod.tdis.iter().all(|t| t.state == "RUN"), "{vpod:?}");
+    // Rotation is driven the same way: a new round at a higher epoch, programmed again.
+    let listener = peer
+        .mesh_listener("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let p = peer.clone();
+    let served = tokio::spawn(async move { p.serve_lead(&listener).await });
+    let again = lead.lead_keys(&[addr]).await.unwrap();
+    served.await.unwrap().unwrap();
+    assert!(
+        again.epoch > out.epoch,
+        "{} after {}",
+        again.epoch,
+        out.epoch
+    );
+    assert_eq!(again.programmed.programmed, out.programmed.programmed);
+    assert_ne!(again.programmed.fingerprints, out.programmed.fingerprints);
+    assert_eq!(peer.status().unwrap().received_key_epoch, again.epoch);
     // The peer's configuration now names the report it accepted, the lead's too.
     let own = peer.own_config(&vpod.members).unwrap();
     assert_eq!(
