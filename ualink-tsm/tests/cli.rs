@@ -21,9 +21,13 @@ struct Server {
 
 impl Server {
     fn start(state: &Path, accelerators: u16) -> Self {
+        Self::start_with(state, &["--accelerators", &accelerators.to_string()])
+    }
+
+    fn start_with(state: &Path, extra: &[&str]) -> Self {
         let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--accelerators"])
-            .arg(accelerators.to_string())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .arg("--state")
             .arg(state)
             .stdout(Stdio::piped())
@@ -317,4 +321,44 @@ fn usage_errors_exit_2_before_any_connection() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("tsm-ca.pem"));
+}
+
+#[test]
+fn serve_takes_a_pod_description_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let pod = dir.path().join("pod.toml");
+    std::fs::write(&pod, "[sim]\naccelerators = 5\nswitches = 1\n").unwrap();
+    let srv = Server::start_with(&dir.path().join("state"), &["--pod", pod.to_str().unwrap()]);
+    assert!(
+        srv.banner
+            .iter()
+            .any(|l| l == "bring-up: 5 attested, 0 quarantined"),
+        "{:?}",
+        srv.banner
+    );
+    let devices = srv.json(&["devices"]);
+    assert_eq!(devices.as_array().map(Vec::len), Some(5), "{devices}");
+    drop(srv);
+
+    // An external device whose trust anchor is missing: refused before anything starts.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[device]]\nid = 900\nurl = \"tcp://127.0.0.1:1\"\nvendor = \"V\"\nmodel = \"M\"\n\
+         firmware = \"1\"\ntrust_anchor = \"missing.pem\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--pod"])
+        .arg(&bad)
+        .arg("--state")
+        .arg(dir.path().join("state2"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("missing.pem"),
+        "{}",
+        text(&out)
+    );
 }

@@ -24,8 +24,13 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     pub(crate) tls_dir: Option<PathBuf>,
     /// Accelerators in the embedded simulated pod (1 switch).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, conflicts_with = "pod")]
     pub(crate) accelerators: u16,
+    /// Pod description (TOML: `[sim]` parameters and `[[device]]` external attest-only
+    /// devices over the spdm-emu socket framing; see `ualink_tsm::pod`). Their vendor roots
+    /// and reference values come with `--overlay`.
+    #[arg(long)]
+    pub(crate) pod: Option<PathBuf>,
     /// Policy overlay (JSON object merged into the default bundle's data: tenants, sharing
     /// pairs, CVM reference values).
     #[arg(long)]
@@ -43,10 +48,18 @@ pub(crate) struct ServeArgs {
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let spec = ualink_sim::PodSpec::generate(&ualink_sim::GenParams {
-        accelerators: args.accelerators,
-        ..Default::default()
-    })?;
+    let desc = args
+        .pod
+        .as_deref()
+        .map(ualink_tsm::pod::PodDescription::load)
+        .transpose()?;
+    let spec = match &desc {
+        Some(d) => d.sim_spec()?,
+        None => ualink_sim::PodSpec::generate(&ualink_sim::GenParams {
+            accelerators: args.accelerators,
+            ..Default::default()
+        })?,
+    };
     let pod = ualink_sim::SimPod::new(&spec)?;
     let mut bundle = ualink_policy::PolicyBundle::defaults()?
         .with_data(ualink_tsm::demo::sim_pod_overlay(&pod, &spec))?;
@@ -65,6 +78,22 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let mut tsm = Tsm::open(TsmConfig::new(&args.state, bundle), pod)?;
+    for d in desc.iter().flat_map(|d| d.devices.iter()) {
+        tsm.add_external_device(d)?;
+        // The auditor needs its root too.
+        let ext = if d.trust_anchor.starts_with(b"-----") {
+            "pem"
+        } else {
+            "der"
+        };
+        std::fs::write(
+            args.state
+                .join("device-roots")
+                .join(format!("external-{}.{ext}", d.id)),
+            &d.trust_anchor,
+        )?;
+        println!("external device {} at {}", d.id, d.url());
+    }
     let report = tsm.bring_up()?;
     println!(
         "bring-up: {} attested, {} quarantined{}",
