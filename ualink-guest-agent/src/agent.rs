@@ -7,8 +7,8 @@
 //! let lead = agent.lead_keys(&peer_addrs).await?; // lead only: mesh, keys, POST keys
 //! let w = agent.watch().await?;                 // poll events, re-verify on epoch changes
 //! ```
-//! A peer agent serves the lead on a [`MeshListener`] built from [`Agent::mesh_config`]:
-//! `listener.serve_lead(&agent.own_config()).await`.
+//! A peer agent serves the lead on a [`mesh::MeshListener`] from [`Agent::mesh_listener`]:
+//! `agent.serve_lead(&listener).await`.
 //!
 //! Every method takes `&self` (the agent is `Send + Sync`); state is kept behind a mutex that
 //! is never held across an await.

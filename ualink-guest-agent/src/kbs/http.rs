@@ -30,7 +30,7 @@ pub enum KbsTrust {
     Pem(Vec<u8>),
     /// No server authentication: the handshake signature is checked and the chain recorded
     /// in the verifier, nothing else. Only for a request whose answer authenticates itself
-    /// (`GET /ualink/v0/tsm`, see [`crate::tsm::TsmClient::bootstrap`]).
+    /// (`GET /ualink/v0/tsm`, see [`crate::tsm::verify_tsm`]).
     Bootstrap(Arc<crate::tls::BootstrapVerifier>),
 }
 
