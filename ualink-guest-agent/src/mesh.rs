@@ -677,6 +677,30 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn unknown_members_and_types_are_refused() {
+        for body in [
+            &br#"{"type":"bye","x":1}"#[..],
+            br#"{"type":"nope"}"#,
+            br#"{"type":"ack","received":1,"extra":true}"#,
+            br#"{"type":"keys","epoch":1,"keys":[{"tx":1,"port":0,"rx":2,"key":"a","k2":0}]}"#,
+        ] {
+            let mut frame = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+            frame.extend_from_slice(body);
+            let mut rd = frame.as_slice();
+            let e = read_msg(&mut rd).await.unwrap_err();
+            assert_eq!(e.class(), crate::ErrorClass::Malformed, "{e}");
+        }
+        let body = br#"{"type":"ack","received":1}"#;
+        let mut frame = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
+        frame.extend_from_slice(body);
+        let mut rd = frame.as_slice();
+        assert!(matches!(
+            read_msg(&mut rd).await.unwrap(),
+            Msg::Ack { received: 1 }
+        ));
+    }
+
     #[test]
     fn wire_keys_are_redacted() {
         let k = WireKey {
