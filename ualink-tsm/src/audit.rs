@@ -25,6 +25,15 @@ pub trait AuditBackend: Send {
     ) -> ualink_attest::Result<Vec<u8>>;
     /// Records in the log so far.
     fn size(&self) -> u64;
+    /// Appends every record and makes them durable before returning the last sequence number
+    /// (group commit: one sync for the batch). The default syncs each.
+    fn append_all_durable(&mut self, records: &[AuditRecord]) -> ualink_attest::Result<u64> {
+        let mut last = self.size();
+        for r in records {
+            last = self.append_durable(r)?;
+        }
+        Ok(last)
+    }
 }
 
 impl AuditBackend for AuditLogWriter {
@@ -44,6 +53,15 @@ impl AuditBackend for AuditLogWriter {
 
     fn size(&self) -> u64 {
         AuditLogWriter::size(self)
+    }
+
+    fn append_all_durable(&mut self, records: &[AuditRecord]) -> ualink_attest::Result<u64> {
+        let mut last = AuditLogWriter::size(self);
+        for r in records {
+            last = self.append(r)?;
+        }
+        self.sync()?;
+        Ok(last)
     }
 }
 
@@ -130,6 +148,25 @@ impl AuditLog {
             self.checkpoint()?;
         }
         Ok(seq)
+    }
+
+    /// Appends `records` durably as one group (one sync), then signs a checkpoint if the
+    /// cadence was reached. Nothing in the batch is acknowledged unless all of it is durable;
+    /// a failure poisons the log as [`Self::record`] does.
+    pub fn record_all(&mut self, records: &[AuditRecord]) -> Result<()> {
+        self.ensure_writable()?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.backend.append_all_durable(records) {
+            return Err(self.fail(format!("appending {} records: {e}", records.len())));
+        }
+        let n = u64::try_from(records.len()).unwrap_or(u64::MAX);
+        self.since_checkpoint = self.since_checkpoint.saturating_add(n);
+        if self.since_checkpoint >= self.checkpoint_every {
+            self.checkpoint()?;
+        }
+        Ok(())
     }
 
     /// Signs a checkpoint over every record so far (also called at shutdown). Returns the

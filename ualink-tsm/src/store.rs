@@ -71,6 +71,14 @@ pub trait StateStore: Send + Sync {
     fn delete(&self, table: Table, key: &str) -> Result<bool>;
     /// Every (key, value) of `table`, in key order.
     fn list(&self, table: Table) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Stores every (key, value) of `entries`, durably when it returns (a backend with
+    /// transactions writes them as one; the default puts each).
+    fn put_many(&self, table: Table, entries: &[(String, Vec<u8>)]) -> Result<()> {
+        for (k, v) in entries {
+            self.put(table, k, v)?;
+        }
+        Ok(())
+    }
 }
 
 /// Typed helpers over any [`StateStore`] (JSON records).
@@ -80,6 +88,19 @@ pub trait StateStoreExt: StateStore {
         let bytes = serde_json::to_vec(value)
             .map_err(|e| TsmError::Store(format!("encoding {} record: {e}", table.name())))?;
         self.put(table, key, &bytes)
+    }
+
+    /// Stores every (key, value) as JSON in one [`StateStore::put_many`].
+    fn put_json_many<T: Serialize>(&self, table: Table, entries: &[(String, T)]) -> Result<()> {
+        let enc = entries
+            .iter()
+            .map(|(k, v)| {
+                serde_json::to_vec(v)
+                    .map(|b| (k.clone(), b))
+                    .map_err(|e| TsmError::Store(format!("encoding {} record: {e}", table.name())))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.put_many(table, &enc)
     }
 
     /// Reads a JSON record.
@@ -205,6 +226,19 @@ impl StateStore for RedbStore {
         txn.commit().map_err(|x| e(x.into()))
     }
 
+    fn put_many(&self, table: Table, entries: &[(String, Vec<u8>)]) -> Result<()> {
+        let e = store_err("writing state");
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        {
+            let mut t = txn.open_table(def(table)).map_err(|x| e(x.into()))?;
+            for (k, v) in entries {
+                t.insert(k.as_str(), v.as_slice())
+                    .map_err(|x| e(x.into()))?;
+            }
+        }
+        txn.commit().map_err(|x| e(x.into()))
+    }
+
     fn delete(&self, table: Table, key: &str) -> Result<bool> {
         let e = store_err("deleting state");
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
@@ -246,6 +280,12 @@ mod tests {
             l,
             vec![("a".into(), b"1".to_vec()), ("b".into(), b"2".to_vec())]
         );
+        s.put_many(
+            Table::Grants,
+            &[("x".into(), b"1".to_vec()), ("y".into(), b"2".to_vec())],
+        )
+        .unwrap();
+        assert_eq!(s.list(Table::Grants).unwrap().len(), 2);
         assert!(s.delete(Table::Tenants, "a").unwrap());
         assert!(!s.delete(Table::Tenants, "a").unwrap());
         assert_eq!(s.list(Table::Tenants).unwrap().len(), 1);

@@ -696,8 +696,9 @@ impl Tsm {
             .map(|(id, _)| *id)
             .collect();
         let mut report = BringUpReport::default();
-        for (id, outcome) in self.attest_many(&ids) {
-            match self.conclude(id, outcome)? {
+        let outcomes = self.attest_many(&ids);
+        for (id, status) in self.conclude_all(outcomes)? {
+            match status {
                 DeviceStatus::Attested => report.attested.push(id),
                 DeviceStatus::Quarantined { check, .. } => report.quarantined.push((id, check)),
                 DeviceStatus::Pending => {}
@@ -759,8 +760,9 @@ impl Tsm {
             .map(|(id, _)| *id)
             .collect();
         let mut failed = Vec::new();
-        for (id, outcome) in self.attest_many(&ids) {
-            if self.conclude(id, outcome)? != DeviceStatus::Attested {
+        let outcomes = self.attest_many(&ids);
+        for (id, status) in self.conclude_all(outcomes)? {
+            if status != DeviceStatus::Attested {
                 failed.push(id);
             }
         }
@@ -806,6 +808,38 @@ impl Tsm {
 
     /// Appraises one attestation outcome, audits it, and updates the device.
     fn conclude(&mut self, id: u16, outcome: AttestOutcome) -> Result<DeviceStatus> {
+        let v = self.judge(id, outcome)?;
+        // Durable before anything changes.
+        self.audit.record(&v.record)?;
+        let mut epochs = Vec::new();
+        let status = self.apply(id, v, &mut epochs)?;
+        self.store.put_json_many(Table::Epochs, &epochs)?;
+        Ok(status)
+    }
+
+    /// [`Self::conclude`] for many outcomes with one group commit: every verdict is decided,
+    /// all records are made durable together, then the devices are updated.
+    fn conclude_all(
+        &mut self,
+        outcomes: Vec<(u16, AttestOutcome)>,
+    ) -> Result<Vec<(u16, DeviceStatus)>> {
+        let mut verdicts = Vec::with_capacity(outcomes.len());
+        for (id, o) in outcomes {
+            verdicts.push((id, self.judge(id, o)?));
+        }
+        let records: Vec<AuditRecord> = verdicts.iter().map(|(_, v)| v.record.clone()).collect();
+        self.audit.record_all(&records)?;
+        let mut epochs = Vec::new();
+        let mut out = Vec::with_capacity(verdicts.len());
+        for (id, v) in verdicts {
+            out.push((id, self.apply(id, v, &mut epochs)?));
+        }
+        self.store.put_json_many(Table::Epochs, &epochs)?;
+        Ok(out)
+    }
+
+    /// Decides one attestation outcome (policy appraisal) and builds its audit record.
+    fn judge(&self, id: u16, outcome: AttestOutcome) -> Result<Verdict> {
         let now = UnixTime::now();
         let subject = device_subject(id);
         let view = self.device(id)?;
@@ -882,8 +916,32 @@ impl Tsm {
                 }
             }
         };
-        // Durable before anything changes.
-        self.audit.record(&record)?;
+        Ok(Verdict {
+            status,
+            record,
+            evidence,
+            session,
+            now,
+        })
+    }
+
+    /// Applies a verdict whose record is durable: epoch (into `epochs`, stored by the caller),
+    /// driver mirror, quarantine, device view.
+    fn apply(
+        &mut self,
+        id: u16,
+        v: Verdict,
+        epochs: &mut Vec<(String, u64)>,
+    ) -> Result<DeviceStatus> {
+        let Verdict {
+            status,
+            record,
+            evidence,
+            session,
+            now,
+        } = v;
+        let subject = device_subject(id);
+        let view = self.device(id)?;
         let rules = record.rules().to_vec();
         let prior_epoch = view.epoch;
         let attested = status == DeviceStatus::Attested;
@@ -899,7 +957,7 @@ impl Tsm {
             .tdi(a)
             .map_or(TdiState::ConfigUnlocked, |(s, _)| s);
         if attested {
-            self.store.put_json(Table::Epochs, &subject, &epoch)?;
+            epochs.push((subject, epoch));
             if !is_external {
                 self.driver
                     .tdi_update(&self.ctx, a, tdi_state, epoch, false)
@@ -1224,13 +1282,13 @@ impl Tsm {
         let vpod = self.keyable_vpod(tenant, false)?;
         let rng = ring::rand::SystemRandom::new();
         let mut src = KeySrc::Tsm(&rng);
-        let mut done = Vec::new();
+        let mut staged = Vec::new();
         for (i, a) in vpod.members.iter().enumerate() {
             for b in vpod.members.iter().skip(i + 1) {
-                done.extend(self.key_pair(*a, *b, Slot::Active, "initial", &mut src)?);
+                staged.push(self.key_pair_staged(*a, *b, Slot::Active, "initial", &mut src)?);
             }
         }
-        Ok(done)
+        self.commit_keys(staged)
     }
 
     /// The tenant's vPod, every member attested, and the tenant's key source is `lead`.
@@ -1348,13 +1406,13 @@ impl Tsm {
             epoch,
             keys: &mut given,
         };
-        let mut done = Vec::new();
+        let mut staged = Vec::new();
         for (i, a) in vpod.members.iter().enumerate() {
             for b in vpod.members.iter().skip(i + 1) {
-                done.extend(self.key_pair(*a, *b, Slot::Active, "initial", &mut src)?);
+                staged.push(self.key_pair_staged(*a, *b, Slot::Active, "initial", &mut src)?);
             }
         }
-        Ok(done)
+        self.commit_keys(staged)
     }
 
     /// The (port of `a`, port of `b`) of every switch plane joining `a` and `b`.
@@ -1382,6 +1440,38 @@ impl Tsm {
         trigger: &str,
         src: &mut KeySrc<'_>,
     ) -> Result<Vec<SlotRecord>> {
+        let staged = self.key_pair_staged(a, b, slot, trigger, src)?;
+        self.commit_keys(vec![staged])
+    }
+
+    /// Makes the records of programmed pairs durable as one group, then stores their slot
+    /// metadata and pair epochs (one transaction each).
+    fn commit_keys(&mut self, staged: Vec<StagedKeys>) -> Result<Vec<SlotRecord>> {
+        let audits: Vec<AuditRecord> = staged.iter().flat_map(|s| s.audits.clone()).collect();
+        self.audit.record_all(&audits)?;
+        let mut slots = Vec::new();
+        let mut epochs = Vec::new();
+        for s in staged {
+            epochs.push((pair_key(s.pair.0, s.pair.1), s.epoch));
+            slots.extend(s.records);
+        }
+        let entries: Vec<(String, SlotRecord)> =
+            slots.iter().map(|r| (r.key(), r.clone())).collect();
+        self.store.put_json_many(Table::KeySlots, &entries)?;
+        self.store.put_json_many(Table::Epochs, &epochs)?;
+        Ok(slots)
+    }
+
+    /// Programs and enables the keys of one pair (see [`Self::key_pair`]) and builds its
+    /// audit records, without recording or storing anything yet.
+    fn key_pair_staged(
+        &mut self,
+        a: u16,
+        b: u16,
+        slot: Slot,
+        trigger: &str,
+        src: &mut KeySrc<'_>,
+    ) -> Result<StagedKeys> {
         let planes = self.plane_ports(a, b)?;
         if planes.is_empty() {
             return Err(TsmError::Conflict(format!("no plane joins {a} and {b}")));
@@ -1473,6 +1563,7 @@ impl Tsm {
         // One record per direction and plane: the TX end, the RX end, the epoch and the
         // key's fingerprint (entries were pushed TX then RX for each key).
         let now = UnixTime::now();
+        let mut audits = Vec::with_capacity(programmed.len() / 2);
         for pair in programmed.chunks(2) {
             let [(tx_dev, tx_t, fp), (rx_dev, rx_t, _)] = pair else {
                 continue;
@@ -1521,14 +1612,14 @@ impl Tsm {
             })
             .map_err(audit_build)?
             .with_event(event);
-            self.audit.record(&rec)?;
+            audits.push(rec);
         }
-        for r in &records {
-            self.store.put_json(Table::KeySlots, &r.key(), r)?;
-        }
-        self.store
-            .put_json(Table::Epochs, &pair_key(a, b), &epoch)?;
-        Ok(records)
+        Ok(StagedKeys {
+            pair: (a, b),
+            epoch,
+            records,
+            audits,
+        })
     }
 
     /// Rotates the keys between `a` and `b` on demand, gated on fresh attestation of both
@@ -2716,6 +2807,23 @@ fn slot_ref(r: &SlotRecord) -> Result<KeySlotRef> {
 
 fn now_secs() -> u64 {
     u64::try_from(UnixTime::now().secs()).unwrap_or(0)
+}
+
+/// One pair's programmed keys whose records are not yet durable.
+struct StagedKeys {
+    pair: (u16, u16),
+    epoch: u32,
+    records: Vec<SlotRecord>,
+    audits: Vec<AuditRecord>,
+}
+
+/// A decided attestation, its record not yet durable.
+struct Verdict {
+    status: DeviceStatus,
+    record: AuditRecord,
+    evidence: Option<Vec<u8>>,
+    session: Option<Requester>,
+    now: UnixTime,
 }
 
 type AttestOutcome = core::result::Result<Box<(Requester, Attestation)>, (&'static str, String)>;
