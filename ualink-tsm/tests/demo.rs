@@ -44,7 +44,9 @@ fn the_demo_plays_the_lifecycle_and_leaves_a_state_dir_the_auditor_verifies() {
     let tamper = line(&stdout, "tamper ");
     assert!(tamper.contains("share revoked: yes"), "{tamper}");
     assert!(tamper.contains("agent withdrew trust: yes"), "{tamper}");
-    assert!(line(&stdout, "rotation ").contains("keys re-programmed"));
+    let rotation = line(&stdout, "rotation ");
+    assert!(rotation.contains("keys re-programmed by the TSM"), "{rotation}");
+    assert!(rotation.contains("re-keyed by its lead at epoch 2"), "{rotation}");
     assert!(line(&stdout, "tenants ").contains("8 TDIs accepted by the tenants' agents"));
     let keys = line(&stdout, "keys ");
     assert!(keys.contains("from its lead agent") && !keys.contains("acme: 0 "), "{keys}");

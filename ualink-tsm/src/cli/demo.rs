@@ -157,6 +157,7 @@ struct Outcome {
     globex: Vec<u16>,
     accepted: usize,
     lead_keys: usize,
+    lead_epoch: u32,
     share_rules: Vec<String>,
     bytes_moved: usize,
     wire_frames: usize,
@@ -524,11 +525,18 @@ async fn play(
         .iter()
         .filter(|e| e.kind == "keys_rotated")
         .count();
+    // acme rolls its own keys: a second lead round at a higher epoch.
+    let relead = acme
+        .lead_keys(&[])
+        .await
+        .context("acme's second lead key round")?;
+    out.lead_epoch = relead.epoch;
     timings.mark("rotation", t);
     println!(
         "[6/7] rotation {g1}<->{g2}: both ends re-attested, {} alternate-slot keys programmed; \
-         globex's agent saw {notices} keys_rotated notices",
-        out.rotated_keys
+         globex's agent saw {notices} keys_rotated notices; acme's lead agent re-keyed its vPod \
+         at epoch {} ({} keys)",
+        out.rotated_keys, relead.epoch, relead.programmed.programmed
     );
 
     // ------------------------------------------------------------ tamper
@@ -632,8 +640,8 @@ fn summary(
     );
     println!("  share denied   rules: {}", o.denied_rules.join(", "));
     println!(
-        "  rotation       link {}<->{}: {} keys re-programmed",
-        o.rotated_pair.0, o.rotated_pair.1, o.rotated_keys
+        "  rotation       link {}<->{}: {} keys re-programmed by the TSM; acme's vPod re-keyed by its lead at epoch {}",
+        o.rotated_pair.0, o.rotated_pair.1, o.rotated_keys, o.lead_epoch
     );
     println!(
         "  tamper         caught by {}; share revoked: {}; agent withdrew trust: {}",
