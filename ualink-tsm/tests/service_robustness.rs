@@ -118,7 +118,8 @@ async fn random_requests_get_documented_errors_and_the_server_stays_up() {
         let mut path = String::new();
         for _ in 0..n {
             path.push('/');
-            path.push_str(*rng.pick(SEGMENTS));
+            let seg: &str = rng.pick(SEGMENTS);
+            path.push_str(seg);
         }
         let path: String = path
             .chars()
