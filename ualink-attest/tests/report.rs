@@ -85,6 +85,9 @@ enum Variant {
     RotationFromWrongEpoch,
     /// The key rotation claims an end attested at another time than its appraisal.
     RotationClaimsOtherAttestationTime,
+    /// Keys programmed again on 1:0 -> 9:0 at epoch 1 (an epoch reused with another key, as
+    /// a TSM that logs before persisting its epoch could after a crash).
+    KeysReprogrammedAtSameEpoch,
 }
 
 struct Pod {
@@ -449,6 +452,22 @@ fn build(variant: Variant) -> Pod {
             },
         ),
     );
+    if variant == Variant::KeysReprogrammedAtSameEpoch {
+        push(
+            &mut w,
+            info(
+                t,
+                KeyRotation,
+                "link 1:0->9:0",
+                AuditEvent::KeysProgrammed {
+                    tx: tx.clone(),
+                    rx: rx.clone(),
+                    epoch: 1,
+                    key_fingerprint: Digest384::of(b"another key at epoch 1"),
+                },
+            ),
+        );
+    }
     if variant != Variant::ShareClaimsOneWayKeys {
         push(
             &mut w,
@@ -739,6 +758,7 @@ fn build(variant: Variant) -> Pod {
         | Variant::AcceptanceCitesUnissuedBundle
         | Variant::RotationFromWrongEpoch
         | Variant::RotationClaimsOtherAttestationTime
+        | Variant::KeysReprogrammedAtSameEpoch
         | Variant::Good
         | Variant::FlippedDecision
         | Variant::CorruptEvidence
@@ -966,6 +986,11 @@ fn inputs_that_contradict_the_log_exit_decision_mismatch() {
             Variant::RotationClaimsOtherAttestationTime,
             "key-rotation link 1:0->9:0",
             "rx claims accelerator 9 was attested at",
+        ),
+        (
+            Variant::KeysReprogrammedAtSameEpoch,
+            "key-rotation link 1:0->9:0",
+            "keys programmed at epoch 1 on 1:0 -> 9:0, which already had epoch 1",
         ),
     ] {
         let pod = build(variant);
