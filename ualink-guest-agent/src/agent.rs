@@ -237,6 +237,25 @@ impl std::fmt::Debug for Agent {
     }
 }
 
+/// Whether `e` says the TSM no longer knows the session (expired or unknown: HTTP 401).
+fn session_gone(e: &Error) -> bool {
+    matches!(e, Error::TsmRefused { status: 401, .. })
+}
+
+/// Runs `$call` (an expression awaiting a TSM request); if the TSM answers 401 (session
+/// expired or unknown), renews the session and runs it once more.
+macro_rules! renewing {
+    ($self:ident, $call:expr) => {{
+        match $call {
+            Err(e) if session_gone(&e) => {
+                $self.tsm.reattest($self.provider.as_ref()).await?;
+                $call
+            }
+            other => other,
+        }
+    }};
+}
+
 fn check_line(c: &FailedCheck) -> String {
     let mut s = format!("{}: {}", c.check, c.reason);
     if s.len() > MAX_CHECK_LEN {
@@ -313,6 +332,16 @@ impl Agent {
         }
     }
 
+    /// Renews the TSM session (fresh evidence, same TLS identity) when it is close to the
+    /// TSM's 300 s expiry, so a long-running agent keeps working. Every agent call also
+    /// renews and retries once when the TSM answers 401 (session expired or unknown).
+    pub async fn fresh_session(&self) -> Result<()> {
+        if self.tsm.session_expiring() {
+            self.tsm.reattest(self.provider.as_ref()).await?;
+        }
+        Ok(())
+    }
+
     /// A mesh endpoint for this agent on `addr` (port 0 picks one).
     pub async fn mesh_listener(&self, addr: SocketAddr) -> Result<mesh::MeshListener> {
         mesh::MeshListener::bind(addr, self.mesh_config()).await
@@ -365,7 +394,8 @@ impl Agent {
     /// roots and policy, and tells the TSM: accept (START) or reject (STOP, with the failed
     /// checks).
     pub async fn attest_peers(&self) -> Result<PeerReport> {
-        let vpod = self.tsm.vpod().await?;
+        self.fresh_session().await?;
+        let vpod = renewing!(self, self.tsm.vpod().await)?;
         self.check_vpod(&vpod)?;
         let mut tdis = Vec::new();
         for m in &vpod.members {
@@ -556,7 +586,8 @@ impl Agent {
                 reason: "only the lead agent (--lead) generates vPod keys".into(),
             });
         }
-        let vpod = self.tsm.vpod().await?;
+        self.fresh_session().await?;
+        let vpod = renewing!(self, self.tsm.vpod().await)?;
         self.check_vpod(&vpod)?;
         if !vpod.lead_keys {
             return Err(Error::ApiMisuse {
@@ -600,17 +631,20 @@ impl Agent {
 
     /// Offers a region of the tenant's window to another tenant or OS instance.
     pub async fn export(&self, req: &api::ExportRequest) -> Result<api::ExportCreated> {
-        self.tsm.export(req).await
+        self.fresh_session().await?;
+        renewing!(self, self.tsm.export(req).await)
     }
 
     /// Imports an offer: the grant, or [`Error::TsmRefused`] `share_denied` with the rules.
     pub async fn import(&self, req: &api::ImportRequest) -> Result<Grant> {
-        self.tsm.import(req).await
+        self.fresh_session().await?;
+        renewing!(self, self.tsm.import(req).await)
     }
 
     /// Revokes an offer this tenant made.
     pub async fn revoke(&self, offer_id: &str) -> Result<()> {
-        self.tsm.revoke(offer_id).await
+        self.fresh_session().await?;
+        renewing!(self, self.tsm.revoke(offer_id).await)
     }
 
     /// One poll of the tenant's events: each `epoch_changed`, `tdi_error` or `tdi_stopped`
@@ -618,8 +652,9 @@ impl Agent {
     /// failure is a rejection, so the TSM stops it); `revoked` and `keys_rotated` are
     /// surfaced as notices.
     pub async fn watch(&self) -> Result<WatchReport> {
+        self.fresh_session().await?;
         let after = self.lock()?.events_after;
-        let ev = self.tsm.events(after).await?;
+        let ev = renewing!(self, self.tsm.events(after).await)?;
         if ev.next < after {
             return Err(Error::misbehaved(format!(
                 "the event cursor went back from {after} to {}",

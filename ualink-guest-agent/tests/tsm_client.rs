@@ -342,7 +342,11 @@ async fn the_client_certificate_is_the_tee_pubkey_and_refusals_carry_the_tsm_cod
     let c = TsmClient::connect(&url, "tenant-a", id.clone(), &cvm, &t.trust())
         .await
         .unwrap();
-    assert_eq!(c.token(), "ear.token.sig");
+    assert_eq!(c.token().unwrap(), "ear.token.sig");
+    assert!(!c.session_expiring());
+    // A renewed session: same TLS key, evidence again.
+    c.reattest(&cvm).await.unwrap();
+    assert_eq!(seen.lock().unwrap().tee_pubkeys.len(), 2);
     assert_eq!(c.tsm().public_key, t.public_key);
     {
         let s = seen.lock().unwrap();

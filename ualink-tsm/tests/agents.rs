@@ -528,3 +528,21 @@ async fn a_cvm_the_tsm_policy_refuses_for_its_tenant_gets_cvm_denied_with_the_ru
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_session_is_renewed_with_fresh_evidence() {
+    let h = Harness::start(|c| c.session_ttl = std::time::Duration::from_secs(1)).await;
+    provision(&h, false).await;
+    let a = Agent::connect(config(&h, Opts::new("tenant-a")))
+        .await
+        .unwrap();
+    let before = a.tsm().token().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // The TSM answers 401 session_expired; the agent re-attests and goes on.
+    assert!(a.attest_peers().await.unwrap().all_accepted());
+    assert_ne!(
+        a.tsm().token().unwrap(),
+        before,
+        "a new session, a new token"
+    );
+}

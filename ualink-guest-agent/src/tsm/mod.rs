@@ -209,10 +209,16 @@ pub struct Grant {
     pub expiry_ns: u64,
 }
 
-/// An attested session with the TSM, acting for one tenant.
+/// How old a KBS session may get before [`TsmClient::session_expiring`] says so (the TSM
+/// expires sessions after 300 s).
+pub const SESSION_REFRESH: std::time::Duration = std::time::Duration::from_secs(240);
+
+/// An attested session with the TSM, acting for one tenant. The session can be renewed
+/// ([`Self::reattest`]) with the same TLS identity; requests use the current one.
 #[derive(Debug)]
 pub struct TsmClient {
-    session: Attested,
+    kbs: KbsClient,
+    session: std::sync::Mutex<(Arc<Attested>, std::time::Instant)>,
     tenant: String,
     tsm: Arc<VerifiedTsm>,
 }
@@ -239,10 +245,46 @@ impl TsmClient {
             .attest(provider)
             .await?;
         Ok(Self {
-            session,
+            kbs,
+            session: std::sync::Mutex::new((Arc::new(session), std::time::Instant::now())),
             tenant: tenant.to_string(),
             tsm: Arc::new(tsm),
         })
+    }
+
+    fn current(&self) -> Result<Arc<Attested>> {
+        self.session
+            .lock()
+            .map(|s| s.0.clone())
+            .map_err(|_| Error::ApiMisuse {
+                reason: "TSM session lock poisoned".into(),
+            })
+    }
+
+    /// Whether the session is older than [`SESSION_REFRESH`] (renew it before the TSM
+    /// expires it).
+    pub fn session_expiring(&self) -> bool {
+        self.session
+            .lock()
+            .map(|s| s.1.elapsed() >= SESSION_REFRESH)
+            .unwrap_or(true)
+    }
+
+    /// Runs the KBS handshake again with the same TLS identity and fresh evidence from
+    /// `provider`, and uses the new session from now on (the TSM appraises it for the
+    /// tenant again on first use).
+    pub async fn reattest(&self, provider: &dyn EvidenceProvider) -> Result<()> {
+        let fresh = self
+            .kbs
+            .auth(provider.tee().kbs_tee())
+            .await?
+            .attest(provider)
+            .await?;
+        let mut s = self.session.lock().map_err(|_| Error::ApiMisuse {
+            reason: "TSM session lock poisoned".into(),
+        })?;
+        *s = (Arc::new(fresh), std::time::Instant::now());
+        Ok(())
     }
 
     /// The tenant this session acts for.
@@ -255,9 +297,9 @@ impl TsmClient {
         &self.tsm
     }
 
-    /// The EAR token the TSM issued for this CVM (opaque here).
-    pub fn token(&self) -> &str {
-        self.session.token()
+    /// The EAR token the TSM issued for this CVM's current session (opaque here).
+    pub fn token(&self) -> Result<String> {
+        Ok(self.current()?.token().to_string())
     }
 
     fn path(&self, rest: &str) -> String {
@@ -265,7 +307,8 @@ impl TsmClient {
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str, what: &'static str) -> Result<T> {
-        let (http, cookie) = self.session.session();
+        let session = self.current()?;
+        let (http, cookie) = session.session();
         let r = http.get(path, Some(cookie)).await?;
         parse_json(what, &r.body)
     }
@@ -276,7 +319,8 @@ impl TsmClient {
         body: &B,
         what: &'static str,
     ) -> Result<T> {
-        let (http, cookie) = self.session.session();
+        let session = self.current()?;
+        let (http, cookie) = session.session();
         let body = serde_json::to_vec(body).map_err(|e| Error::ApiMisuse {
             reason: format!("encoding {path}: {e}"),
         })?;
@@ -286,7 +330,7 @@ impl TsmClient {
 
     /// `GET /kbs/v0/resource/<path>`, decrypted with the session key.
     pub async fn resource(&self, path: &ResourcePath) -> Result<Zeroizing<Vec<u8>>> {
-        self.session.resource(path).await
+        self.current()?.resource(path).await
     }
 
     /// `GET .../vpod`.
@@ -359,7 +403,8 @@ impl TsmClient {
     /// SPDM sessions. The request body lives in a zeroizing buffer.
     pub async fn program_keys(&self, keys: &KeyBundle) -> Result<api::KeysProgrammed> {
         let body = keys_json(keys);
-        let (http, cookie) = self.session.session();
+        let session = self.current()?;
+        let (http, cookie) = session.session();
         let r = http
             .post_secret(&self.path("keys"), body, Some(cookie))
             .await?;
@@ -398,7 +443,8 @@ impl TsmClient {
     /// `DELETE .../exports/{offer_id}`.
     pub async fn revoke(&self, offer_id: &str) -> Result<()> {
         check_segment("offer_id", offer_id)?;
-        let (http, cookie) = self.session.session();
+        let session = self.current()?;
+        let (http, cookie) = session.session();
         http.delete(&self.path(&format!("exports/{offer_id}")), Some(cookie))
             .await
             .map(|_| ())
