@@ -118,7 +118,7 @@ async fn random_requests_get_documented_errors_and_the_server_stays_up() {
         let mut path = String::new();
         for _ in 0..n {
             path.push('/');
-            let seg: &str = rng.pick(SEGMENTS);
+            let seg = rng.pick::<&str>(SEGMENTS);
             path.push_str(seg);
         }
         let path: String = path
