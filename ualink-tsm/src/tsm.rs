@@ -1220,6 +1220,20 @@ impl Tsm {
             });
             if !formed && ready {
                 self.form_vpod(v.tenant, &v.members)?;
+                // The tenant's windows, as acknowledged before the restart.
+                for (_, w) in self.store.list_json::<WindowRecord>(Table::Windows)? {
+                    if w.tenant == v.tenant {
+                        self.driver
+                            .window_create(
+                                &self.ctx,
+                                ualink_kdrv::ids::TenantId(w.tenant),
+                                accel(w.accel)?.to_kdrv(),
+                                w.base,
+                                w.len,
+                            )
+                            .map_err(kdrv_err("window_create"))?;
+                    }
+                }
                 resumed.push(v.tenant);
             }
         }
