@@ -415,7 +415,16 @@ async fn cmd_run(
     let report = agent.attest_peers().await?;
     print(c.json, &report, || peer_text(&report));
     loop {
-        let w = agent.watch().await?;
+        let w = match agent.watch().await {
+            Ok(w) => w,
+            // A TSM that is briefly unreachable or overloaded: keep polling.
+            Err(e) if !once && transient(&e) => {
+                eprintln!("warning: polling the TSM: {e}; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(interval.max(1))).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if !w.events.is_empty() || once {
             print(c.json, &w, || {
                 let mut s = format!("{} events", w.events.len());
@@ -435,6 +444,16 @@ async fn cmd_run(
             return Ok(());
         }
         tokio::time::sleep(std::time::Duration::from_secs(interval.max(1))).await;
+    }
+}
+
+/// Network failures and the TSM's own 5xx answers (platform or device trouble) are worth
+/// retrying; a refusal is not.
+fn transient(e: &Error) -> bool {
+    match e {
+        Error::Io { .. } => true,
+        Error::TsmRefused { status, .. } | Error::Refused { status, .. } => *status >= 500,
+        _ => false,
     }
 }
 
