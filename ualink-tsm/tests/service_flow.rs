@@ -48,6 +48,9 @@ async fn accept(c: &Client, tenant: &str, accel: u16) {
     let bundle = STANDARD.decode(v["bundle"].as_str().unwrap()).unwrap();
     let digest = hex::encode(ring::digest::digest(&ring::digest::SHA384, &bundle));
     assert_eq!(v["report_digest"], digest);
+    assert_eq!(v["device"]["device_id"], format!("accel-{accel:04}"));
+    assert_eq!(v["device"]["dhe"], "secp384r1");
+    assert_eq!(v["device"]["aead"], "aes-256-gcm");
     let r = c
         .post(
             &format!("/ualink/v0/tenants/{tenant}/tdis/{accel}/accept"),

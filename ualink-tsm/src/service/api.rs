@@ -275,6 +275,25 @@ pub struct KeySlotId {
     pub rx: u16,
 }
 
+/// What the TSM says about a device's identity (from its appraisal and the ALGORITHMS
+/// message of its evidence bundle; not signed by the device: the agent checks it through
+/// the bundle and its own device appraisal).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceClaimsView {
+    /// `accel-NNNN`.
+    pub device_id: String,
+    /// Vendor.
+    pub vendor: String,
+    /// Model.
+    pub model: String,
+    /// Firmware version.
+    pub firmware_version: String,
+    /// Negotiated DHE group (`secp256r1`, `secp384r1`).
+    pub dhe: String,
+    /// Negotiated AEAD (`aes-256-gcm`).
+    pub aead: String,
+}
+
 /// `GET /ualink/v0/tenants/{T}/tdis/{accel}/report`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TdiReportView {
@@ -284,6 +303,8 @@ pub struct TdiReportView {
     pub report_digest: String,
     /// The device epoch.
     pub epoch: u64,
+    /// The device's identity claims, when the TSM holds its evidence.
+    pub device: Option<DeviceClaimsView>,
 }
 
 /// A TDI state after accept/reject/lock.

@@ -701,6 +701,34 @@ fn current_report(c: &Tsm, tenant: u32, a: u16) -> Result<(Vec<u8>, u64), ApiErr
     Ok((b.to_vec(), c.device(a)?.epoch))
 }
 
+/// The device claims of `a`: its appraised identity and the DHE/AEAD of the ALGORITHMS
+/// message in its evidence bundle (`None` without evidence or if it does not parse).
+fn device_claims(c: &Tsm, a: u16) -> Option<api::DeviceClaimsView> {
+    use ualink_spdm::algo::{AeadAlg, DheGroup};
+    let d = c.device(a).ok()?;
+    let bundle =
+        ualink_attest::spdm_evidence::DeviceEvidenceBundle::decode(c.device_evidence(a)?).ok()?;
+    let n = ualink_spdm::msg::algorithms::Algorithms::parse(bundle.vca.get(5)?)
+        .ok()?
+        .negotiated()
+        .ok()?;
+    Some(api::DeviceClaimsView {
+        device_id: crate::tsm::device_subject(a),
+        vendor: d.vendor,
+        model: d.model,
+        firmware_version: d.firmware,
+        dhe: match n.dhe {
+            DheGroup::Secp256r1 => "secp256r1",
+            DheGroup::Secp384r1 => "secp384r1",
+        }
+        .into(),
+        aead: match n.aead {
+            AeadAlg::Aes256Gcm => "aes-256-gcm",
+        }
+        .into(),
+    })
+}
+
 fn check_digest(bundle: &[u8], claimed: &str) -> Result<(), ApiError> {
     if !digest_hex(bundle).eq_ignore_ascii_case(claimed) {
         return Err(ApiError::conflict(
@@ -736,11 +764,17 @@ async fn agent_route(
         ["vpod"] if m == Method::GET => ok(&vpod_view(shared, &t).await?),
         ["tdis", accel, "report"] if m == Method::GET => {
             let a: u16 = num(accel, "accelerator id")?;
-            let (bundle, epoch) = shared.read(move |c| current_report(c, t.id, a)).await?;
+            let (bundle, epoch, device) = shared
+                .read(move |c| {
+                    let (b, e) = current_report(c, t.id, a)?;
+                    Ok((b, e, device_claims(c, a)))
+                })
+                .await?;
             ok(&api::TdiReportView {
                 report_digest: digest_hex(&bundle),
                 bundle: STANDARD.encode(&bundle),
                 epoch,
+                device,
             })
         }
         ["tdis", accel, "accept"] if m == Method::POST => {
