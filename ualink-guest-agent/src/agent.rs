@@ -422,7 +422,8 @@ impl Agent {
     }
 
     /// Judges one TDI (see [`Self::attest_peers`]); `reverify` marks a re-verification after
-    /// an event, where a withdrawn report means the TDI is no longer trusted.
+    /// an event. A TDI this agent had accepted whose report the TSM no longer offers is
+    /// [`TdiDecision::Withdrawn`]: no longer trusted.
     pub async fn judge_tdi(&self, vpod: &VpodView, accel: u16, reverify: bool) -> TdiOutcome {
         let view = vpod.tdis.iter().find(|t| t.accelerator_id == accel);
         let mut out = TdiOutcome {
@@ -450,13 +451,15 @@ impl Agent {
                 .lock()
                 .map(|mut s| s.accepted.remove(&accel).is_some())
                 .unwrap_or(false);
-            out.decision = if was_accepted || reverify {
+            out.decision = if was_accepted {
                 TdiDecision::Withdrawn {
                     reason: format!(
                         "the TSM offers no TDI report any more (state {}): device quarantined or TDI unlocked",
                         view.state
                     ),
                 }
+            } else if reverify {
+                skip("no TDI report (stopped or not locked; this agent had not accepted it)")
             } else {
                 skip("no TDI report yet (the TDI is not locked)")
             };
