@@ -15,6 +15,8 @@ use std::process::{Child, Command, Output, Stdio};
 
 use serde_json::{json, Value};
 
+mod api;
+
 fn bin(name: &str) -> PathBuf {
     ualink_e2e::workspace_bin(name).unwrap_or_else(|| {
         panic!(
