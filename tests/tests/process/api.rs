@@ -312,3 +312,49 @@ fn oversized_and_malformed_api_bodies_are_refused() {
     assert_eq!(srv.ok(&["status"])["tenants"], 2);
     assert!(srv.signal("-TERM").success());
 }
+
+/// A genuine CVM (its evidence verifies) whose launch measurement tenant C's policy does not
+/// list asks to act for C: 403 `cvm_denied` naming the rule, and the decision is in the log
+/// with its policy input, so the auditor replays it (report exit 0).
+#[test]
+fn a_cvm_another_tenants_policy_refuses_is_denied_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut srv = served(dir.path());
+    srv.ok(&["tenant", "add", "--name", "tenant-c", "--id", "3"]);
+    rt().block_on(async {
+        let mut a = Agent::new(&srv);
+        a.attest(&cvm(&srv)).await;
+        let r = a.get("/ualink/v0/tenants/tenant-c/vpod").await;
+        assert_eq!(
+            (r.status, code(&r)),
+            (403, "cvm_denied".into()),
+            "{}",
+            body(&r)
+        );
+    });
+    let roots = srv.device_roots();
+    assert!(srv.signal("-TERM").success());
+    // The checkpoint key is the TSM identity key, which is tsm-ca.pem's key.
+    let ca = std::fs::read(srv.state.join("tls/tsm-ca.pem")).unwrap();
+    let ca = ualink_attest::pki::certs_from_pem_or_der(&ca).unwrap();
+    let key = ualink_guest_agent::tls::cert_public_key(&ca[0]).unwrap();
+    let log = std::fs::read(srv.state.join("audit.log")).unwrap();
+    let v = ualink_attest::audit::verify_log(
+        &log,
+        &ualink_attest::audit::CheckpointVerifier::new(&key),
+        &[],
+    )
+    .unwrap();
+    let denied: Vec<_> = (0..v.size())
+        .map(|i| v.record(&log, i).unwrap())
+        .filter(|r| {
+            r.event().is_some_and(|e| e.name() == "cvm-attested")
+                && r.outcome() == ualink_attest::audit::Outcome::Deny
+        })
+        .collect();
+    assert_eq!(denied.len(), 1, "one cvm-attested deny");
+    assert!(!denied[0].rules().is_empty());
+    assert!(denied[0].policy_input().is_some(), "replayable");
+    let (code, out) = super::report(&srv.state, &roots);
+    assert_eq!(code, Some(0), "{out}");
+}

@@ -36,7 +36,7 @@ fn text(out: &Output) -> String {
 }
 
 /// The tenants' policy data: both accept the sim CVM's default launch measurement; A may
-/// share read-only with B. Both waive `require_no_update_after_lock`, as the demo does: the
+/// share read-only with B; tenant C lists another measurement. A and B waive `require_no_update_after_lock`, as the demo does: the
 /// simulated TDI's interface report never sets NO_UPDATE_AFTER_LOCK (a known gap listed in
 /// SECURITY.md), so the default rule would refuse every sim TDI.
 fn overlay() -> Value {
@@ -45,8 +45,10 @@ fn overlay() -> Value {
         "cvm": {"measurements": {"sim": [m]}},
         "accept": {"require_no_update_after_lock": false},
     });
+    // Tenant C admits only a CVM image none of the tests runs.
+    let other = json!({"cvm": {"measurements": {"sim": ["11".repeat(48)]}}});
     json!({"ualink_data": {
-        "tenants": {"tenant-a": tenant.clone(), "tenant-b": tenant},
+        "tenants": {"tenant-a": tenant.clone(), "tenant-b": tenant, "tenant-c": other},
         "sharing": {"pairs": [{"exporter": "tenant-a", "importer": "tenant-b", "rights": ["read"]}]},
     }})
 }
