@@ -358,3 +358,111 @@ fn a_cvm_another_tenants_policy_refuses_is_denied_and_audited() {
     let (code, out) = super::report(&srv.state, &roots);
     assert_eq!(code, Some(0), "{out}");
 }
+
+/// Accepts `accel`'s TDI for the agent's tenant (report digest as the TSM states it).
+async fn accept(a: &Agent, tenant: &str, accel: u16) {
+    let r = a
+        .get(&format!("/ualink/v0/tenants/{tenant}/tdis/{accel}/report"))
+        .await;
+    assert_eq!(r.status, 200, "{}", body(&r));
+    let v: Value = serde_json::from_str(&r.text).unwrap();
+    let r = a
+        .post(
+            &format!("/ualink/v0/tenants/{tenant}/tdis/{accel}/accept"),
+            &json!({"report_digest": v["report_digest"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", body(&r));
+}
+
+/// The TSM is SIGKILLed right after it acknowledged a grant to B's agent. After the restart
+/// the grant's share decision is in the log with the digest of exactly the bytes B received,
+/// the log verifies, and the auditor's report over the whole history exits 0.
+#[test]
+fn tsm_sigkilled_right_after_issuing_a_grant_keeps_the_decision() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut srv = served(dir.path());
+    srv.ok(&["link", "1", "3"]);
+    srv.ok(&[
+        "window",
+        "add",
+        "--tenant",
+        "tenant-a",
+        "--accelerator",
+        "1",
+        "--base",
+        "0x10000",
+        "--len",
+        "0x10000",
+    ]);
+    let mut roots = Vec::new();
+    for r in srv.device_roots() {
+        let p = dir.path().join(format!("root-{}.der", roots.len()));
+        std::fs::copy(&r, &p).unwrap();
+        roots.push(p);
+    }
+    let grant = rt().block_on(async {
+        let c = cvm(&srv);
+        let (mut a, mut b) = (Agent::new(&srv), Agent::new(&srv));
+        a.attest(&c).await;
+        b.attest(&c).await;
+        accept(&a, "tenant-a", 1).await;
+        accept(&b, "tenant-b", 3).await;
+        let r = a
+            .post(
+                "/ualink/v0/tenants/tenant-a/exports",
+                &json!({"accelerator_id": 1, "window_base": 0x10000, "offset": 0x1000,
+                        "len": 0x1000, "to_tenant": "tenant-b", "to_os": 20, "rights": ["read"]}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", body(&r));
+        let offer: Value = serde_json::from_str(&r.text).unwrap();
+        let r = b
+            .post(
+                "/ualink/v0/tenants/tenant-b/imports",
+                &json!({"offer_id": offer["offer_id"], "os_instance": 20,
+                        "accelerator_id": 3, "rights": ["read"]}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", body(&r));
+        let g: Value = serde_json::from_str(&r.text).unwrap();
+        base64::engine::general_purpose::STANDARD
+            .decode(g["grant"].as_str().unwrap())
+            .unwrap()
+    });
+    assert!(!srv.signal("-KILL").success());
+    // Restarted: the log opens (verified) and carries the acknowledged decision.
+    let mut srv = Server::start(&state);
+    for r in srv.device_roots() {
+        let p = dir.path().join(format!("root-{}.der", roots.len()));
+        std::fs::copy(&r, &p).unwrap();
+        roots.push(p);
+    }
+    assert_eq!(srv.ok(&["status"])["tenants"], 2);
+    assert!(srv.signal("-TERM").success());
+    let ca = std::fs::read(state.join("tls/tsm-ca.pem")).unwrap();
+    let ca = ualink_attest::pki::certs_from_pem_or_der(&ca).unwrap();
+    let key = ualink_guest_agent::tls::cert_public_key(&ca[0]).unwrap();
+    let log = std::fs::read(state.join("audit.log")).unwrap();
+    let v = ualink_attest::audit::verify_log(
+        &log,
+        &ualink_attest::audit::CheckpointVerifier::new(&key),
+        &[],
+    )
+    .unwrap();
+    let digest = ring::digest::digest(&ring::digest::SHA384, &grant);
+    let found = (0..v.size())
+        .map(|i| v.record(&log, i).unwrap())
+        .filter(|r| r.kind() == ualink_attest::audit::DecisionKind::Share)
+        .any(|r| {
+            r.outcome() == ualink_attest::audit::Outcome::Allow
+                && r.inputs()
+                    .iter()
+                    .any(|i| i.name == "grant" && &i.sha384.as_bytes()[..] == digest.as_ref())
+        });
+    assert!(found, "the acknowledged grant's decision survived the kill");
+    let (code, out) = super::report(&state, &roots);
+    assert_eq!(code, Some(0), "{out}");
+}
