@@ -17,10 +17,12 @@
 //! 1. `hello {tenant, nonce}`: a fresh 32-byte nonce (base64). The peer's tenant must be
 //!    ours; its nonce must be 32 bytes and not ours (a reflected nonce is refused).
 //! 2. `evidence {evidence}`: this CVM's evidence (the KBS `primary_evidence` JSON) with
-//!    report_data = [`mesh_binding`]`(peer's nonce, our TLS key)` = SHA-384 of the JCS of
-//!    `{"additional-evidence": "ualink-mesh/v0", "nonce": <peer nonce>, "tee-pubkey": <JWK
-//!    of our TLS key>}` ‖ 0¹⁶ (the KBS binding with its own label, so neither can stand in
-//!    for the other).
+//!    report_data = [`mesh_binding`]`(peer's nonce, our TLS key, exporter)` = SHA-384 of the
+//!    JCS of `{"additional-evidence": "ualink-mesh/v0:<hex exporter>", "nonce": <peer
+//!    nonce>, "tee-pubkey": <JWK of our TLS key>}` ‖ 0¹⁶, where the exporter is 32 bytes of
+//!    the TLS exporter ([`EXPORTER_LABEL`], no context) of this connection: the evidence is
+//!    bound to the nonce, the key and this TLS session (the KBS binding with its own label,
+//!    so neither can stand in for the other).
 //! 3. Each end verifies the other's evidence with [`CvmVerifier`] (tenant roots, exact
 //!    report_data computed from *its own* nonce and the key the peer proved in the TLS
 //!    handshake, the tenant's `ualink.cvm` policy), then sends `verdict {accepted, reason}`.
@@ -61,12 +63,23 @@ pub const BINDING_LABEL: &str = "ualink-mesh/v0";
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 const NONCE_LEN: usize = 32;
 
+/// The TLS exporter label of the mesh channel binding (RFC 8446 section 7.5).
+pub const EXPORTER_LABEL: &[u8] = b"EXPORTER-ualink-mesh-v0";
+
 /// The report_data a mesh peer's evidence must carry: the KBS binding of `nonce` (chosen by
-/// the verifying side), the JWK of the prover's TLS key `tls_key` (SEC1), and
-/// [`BINDING_LABEL`].
-pub fn mesh_binding(nonce: &str, tls_key: &[u8]) -> Result<[u8; 64]> {
+/// the verifying side), the JWK of the prover's TLS key `tls_key` (SEC1), and, as
+/// `additional-evidence`, `"<BINDING_LABEL>:<hex of the 32-byte TLS exporter value>"` so
+/// the evidence is bound to this TLS session and not only to the key.
+pub fn mesh_binding(nonce: &str, tls_key: &[u8], exporter: &[u8; 32]) -> Result<[u8; 64]> {
     let jwk = jwk_of_sec1(tls_key)?;
-    Ok(crate::kbs::binding(nonce, &jwk, BINDING_LABEL)?.1)
+    let additional = format!("{BINDING_LABEL}:{}", hex::encode(exporter));
+    Ok(crate::kbs::binding(nonce, &jwk, &additional)?.1)
+}
+
+fn exporter_err(e: rustls::Error) -> Error {
+    Error::ApiMisuse {
+        reason: format!("TLS exporter: {e}"),
+    }
 }
 
 /// A secret string on the wire (base64 key bytes): zeroized on drop, never printed.
@@ -321,6 +334,7 @@ async fn attest<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     cfg: &MeshConfig,
     peer_key: Vec<u8>,
+    channel: [u8; 32],
 ) -> Result<MeshPeer> {
     let my_nonce = fresh_nonce()?;
     let tenant = cfg.verifier.tenant().to_string();
@@ -363,19 +377,28 @@ async fn attest<S: AsyncRead + AsyncWrite + Unpin>(
         return Err(Error::misbehaved(reason));
     }
 
-    let my_rd = mesh_binding(&their_nonce, &cfg.identity.public_sec1())?;
+    let my_rd = mesh_binding(&their_nonce, &cfg.identity.public_sec1(), &channel)?;
     let ev = cfg.provider.evidence(&my_rd)?.to_kbs_json()?;
     write_msg(s, &Msg::Evidence { evidence: ev }).await?;
     let Msg::Evidence { evidence } = expect(s, "evidence").await? else {
         return Err(Error::misbehaved("not evidence"));
     };
-    let expected = mesh_binding(&my_nonce, &peer_key)?;
+    let expected = mesh_binding(&my_nonce, &peer_key, &channel)?;
     let verdict = cfg.verifier.verify(&evidence, &expected, UnixTime::now());
     let (accepted, reason) = match &verdict {
         Ok(_) => (true, String::new()),
         Err(e) => (false, e.to_string()),
     };
     write_msg(s, &Msg::Verdict { accepted, reason }).await?;
+    let cvm = match verdict {
+        Ok(c) => c,
+        Err(e) => {
+            // Let the peer's verdict arrive (so ours is read before the connection
+            // closes), but our refusal stands whatever it says or if it is gone.
+            let _ = read_msg(s).await;
+            return Err(e);
+        }
+    };
     let Msg::Verdict {
         accepted: they_accepted,
         reason: their_reason,
@@ -383,7 +406,6 @@ async fn attest<S: AsyncRead + AsyncWrite + Unpin>(
     else {
         return Err(Error::misbehaved("not a verdict"));
     };
-    let cvm = verdict?;
     if !they_accepted {
         return Err(Error::MeshRefused {
             reason: their_reason,
@@ -433,7 +455,12 @@ pub async fn connect(addr: SocketAddr, cfg: &MeshConfig) -> Result<MeshConnectio
             .await
             .map_err(|e| Error::io(format!("TLS handshake with the peer agent at {addr}"), &e))?;
         let key = peer_p256_key(stream.get_ref().1.peer_certificates())?;
-        let peer = attest(&mut stream, cfg, key).await?;
+        let channel = stream
+            .get_ref()
+            .1
+            .export_keying_material([0u8; 32], EXPORTER_LABEL, None)
+            .map_err(exporter_err)?;
+        let peer = attest(&mut stream, cfg, key, channel).await?;
         Ok(MeshConnection { stream, peer })
     })
     .await
@@ -598,7 +625,16 @@ impl MeshListener {
         })
         .await?;
         let key = peer_p256_key(stream.get_ref().1.peer_certificates())?;
-        let lead = timed("mesh attestation", attest(&mut stream, &self.cfg, key)).await?;
+        let channel = stream
+            .get_ref()
+            .1
+            .export_keying_material([0u8; 32], EXPORTER_LABEL, None)
+            .map_err(exporter_err)?;
+        let lead = timed(
+            "mesh attestation",
+            attest(&mut stream, &self.cfg, key, channel),
+        )
+        .await?;
         let mut keys = None;
         loop {
             let m = timed("mesh request", read_msg(&mut stream)).await?;
@@ -716,10 +752,15 @@ mod tests {
     fn binding_depends_on_nonce_and_key() {
         let a = AgentIdentity::generate("a").unwrap();
         let b = AgentIdentity::generate("b").unwrap();
-        let x = mesh_binding("bm9uY2U", &a.public_sec1()).unwrap();
-        assert_ne!(x, mesh_binding("bm9uY2U", &b.public_sec1()).unwrap());
-        assert_ne!(x, mesh_binding("b3RoZXI", &a.public_sec1()).unwrap());
+        let ch = [7u8; 32];
+        let x = mesh_binding("bm9uY2U", &a.public_sec1(), &ch).unwrap();
+        assert_ne!(x, mesh_binding("bm9uY2U", &b.public_sec1(), &ch).unwrap());
+        assert_ne!(x, mesh_binding("b3RoZXI", &a.public_sec1(), &ch).unwrap());
+        assert_ne!(
+            x,
+            mesh_binding("bm9uY2U", &a.public_sec1(), &[8u8; 32]).unwrap()
+        );
         assert_eq!(&x[48..], &[0u8; 16]);
-        assert!(mesh_binding("n", &[4u8; 65]).is_err());
+        assert!(mesh_binding("n", &[4u8; 65], &ch).is_err());
     }
 }

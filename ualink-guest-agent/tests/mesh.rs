@@ -407,3 +407,51 @@ async fn with_the_tsm_layout_each_peer_gets_exactly_its_links() {
     let e = lead_round(&lead, &[], &p).await.unwrap_err();
     assert!(e.to_string().contains("not a vPod member"), "{e}");
 }
+
+#[tokio::test]
+async fn evidence_bound_to_another_tls_session_is_refused() {
+    let pki = pki();
+    let (honest_peer, addr) = listen(config(&pki, TENANT, honest(&pki))).await;
+    let t = tokio::spawn(async move { honest_peer.serve_lead(&own(&[2])).await });
+    // A lead on a trusted platform with the right key and nonce, but evidence bound to
+    // another TLS session (as a relay would present).
+    let rogue = AgentIdentity::generate("relay").unwrap();
+    let sim = SimProvider::load_or_create(&pki.trusted).unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut s = tokio_rustls::TlsConnector::from(Arc::new(mesh::client_config(&rogue).unwrap()))
+        .connect(
+            rustls_pki_types::ServerName::try_from("ualink-agent").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let Msg::Hello { nonce, .. } = mesh::read_msg(&mut s).await.unwrap() else {
+        panic!("no hello")
+    };
+    use base64::Engine as _;
+    mesh::write_msg(
+        &mut s,
+        &Msg::Hello {
+            tenant: TENANT.into(),
+            nonce: base64::engine::general_purpose::STANDARD.encode([1u8; 32]),
+        },
+    )
+    .await
+    .unwrap();
+    let rd = mesh::mesh_binding(&nonce, &rogue.public_sec1(), &[0u8; 32]).unwrap();
+    let ev = sim.evidence(&rd).unwrap().to_kbs_json().unwrap();
+    mesh::write_msg(&mut s, &Msg::Evidence { evidence: ev })
+        .await
+        .unwrap();
+    let _their_evidence = mesh::read_msg(&mut s).await.unwrap();
+    match mesh::read_msg(&mut s).await.unwrap() {
+        Msg::Verdict { accepted, reason } => {
+            assert!(!accepted);
+            assert!(reason.contains("report_data"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let _ = s.shutdown().await;
+    let e = t.await.unwrap().unwrap_err();
+    assert_eq!(e.class(), ErrorClass::Verification, "{e}");
+}
