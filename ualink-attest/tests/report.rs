@@ -1248,6 +1248,20 @@ fn html_report_renders_in_headless_chromium_with_one_node_per_accelerator() {
     assert_eq!(y_of(1), y_of(2));
     assert_eq!(y_of(9), y_of(10));
     assert!(y_of(9) > y_of(1));
+    // The timeline: one dot per record, one row per record kind, window-carved shown.
+    assert_eq!(dom.matches("class=\"record\"").count(), 27, "{dom}");
+    for kind in [
+        "lifecycle",
+        "device-appraisal",
+        "cvm-appraisal",
+        "tdi-acceptance",
+        "share",
+        "key-rotation",
+        "revocation",
+    ] {
+        assert!(dom.contains(&format!("data-kind=\"{kind}\"")), "{kind}");
+    }
+    assert_eq!(dom.matches("data-event=\"window-carved\"").count(), 2);
 }
 
 /// The device-appraisal input the TSM builds from verified evidence.

@@ -331,6 +331,26 @@ pub struct Report {
     pub keys: Vec<KeyRow>,
     /// Findings.
     pub anomalies: Vec<Anomaly>,
+    /// Every record in order, for the HTML timeline (not in the JSON: the tables carry it).
+    #[serde(skip)]
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// One record on the HTML report's timeline.
+#[derive(Clone, Debug)]
+pub struct TimelineEntry {
+    /// Sequence number.
+    pub seq: u64,
+    /// Record time (unix seconds).
+    pub time: i64,
+    /// Record kind (`device-appraisal`, `lifecycle`, ...): the timeline row.
+    pub kind: &'static str,
+    /// Subject.
+    pub subject: String,
+    /// Event type (`window-carved`, ...) or `-`.
+    pub event: &'static str,
+    /// Outcome.
+    pub outcome: Outcome,
 }
 
 fn short(h: &str) -> String {
@@ -547,6 +567,14 @@ pub fn audit_with_archive(log: &[u8], inputs: &AuditInputs, archived: &[PolicyBu
             }
         };
         replay(&mut rep, seq, &rec, &engines);
+        rep.timeline.push(TimelineEntry {
+            seq,
+            time: rec.time(),
+            kind: rec.kind().name(),
+            subject: rec.subject().to_string(),
+            event: rec.event().map_or("-", AuditEvent::name),
+            outcome: rec.outcome(),
+        });
         for why in hist.check(&rec) {
             anomaly(
                 &mut rep,
@@ -1614,6 +1642,8 @@ impl Report {
             self.replay.identical
         ));
         o.push_str(&self.svg());
+        o.push_str("<h2>Timeline</h2>\n");
+        o.push_str(&self.timeline_svg());
         for (title, table) in self.tables(true) {
             o.push_str(&format!("<h2>{}</h2>\n<table>", esc(&title)));
             for (i, row) in table.iter().enumerate() {
@@ -1627,6 +1657,76 @@ impl Report {
             o.push_str("</table>\n");
         }
         o.push_str("</body></html>\n");
+        o
+    }
+
+    /// The record timeline: one row per record kind (in a fixed order, kinds without
+    /// records left out), one dot per record placed by sequence number, green allow, red
+    /// deny, grey information; each dot's title names its seq, time, event and subject.
+    fn timeline_svg(&self) -> String {
+        const KINDS: [&str; 8] = [
+            "lifecycle",
+            "device-appraisal",
+            "cvm-appraisal",
+            "tdi-acceptance",
+            "share",
+            "key-rotation",
+            "revocation",
+            "policy-change",
+        ];
+        const LEFT: usize = 130;
+        const ROW_H: usize = 24;
+        let rows: Vec<&str> = KINDS
+            .iter()
+            .copied()
+            .filter(|k| self.timeline.iter().any(|e| e.kind == *k))
+            .collect();
+        let n = self.timeline.len();
+        let plot_w = (12 * n).clamp(200, 1400);
+        let width = LEFT + plot_w + 20;
+        let height = 10 + ROW_H * rows.len().max(1) + 10;
+        let mut o = format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"timeline\" width=\"{width}\" \
+             height=\"{height}\" viewBox=\"0 0 {width} {height}\">\n<rect x=\"0\" y=\"0\" \
+             width=\"{width}\" height=\"{height}\" fill=\"#fafafa\"/>\n"
+        );
+        for (r, k) in rows.iter().enumerate() {
+            let y = 10 + ROW_H * r + ROW_H / 2;
+            o.push_str(&format!(
+                "<g class=\"timeline-row\" data-kind=\"{k}\"><text x=\"8\" y=\"{}\" \
+                 font-size=\"11\">{k}</text><line x1=\"{LEFT}\" y1=\"{y}\" x2=\"{}\" \
+                 y2=\"{y}\" stroke=\"#ccc\"/></g>\n",
+                y + 4,
+                LEFT + plot_w
+            ));
+        }
+        for (i, e) in self.timeline.iter().enumerate() {
+            let Some(r) = rows.iter().position(|k| *k == e.kind) else {
+                continue;
+            };
+            let x = LEFT + plot_w * i / n.saturating_sub(1).max(1);
+            let y = 10 + ROW_H * r + ROW_H / 2;
+            let fill = match e.outcome {
+                Outcome::Allow => "#2a2",
+                Outcome::Deny => "#c00",
+                Outcome::Info => "#888",
+            };
+            o.push_str(&format!(
+                "<circle class=\"record\" data-seq=\"{}\" data-event=\"{}\" cx=\"{x}\" \
+                 cy=\"{y}\" r=\"4\" fill=\"{fill}\"><title>{}</title></circle>\n",
+                e.seq,
+                e.event,
+                esc(&format!(
+                    "seq {} at {}: {} {} ({})",
+                    e.seq,
+                    e.time,
+                    e.event,
+                    e.subject,
+                    e.outcome.name()
+                ))
+            ));
+        }
+        o.push_str("</svg>\n");
         o
     }
 
@@ -1785,15 +1885,25 @@ impl Report {
             ) else {
                 continue;
             };
-            let (x1, x2, y1, y2) = (x1 + 35, x2 + 35, y1 + 50, y2 + 50);
-            let dip = y1.max(y2) + 45 + 10 * (i % 4);
+            // Same row: an arc below the row; across rows: a bow to the right, ending on
+            // the top (or bottom) edge of the importer.
+            let (x1, x2) = (x1 + 35, x2 + 35);
+            let bend = 10 * (i % 4);
+            let (y1, y2, cx, cy) = match y1.cmp(&y2) {
+                core::cmp::Ordering::Equal => (y1 + 50, y2 + 50, (x1 + x2) / 2, y1 + 95 + bend),
+                core::cmp::Ordering::Less => {
+                    (y1 + 50, y2, (x1 + x2) / 2 + 60 + bend, (y1 + y2) / 2 + 25)
+                }
+                core::cmp::Ordering::Greater => {
+                    (y1, y2 + 50, (x1 + x2) / 2 + 60 + bend, (y1 + y2) / 2 + 25)
+                }
+            };
             o.push_str(&format!(
-                "<path class=\"share{}\" id=\"share-{}\" d=\"M{x1},{y1} Q{},{dip} {x2},{y2}\" \
+                "<path class=\"share{}\" id=\"share-{}\" d=\"M{x1},{y1} Q{cx},{cy} {x2},{y2}\" \
                  fill=\"none\" stroke=\"#c00\" stroke-width=\"2\" \
                  marker-end=\"url(#arrow)\"><title>{}</title></path>\n",
                 if s.cross_tenant { " cross-tenant" } else { "" },
                 esc(&s.grant_id),
-                (x1 + x2) / 2,
                 esc(&format!(
                     "{} -> {} ({})",
                     s.exporter, s.importer, s.grant_id
