@@ -179,14 +179,37 @@ const INTEL_SGX_ROOT_CA_DER: &[u8] = include_bytes!("tdx_data/intel_sgx_root_ca.
 
 /// dcap-qvl checks the PCK chain in the quote's certification data under its own copy of
 /// Intel's root and ignores the root certificate the quote carries, so bytes of that copy
-/// (and the PEM text around the certificates) could change without notice. Every byte of
-/// the quote must count: the chain must be canonical PEM (64-column base64, LF, nothing
+/// (and the PEM text around the certificates, and the outer certification data type) could
+/// change without notice. Every byte of the quote must count: the outer certification data
+/// is type 6 and exactly as long as the QE report data it frames; the chain must be canonical PEM (64-column base64, LF, nothing
 /// else but one terminating NUL), every certificate's outer DER exact, and the last certificate byte-identical to
 /// Intel's root.
 fn check_cert_chain_exact(quote: &[u8]) -> Result<()> {
     const CHAIN: &str = "TDX quote PCK certificate chain";
     let q = dcap_qvl::quote::Quote::parse(quote)
         .map_err(|e| Error::malformed(WHAT, format!("{e:#}")))?;
+    // The QE certification data framing is not signed and dcap-qvl does not check it: its
+    // type must be 6 (QE report certification data) and its length exactly what it holds.
+    let dcap_qvl::quote::AuthData::V4(auth) = &q.auth_data else {
+        return Err(Error::malformed(WHAT, "auth data is not the v4/v5 layout"));
+    };
+    let inner = &auth.qe_report_data;
+    let inner_len = 384usize
+        .checked_add(64 + 2 + 2 + 4)
+        .and_then(|n| n.checked_add(inner.qe_auth_data.data.len()))
+        .and_then(|n| n.checked_add(inner.certification_data.body.data.len()));
+    if auth.certification_data.cert_type != 6
+        || Some(auth.certification_data.body.data.len()) != inner_len
+    {
+        return Err(Error::malformed(
+            WHAT,
+            format!(
+                "QE certification data: type {} (want 6) or length {} not exactly its contents",
+                auth.certification_data.cert_type,
+                auth.certification_data.body.data.len()
+            ),
+        ));
+    }
     let raw = q
         .raw_cert_chain()
         .map_err(|e| Error::malformed(CHAIN, format!("{e:#}")))?;

@@ -192,3 +192,26 @@ fn a_changed_root_copy_is_refused_even_though_dcap_qvl_ignores_it() {
         "{e:?}"
     );
 }
+
+/// The auth data framing dcap-qvl does not look at (the outer certification data type and
+/// length, the QE auth data, the inner type and length) counts too: a one-bit change in any
+/// byte from the auth data length to the start of the PEM chain is refused. (The proptest in
+/// no_panic.rs found the outer type 6 -> 7 accepted.)
+#[test]
+fn every_byte_of_the_auth_data_framing_counts() {
+    let quote = data("tdx_quote");
+    let pem = quote.windows(10).position(|w| w == b"-----BEGIN").unwrap();
+    // v4: 48-byte header + 584-byte TD report; the auth data length follows.
+    for i in 632..pem {
+        let mut q = quote.clone();
+        q[i] ^= 0x01;
+        assert!(
+            verify(&q, &ExpectedReportData::NotProvided).is_err(),
+            "byte {i} accepted"
+        );
+    }
+    let mut q = quote.clone();
+    q[764] = 7; // the outer certification data type, 6 in the vector
+    let e = verify(&q, &ExpectedReportData::NotProvided).unwrap_err();
+    assert!(e.to_string().contains("QE certification data"), "{e}");
+}
