@@ -7,7 +7,7 @@ use base64::Engine as _;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Bytes;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, SET_COOKIE};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, SET_COOKIE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -42,6 +42,8 @@ pub(crate) fn error_response(e: &ApiError) -> Rsp {
     *r.status_mut() = e.status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
@@ -52,6 +54,8 @@ fn json<T: Serialize>(status: StatusCode, v: &T) -> ApiResult {
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
 }
 
@@ -64,8 +68,13 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request("malformed_json", format!("request body: {e}")))
 }
 
-/// Reads the body within `limit` bytes (413 `body_too_large` beyond).
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
+/// Reads the body within `limit` bytes (413 `body_too_large` beyond). The body is held in a
+/// zeroizing buffer (agent key hand-overs carry key material); the transport's own buffers
+/// (rustls, hyper) are reused and overwritten, not zeroized.
+async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -84,7 +93,7 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiErr
         }
     }
     match Limited::new(req.into_body(), limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
+        Ok(c) => Ok(zeroize::Zeroizing::new(Vec::from(c.to_bytes()))),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Err(e) => Err(ApiError::bad_request(
             "body_read_failed",
@@ -632,10 +641,13 @@ async fn kbs_resource(
         }
     }
     .map_err(|e| ApiError::internal(format!("encoding the resource: {e}")))?;
+    let plaintext = zeroize::Zeroizing::new(plaintext);
     let jwe = kbs::encrypt_jwe(&key, &plaintext)?;
     let mut r = Response::new(Full::new(Bytes::from(jwe)));
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
 }
 
