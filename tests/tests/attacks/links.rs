@@ -233,3 +233,26 @@ fn replayed_wire_transaction_is_refused() {
     assert_eq!(p.local_read(id(1), 0x100, 16).unwrap(), vec![0; 16]);
     assert_no_leaks(p);
 }
+
+/// The same dropped KeyRollMSG, as the audit log should tell it: no `keys-rotated` event
+/// claims the new epoch for a roll that never completed, the failure is recorded, and the
+/// TSM no longer reports the pair's keys as live.
+///
+/// Ignored, a known gap (SECURITY.md, residual risks): today the `keys-rotated` events are
+/// written before the roll is confirmed and the pair still reads as live.
+#[test]
+#[ignore = "gap: a failed key roll is logged as rotated and the pair still reads as live (see SECURITY.md)"]
+fn dropped_keyroll_message_is_audited_as_a_failed_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut t, _h) = two_tenants(dir.path());
+    t.pod().keyroll_fault(KeyRollFault::Drop).unwrap();
+    t.rotate(1, 2).unwrap_err();
+    assert!(!t.link_keys_live(1, 2).unwrap());
+    let recs = close(t, dir.path());
+    assert!(!recs
+        .iter()
+        .any(|r| r.event().is_some_and(|e| e.name() == "keys-rotated")));
+    assert!(recs.iter().any(|r| r.kind() == DecisionKind::KeyRotation
+        && r.subject() == "accel-0001<->accel-0002"
+        && r.outcome() == Outcome::Deny));
+}
