@@ -297,8 +297,9 @@ fn serve_two_tenant_agents_and_the_auditor_report_verifies() {
 
 /// The TSM is killed with SIGKILL right after each acknowledged step of onboarding, and
 /// once while a request is in flight; after each restart from the same state directory
-/// everything acknowledged before the kill is still there, the log verifies, and at the end
-/// the auditor's report over the whole history exits 0.
+/// everything acknowledged before the kill is still there, the log verifies, the pod
+/// converges (keys re-provisioned, TDIs locked and accepted by both tenants' agents), and the
+/// auditor's report over the whole history exits 0.
 #[test]
 fn tsm_sigkilled_during_onboarding_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
@@ -386,6 +387,32 @@ fn tsm_sigkilled_during_onboarding_loses_nothing_acknowledged() {
     // Keys are never persisted: a restarted TSM re-provisions, and the pod still keys.
     let k = srv.ok(&["provision", "--tenant", "tenant-b"]);
     assert!(k["programmed"].as_u64().unwrap() > 0, "{k}");
+    // The pod converges: TDIs lock and both tenants' agents accept them.
+    for (name, a) in [
+        ("tenant-a", "1"),
+        ("tenant-a", "2"),
+        ("tenant-b", "3"),
+        ("tenant-b", "4"),
+    ] {
+        srv.ok(&["lock", "--tenant", name, "--accelerator", a]);
+    }
+    for tenant in ["tenant-a", "tenant-b"] {
+        let out = srv.agent(tenant).wait_with_output().unwrap();
+        assert!(out.status.success(), "{tenant}: {}", text(&out));
+        let first: Value = serde_json::Deserializer::from_slice(&out.stdout)
+            .into_iter::<Value>()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert!(
+            first["tdis"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|t| t["decision"] == "accepted" && t["state"] == "RUN"),
+            "{first}"
+        );
+    }
     assert!(srv.signal("-TERM").success());
     let (code, out) = report(&state, &roots);
     assert_eq!(code, Some(0), "{out}");
