@@ -449,3 +449,48 @@ async fn the_guest_agent_kbs_client_with_its_tls_identity_completes_the_flow() {
     let anon = KbsClient::new(&url, KbsTrust::Pem(ca)).unwrap();
     assert!(anon.auth(kbs_types::Tee::Snp).await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_auditor_verifies_and_replays_the_cvm_appraisals_the_service_recorded() {
+    use ualink_attest::report::{audit, AuditInputs};
+    let h = Harness::start(|_| {}).await;
+    provision(&h).await;
+    let mut a = h.agent();
+    assert_eq!(a.attest(&h.sim_cvm()).await.status, StatusCode::OK);
+    assert!(a.resource("tenant-a/vpod/config").await.is_ok());
+    let mut c = h.agent();
+    assert_eq!(c.attest(&h.sim_cvm()).await.status, StatusCode::OK);
+    assert_eq!(
+        c.resource("tenant-c/vpod/config").await.unwrap_err().code(),
+        "cvm_denied"
+    );
+    let cvm_ark = h.sim_cvm().platform().ark_der().to_vec();
+    let vendor_roots = h.svc.tsm().lock().unwrap().pod().vendor_roots();
+    let (state, _d) = h.stop().await;
+    let tsm_platform =
+        ualink_attest::sim::SimPlatform::load_or_create(&state.join("sim-platform")).unwrap();
+    let tee_anchors = tsm_platform
+        .trust_anchors()
+        .unwrap()
+        .with_explicit_root_der(&cvm_ark)
+        .unwrap();
+    let mut device_anchors = ualink_spdm::cert_chain::TrustAnchors::new();
+    for (_, der) in vendor_roots {
+        device_anchors.add_der(&der).unwrap();
+    }
+    let inputs = AuditInputs {
+        key_file: None,
+        policy: Some(ualink_policy::PolicyBundle::load(state.join("policy")).unwrap()),
+        tee_anchors,
+        device_anchors,
+        trusted_checkpoints: Vec::new(),
+    };
+    let log = std::fs::read(state.join("audit.log")).unwrap();
+    let report = audit(&log, &inputs);
+    let text = report.to_text();
+    // Every record verifies, the CVM evidence under the CVM platform's root, and every
+    // decision (the two CVM appraisals included) replays to what was recorded.
+    assert_eq!(report.exit_code(), 0, "{text}");
+    assert!(text.contains("(accepted measurement"), "{text}");
+    assert!(text.contains("(denied measurement"), "{text}");
+}
