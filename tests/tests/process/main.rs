@@ -461,3 +461,90 @@ fn tdis_rejected_by_the_tenants_policy_are_stopped_and_the_history_audits() {
     let (code, out) = report(&srv.state, &roots);
     assert_eq!(code, Some(0), "{out}");
 }
+
+/// SIGKILL at random moments (clock-seeded, printed) while the provider creates tenants as
+/// fast as it can, three rounds on one state directory. After each restart the TSM holds every
+/// tenant whose creation was acknowledged and at most the one that was in flight; the log
+/// verifies each time (the restart opens it), and the auditor's report over all rounds exits 0.
+#[test]
+fn tsm_sigkilled_at_random_points_keeps_every_acknowledged_tenant() {
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    println!("seed {seed}");
+    let mut roots = Vec::new();
+    let mut acknowledged_total = 0u64;
+    for round in 0..3u32 {
+        let mut srv = Server::start(&state);
+        for r in srv.device_roots() {
+            let p = dir.path().join(format!("root-{}.der", roots.len()));
+            std::fs::copy(&r, &p).unwrap();
+            roots.push(p);
+        }
+        let before = srv.ok(&["status"])["tenants"].as_u64().unwrap();
+        assert!(
+            before >= acknowledged_total,
+            "lost tenants: {before} < {acknowledged_total}"
+        );
+        let acked = Arc::new(Mutex::new(0u64));
+        let (url, tls, a2) = (srv.url.clone(), state.join("tls"), acked.clone());
+        let worker = std::thread::spawn(move || {
+            for i in 0..40u32 {
+                let id = 100 + round * 100 + i;
+                let out = Command::new(bin("ualink-tsm"))
+                    .args([
+                        "tenant",
+                        "add",
+                        "--name",
+                        &format!("t{id}"),
+                        "--id",
+                        &id.to_string(),
+                    ])
+                    .args(["--json", "--tsm", &url, "--tls-dir"])
+                    .arg(&tls)
+                    .output()
+                    .unwrap();
+                if !out.status.success() {
+                    break;
+                }
+                *a2.lock().unwrap() += 1;
+            }
+        });
+        // Somewhere between the first few and the last few requests.
+        let delay = 100 + u64::from(seed.wrapping_mul(round + 7) % 900);
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        srv.signal("-KILL");
+        worker.join().unwrap();
+        let acked = *acked.lock().unwrap();
+        let srv = Server::start(&state);
+        for r in srv.device_roots() {
+            let p = dir.path().join(format!("root-{}.der", roots.len()));
+            std::fs::copy(&r, &p).unwrap();
+            roots.push(p);
+        }
+        let after = srv.ok(&["status"])["tenants"].as_u64().unwrap();
+        println!(
+            "round {round}: killed after {delay} ms; {acked} acknowledged, {} stored",
+            after - before
+        );
+        assert!(
+            after >= before + acked && after <= before + acked + 1,
+            "round {round}: {before} + {acked} acknowledged, {after} after restart"
+        );
+        acknowledged_total = after;
+        drop(srv);
+    }
+    let mut srv = Server::start(&state);
+    for r in srv.device_roots() {
+        let p = dir.path().join(format!("root-{}.der", roots.len()));
+        std::fs::copy(&r, &p).unwrap();
+        roots.push(p);
+    }
+    assert!(srv.signal("-TERM").success());
+    let (code, out) = report(&state, &roots);
+    assert_eq!(code, Some(0), "{out}");
+}
