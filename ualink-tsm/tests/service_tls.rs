@@ -184,3 +184,34 @@ async fn tls_material_is_private_and_reused_on_restart() {
     assert!(e.to_string().contains("readable"), "{e}");
     drop(svc);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_session_resumption_every_connection_proves_its_key() {
+    let h = Harness::start(|_| {}).await;
+    let c = h.agent();
+    for _ in 0..3 {
+        let tcp = tokio::net::TcpStream::connect(h.addr()).await.unwrap();
+        let mut tls = c
+            .connector
+            .connect(
+                rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+                tcp,
+            )
+            .await
+            .unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        tls.write_all(
+            b"GET /ualink/v0/tsm HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut buf = Vec::new();
+        let _ = tls.read_to_end(&mut buf).await;
+        assert!(buf.starts_with(b"HTTP/1.1 200"));
+        assert_eq!(
+            tls.get_ref().1.handshake_kind(),
+            Some(rustls::HandshakeKind::Full),
+            "a resumed handshake would skip the client's CertificateVerify"
+        );
+    }
+}
