@@ -465,30 +465,39 @@ impl Agent {
             };
             return out;
         }
-        let report = match self.tsm.tdi_report(accel).await {
-            Ok(r) => r,
-            Err(e) => {
-                out.decision = TdiDecision::Failed {
-                    error: e.to_string(),
-                };
-                return out;
+        // A report the TSM replaced between our fetch and our verdict (`stale_report`) is
+        // fetched and judged once more.
+        let mut retried = false;
+        let (report, checks, result) = loop {
+            let report = match self.tsm.tdi_report(accel).await {
+                Ok(r) => r,
+                Err(e) => {
+                    out.decision = TdiDecision::Failed {
+                        error: e.to_string(),
+                    };
+                    return out;
+                }
+            };
+            let checks = self.verdict(vpod, &report);
+            let result = if checks.is_empty() {
+                if view.state == "RUN" {
+                    Ok(api::TdiStateView {
+                        state: view.state.clone(),
+                    })
+                } else {
+                    self.tsm.accept(accel, &report.report_digest).await
+                }
+            } else {
+                let lines: Vec<String> = checks.iter().take(MAX_CHECKS).map(check_line).collect();
+                self.tsm.reject(accel, &report.report_digest, &lines).await
+            };
+            match &result {
+                Err(e) if !retried && e.tsm_code() == Some("stale_report") => retried = true,
+                _ => break (report, checks, result),
             }
         };
         out.report_digest = Some(report.report_digest.clone());
         out.epoch = report.epoch;
-        let checks = self.verdict(vpod, &report);
-        let result = if checks.is_empty() {
-            if view.state == "RUN" {
-                Ok(api::TdiStateView {
-                    state: view.state.clone(),
-                })
-            } else {
-                self.tsm.accept(accel, &report.report_digest).await
-            }
-        } else {
-            let lines: Vec<String> = checks.iter().take(MAX_CHECKS).map(check_line).collect();
-            self.tsm.reject(accel, &report.report_digest, &lines).await
-        };
         match result {
             Ok(s) => {
                 out.state = Some(s.state);

@@ -232,6 +232,8 @@ fn tsm_identity_refusals() {
 struct Seen {
     client_keys: Vec<Vec<u8>>,
     tee_pubkeys: Vec<serde_json::Value>,
+    reports: usize,
+    rejects: Vec<serde_json::Value>,
 }
 
 fn json(status: StatusCode, v: serde_json::Value) -> Response<Full<Bytes>> {
@@ -273,6 +275,38 @@ async fn handle(
             StatusCode::CONFLICT,
             serde_json::json!({"code": "cvm_denied", "reason": "measurement", "rules": ["measurement_not_allowed"]}),
         ),
+        "/ualink/v0/tenants/tenant-s/vpod" => json(
+            StatusCode::OK,
+            serde_json::json!({"tenant": "tenant-s", "members": [1], "lead_keys": false,
+                "tdis": [{"accelerator_id": 1, "state": "CONFIG_LOCKED", "epoch": 1,
+                          "report_digest": hex::encode(ring::digest::digest(&ring::digest::SHA384, b"bundle"))}],
+                "epoch_sum": 1}),
+        ),
+        "/ualink/v0/tenants/tenant-s/tdis/1/report" => {
+            seen.lock().unwrap().reports += 1;
+            json(
+                StatusCode::OK,
+                serde_json::json!({"bundle": STANDARD.encode(b"bundle"),
+                    "report_digest": hex::encode(ring::digest::digest(&ring::digest::SHA384, b"bundle")),
+                    "epoch": 1}),
+            )
+        }
+        "/ualink/v0/tenants/tenant-s/tdis/1/reject" => {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let mut s = seen.lock().unwrap();
+            s.rejects.push(v);
+            if s.rejects.len() == 1 {
+                json(
+                    StatusCode::CONFLICT,
+                    serde_json::json!({"code": "stale_report", "reason": "fetch the report again"}),
+                )
+            } else {
+                json(
+                    StatusCode::OK,
+                    serde_json::json!({"state": "CONFIG_UNLOCKED"}),
+                )
+            }
+        }
         "/ualink/v0/tenants/tenant-a/tdis/1/report" => json(
             StatusCode::OK,
             serde_json::json!({"bundle": STANDARD.encode(b"bundle"), "report_digest": "00".repeat(48), "epoch": 1}),
@@ -393,4 +427,51 @@ async fn a_tsm_the_tenant_does_not_trust_gets_no_evidence() {
         seen.lock().unwrap().tee_pubkeys.is_empty(),
         "no attestation after a failed TSM check"
     );
+}
+
+#[tokio::test]
+async fn a_rejection_the_tsm_calls_stale_is_judged_again_on_the_new_report() {
+    use ualink_guest_agent::agent::{Agent, AgentConfig, TdiDecision};
+    use ualink_guest_agent::peer::TenantTrust;
+    let t = fake_tsm();
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let url = serve(&t, seen.clone()).await;
+    let cvm_dir = TempDir::new("cvm3");
+    let cvm = Arc::new(SimProvider::load_or_create(cvm_dir.path()).unwrap());
+    let agent = Agent::connect(AgentConfig {
+        tsm_url: url,
+        tenant: "tenant-s".into(),
+        cvm_roots: cvm.platform().trust_anchors().unwrap(),
+        provider: cvm,
+        tsm_trust: t.trust(),
+        trust: TenantTrust {
+            device_roots: ualink_attest::spdm_evidence::DeviceTrustAnchors::new(),
+            tsm_roots: t.trust().roots,
+        },
+        policy: ualink_policy::PolicyEngine::new(&ualink_policy::PolicyBundle::defaults().unwrap()),
+        lead: false,
+        device_claims: Default::default(),
+        accelerators: None,
+        tx_ports: vec![0],
+    })
+    .await
+    .unwrap();
+    let r = agent.attest_peers().await.unwrap();
+    match &r.tdi(1).unwrap().decision {
+        // No device identity is known for it: fail closed.
+        TdiDecision::Rejected { failed_checks } => {
+            assert_eq!(failed_checks[0].check, "device_claims", "{failed_checks:?}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let s = seen.lock().unwrap();
+    assert_eq!(
+        s.reports, 2,
+        "the report was fetched again after stale_report"
+    );
+    assert_eq!(s.rejects.len(), 2);
+    assert!(s.rejects[1]["failed_checks"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("device_claims: "));
 }
