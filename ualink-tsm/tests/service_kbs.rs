@@ -494,3 +494,33 @@ async fn the_auditor_verifies_and_replays_the_cvm_appraisals_the_service_recorde
     assert!(text.contains("(accepted measurement"), "{text}");
     assert!(text.contains("(denied measurement"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_does_not_carry_over_to_a_re_created_tenant_of_the_same_name() {
+    let h = Harness::start(|_| {}).await;
+    provision(&h).await;
+    let mut agent = h.agent();
+    assert_eq!(agent.attest(&h.sim_cvm()).await.status, StatusCode::OK);
+    assert!(agent.resource("tenant-a/vpod/config").await.is_ok());
+    let admin = h.admin();
+    let r = admin
+        .send("DELETE", "/ualink/v0/tenants/tenant-a", None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    assert_eq!(
+        agent.get("/ualink/v0/tenants/tenant-a/vpod").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let r = admin
+        .post("/ualink/v0/tenants", json!({"id": 9, "name": "tenant-a"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = agent.get("/ualink/v0/tenants/tenant-a/vpod").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.code(), "wrong_tenant");
+    // A fresh session is appraised for the new tenant.
+    let mut again = h.agent();
+    assert_eq!(again.attest(&h.sim_cvm()).await.status, StatusCode::OK);
+    let r = again.get("/ualink/v0/tenants/tenant-a/events").await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+}

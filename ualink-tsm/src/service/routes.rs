@@ -572,17 +572,34 @@ async fn tenant_access(
     name: &str,
 ) -> Result<TenantRecord, ApiError> {
     let (sid, key, claims) = session_claims(shared, role, headers)?;
+    // Sessions are bound to a tenant *instance* (name and number): a tenant offboarded and
+    // created again under the same name is a new tenant the session was never appraised for.
     let bound = lock(&shared.sessions)?.bound_tenant(&sid, &key)?;
-    if let Some(b) = bound {
-        if b != name {
-            return Err(ApiError::forbidden(
-                "wrong_tenant",
-                format!("this session acts for tenant {b}, not {name}"),
-            ));
+    let wrong = |b: &str| {
+        ApiError::forbidden(
+            "wrong_tenant",
+            format!(
+                "this session acts for tenant {}, not {name}",
+                b.split('#').next().unwrap_or_default()
+            ),
+        )
+    };
+    if let Some(b) = &bound {
+        if b.split('#').next() != Some(name) {
+            return Err(wrong(b));
         }
     }
     let t = tenant_by_name(shared, name).await?;
-    let cached = lock(&shared.sessions)?.appraisal(&sid, &key, name);
+    let instance = format!("{}#{}", t.name, t.id);
+    if let Some(b) = &bound {
+        if *b != instance {
+            return Err(ApiError::forbidden(
+                "wrong_tenant",
+                format!("tenant {name} was re-created since this session was bound to it"),
+            ));
+        }
+    }
+    let cached = lock(&shared.sessions)?.appraisal(&sid, &key, &instance);
     let verdict = match cached {
         Some(a) => a,
         None => {
@@ -595,15 +612,9 @@ async fn tenant_access(
             } else {
                 Appraised::Denied(d.rules)
             };
-            let bound = lock(&shared.sessions)?.set_appraisal(&sid, name, a.clone());
-            if a == Appraised::Allowed && bound.as_deref() != Some(name) {
-                return Err(ApiError::forbidden(
-                    "wrong_tenant",
-                    format!(
-                        "this session acts for tenant {}, not {name}",
-                        bound.unwrap_or_default()
-                    ),
-                ));
+            let bound = lock(&shared.sessions)?.set_appraisal(&sid, &instance, a.clone());
+            if a == Appraised::Allowed && bound.as_deref() != Some(instance.as_str()) {
+                return Err(wrong(bound.as_deref().unwrap_or_default()));
             }
             a
         }
