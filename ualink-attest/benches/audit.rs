@@ -10,6 +10,7 @@ use ring::signature::{UnparsedPublicKey, ECDSA_P384_SHA384_FIXED, RSA_PSS_2048_8
 use std::hint::black_box;
 use ualink_attest::audit::{
     verify_log, AuditLogWriter, AuditRecord, CheckpointSigner, DecisionKind, Digest384, Outcome,
+    SharedAuditLog,
 };
 use ualink_attest::snp::{SnpCerts, SnpVerifier};
 use ualink_attest::{ExpectedReportData, UnixTime};
@@ -231,6 +232,28 @@ fn durable(c: &mut Criterion) {
                 for chunk in records.chunks(64) {
                     w.append_all_durable(chunk).unwrap();
                 }
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.bench_function("shared_8_threads_append_durable", |b| {
+        b.iter_batched(
+            || {
+                let _ = std::fs::remove_file(&p);
+                SharedAuditLog::new(AuditLogWriter::create(&p).unwrap()).unwrap()
+            },
+            |log| {
+                let per = records.len() / 8;
+                std::thread::scope(|s| {
+                    for chunk in records.chunks(per) {
+                        let log = log.clone();
+                        s.spawn(move || {
+                            for r in chunk {
+                                log.append_durable(r).unwrap();
+                            }
+                        });
+                    }
+                });
             },
             BatchSize::PerIteration,
         )

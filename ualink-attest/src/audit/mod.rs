@@ -626,6 +626,148 @@ impl AuditLogWriter {
     }
 }
 
+/// An audit log shared by threads, with group commit: [`SharedAuditLog::append_durable`]
+/// returns only once an `fdatasync` that started after the record was written has
+/// succeeded, and one `fdatasync` covers every record appended while the previous one ran.
+/// Appending never waits for a running `fdatasync`; the records appended meanwhile are made
+/// durable together by the next one. Cloning the handle shares the log.
+#[derive(Clone, Debug)]
+pub struct SharedAuditLog {
+    shared: Arc<SharedLog>,
+}
+
+#[derive(Debug)]
+struct SharedLog {
+    state: Mutex<SharedState>,
+    cv: Condvar,
+}
+
+#[derive(Debug)]
+struct SharedState {
+    writer: AuditLogWriter,
+    /// A handle on the same file for `fdatasync` outside the lock.
+    sync_handle: File,
+    /// Records `0..durable` are durable.
+    durable: u64,
+    /// An `fdatasync` is running (outside the lock).
+    syncing: bool,
+    /// `fdatasync` calls made.
+    syncs: u64,
+}
+
+impl SharedAuditLog {
+    /// Shares `writer` (records it already holds become durable with the next sync).
+    pub fn new(writer: AuditLogWriter) -> Result<Self> {
+        let sync_handle = writer
+            .file
+            .try_clone()
+            .map_err(|e| Error::io("duplicating the audit log handle", &e))?;
+        Ok(Self {
+            shared: Arc::new(SharedLog {
+                state: Mutex::new(SharedState {
+                    writer,
+                    sync_handle,
+                    durable: 0,
+                    syncing: false,
+                    syncs: 0,
+                }),
+                cv: Condvar::new(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SharedState> {
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends `record` and returns its sequence number once it is durable (group commit).
+    /// After an I/O error every caller waiting or arriving gets an error and the log is
+    /// refused, as [`AuditLogWriter`] does.
+    pub fn append_durable(&self, record: &AuditRecord) -> Result<u64> {
+        let mut st = self.lock();
+        let seq = st.writer.append(record)?;
+        loop {
+            if st.durable > seq {
+                return Ok(seq);
+            }
+            st.writer.ready()?;
+            if st.syncing {
+                st = self
+                    .shared
+                    .cv
+                    .wait(st)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            // Lead: write what is buffered, then fdatasync outside the lock so others
+            // keep appending (their records go with the next sync).
+            st.writer.flush_buf()?;
+            if let Some(kind) = st.writer.writeback.as_ref().and_then(Writeback::quiesce) {
+                st.writer.state = WriterState::Failed;
+                self.shared.cv.notify_all();
+                return Err(Error::io(
+                    "syncing the audit log (background writeback)",
+                    &std::io::Error::from(kind),
+                ));
+            }
+            let target = st.writer.size();
+            let handle = match st.sync_handle.try_clone() {
+                Ok(h) => h,
+                Err(e) => {
+                    st.writer.state = WriterState::Failed;
+                    self.shared.cv.notify_all();
+                    return Err(Error::io("duplicating the audit log handle", &e));
+                }
+            };
+            st.syncing = true;
+            drop(st);
+            let r = handle.sync_data();
+            st = self.lock();
+            st.syncing = false;
+            st.syncs = st.syncs.saturating_add(1);
+            match r {
+                Ok(()) => st.durable = st.durable.max(target),
+                Err(e) => {
+                    st.writer.state = WriterState::Failed;
+                    self.shared.cv.notify_all();
+                    return Err(Error::io("syncing the audit log", &e));
+                }
+            }
+            self.shared.cv.notify_all();
+        }
+    }
+
+    /// Signs and appends a checkpoint over every record so far and syncs (see
+    /// [`AuditLogWriter::checkpoint`]); every record before it is durable on return.
+    pub fn checkpoint(&self, signer: &CheckpointSigner, time: UnixTime) -> Result<Vec<u8>> {
+        let mut st = self.lock();
+        while st.syncing {
+            st = self
+                .shared
+                .cv
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        let cp = st.writer.checkpoint(signer, time)?;
+        st.durable = st.writer.size();
+        self.shared.cv.notify_all();
+        Ok(cp)
+    }
+
+    /// Records in the log (durable or not).
+    pub fn size(&self) -> u64 {
+        self.lock().writer.size()
+    }
+
+    /// `fdatasync` calls made by [`Self::append_durable`] so far.
+    pub fn syncs(&self) -> u64 {
+        self.lock().syncs
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
