@@ -26,7 +26,7 @@ use ualink_spdm::msg::{DmtfValueType, MeasurementBlock};
 use ualink_spdm::negotiation::{AlgorithmPolicy, OUR_VERSIONS};
 use ualink_spdm::responder::{Responder, ResponderConfig};
 use ualink_spdm::tdisp::msg::{
-    DeviceCapabilities, InterfaceId, InterfaceReport, LockFlags, LockInterfaceParams,
+    DeviceCapabilities, InterfaceId, InterfaceInfo, InterfaceReport, LockFlags, LockInterfaceParams,
 };
 use ualink_spdm::tdisp::responder::{DeviceEvent as TdiEvent, TdispDevice, TdispResponder};
 use ualink_spdm::tdisp::{TdiState, TdispError};
@@ -55,7 +55,10 @@ pub enum ResponderFault {
 }
 
 /// The TDISP side of a simulated accelerator: one TDI whose link keys are live once any of
-/// the accelerator's key slots is enabled.
+/// the accelerator's key slots is enabled. Its interface report sets NO_UPDATE_AFTER_LOCK
+/// (INTERFACE_INFO bit 0): the device refuses firmware updates while the TDI is
+/// CONFIG_LOCKED or RUN, and such an attempt moves the TDI to ERROR
+/// ([`crate::SimPod::update_firmware`]).
 #[derive(Debug)]
 pub struct SimTdi {
     keys_live: bool,
@@ -89,9 +92,14 @@ impl TdispDevice for SimTdi {
         _id: InterfaceId,
         _lock: &LockInterfaceParams,
     ) -> Result<Vec<u8>, TdispError> {
-        InterfaceReport::default()
-            .encode()
-            .map_err(|_| TdispError::Unspecified)
+        let interface_info = InterfaceInfo::from_bits(InterfaceInfo::NO_UPDATE_AFTER_LOCK)
+            .map_err(|_| TdispError::Unspecified)?;
+        InterfaceReport {
+            interface_info,
+            ..InterfaceReport::default()
+        }
+        .encode()
+        .map_err(|_| TdispError::Unspecified)
     }
 }
 
@@ -350,8 +358,8 @@ impl SimDevice {
             .and_then(|i| self.tdisp.state(i))
     }
 
-    /// Tells the TDI about a device event (config write, integrity failure, reset, key loss);
-    /// a locked or running TDI moves to ERROR.
+    /// Tells the TDI about a device event (config write, integrity failure, key loss, a
+    /// firmware update attempt); a locked or running TDI moves to ERROR.
     pub fn notify(&mut self, event: TdiEvent) {
         if let Ok(id) = InterfaceId::new(SIM_TDI) {
             if matches!(
@@ -484,6 +492,9 @@ impl Device for SimDevice {
 /// One accelerator's SPDM endpoint: the responder engine, its outbox and its fault knobs.
 #[derive(Debug)]
 pub(crate) struct Mailbox {
+    accel: AccelId,
+    ports: u8,
+    st: Arc<Mutex<PodState>>,
     responder: Responder<SimDevice>,
     outbox: VecDeque<Vec<u8>>,
     transport: Transport,
@@ -498,10 +509,13 @@ impl Mailbox {
         st: Arc<Mutex<PodState>>,
     ) -> Result<Self, SimError> {
         Ok(Self {
+            accel,
+            ports,
             responder: Responder::new(
-                SimDevice::new(accel, ports, st)?,
+                SimDevice::new(accel, ports, Arc::clone(&st))?,
                 ResponderConfig::default(),
             ),
+            st,
             outbox: VecDeque::new(),
             transport: Transport::Mctp,
             faults: Vec::new(),
@@ -519,11 +533,34 @@ impl Mailbox {
         self.responder.device()
     }
 
+    /// The device was reset: every piece of volatile state of its security engine is lost.
+    /// The responder is rebuilt fresh — SPDM connection state (VCA, negotiated algorithms,
+    /// transcripts) and every secured session with its keys are dropped (their secrets are
+    /// zeroized on drop), the TDI is back in CONFIG_UNLOCKED with no nonce, the key
+    /// programming engine forgets which session programmed which key, and queued responses
+    /// are discarded. A requester continuing its handshake or session gets an error or
+    /// nothing; only a new GET_VERSION is answered. The fault knobs stay (they model the
+    /// device's or the attacker's behaviour, not its state).
+    pub(crate) fn reset(&mut self) -> Result<(), SimError> {
+        let fresh = Responder::new(
+            SimDevice::new(self.accel, self.ports, Arc::clone(&self.st))?,
+            ResponderConfig::default(),
+        );
+        drop(std::mem::replace(&mut self.responder, fresh));
+        self.outbox.clear();
+        self.apply_faults();
+        Ok(())
+    }
+
     pub(crate) fn set_fault(&mut self, f: ResponderFault, on: bool) {
         self.faults.retain(|x| *x != f);
         if on {
             self.faults.push(f);
         }
+        self.apply_faults();
+    }
+
+    fn apply_faults(&mut self) {
         let dev = self.responder.device_mut();
         dev.bad_signature = self.faults.contains(&ResponderFault::BadSignature);
         dev.versions = if self.faults.contains(&ResponderFault::VersionDowngrade) {

@@ -107,6 +107,15 @@ pub enum SimError {
         reason: &'static str,
     },
 
+    /// A firmware update was attempted while the accelerator's TDI was CONFIG_LOCKED or RUN;
+    /// the device reports NO_UPDATE_AFTER_LOCK, so it refused the update and moved the TDI to
+    /// ERROR.
+    #[error("{accel} refused a firmware update while its TDI is locked (TDI now in ERROR)")]
+    FirmwareUpdateAfterLock {
+        /// The accelerator.
+        accel: AccelId,
+    },
+
     // ---- The peer or the wire misbehaved ----
     /// Tag verification failed: the transaction was dropped and every stream from the source stopped.
     #[error("integrity failure on {port:?} from {source_accel} ({stream:?})")]

@@ -165,6 +165,17 @@ impl Measurements {
         }
     }
 
+    /// A genuine firmware update to `version`: the firmware and configuration images become
+    /// that version's golden images (the ROM does not change). Persistent, as flash would be.
+    pub fn update_firmware(&mut self, version: &str) {
+        for kind in [MeasurementKind::Firmware, MeasurementKind::Config] {
+            let idx = usize::from(kind.index()).saturating_sub(1);
+            if let Some(b) = self.blocks.get_mut(idx) {
+                b.image = golden_image(&self.vendor, &self.model, version, kind);
+            }
+        }
+    }
+
     /// The tamper knob: modifies the component's image (persistent, as flash would be).
     pub fn tamper(&mut self, kind: MeasurementKind, how: Tamper) {
         let idx = usize::from(kind.index()).saturating_sub(1);

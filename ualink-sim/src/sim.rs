@@ -117,6 +117,14 @@ pub enum DeviceEvent {
     },
     /// The device was reset.
     Reset,
+    /// A firmware update to `version` was attempted; `applied` is false when the device
+    /// refused it because its TDI was CONFIG_LOCKED or RUN (NO_UPDATE_AFTER_LOCK).
+    FirmwareUpdate {
+        /// The firmware version offered.
+        version: String,
+        /// Whether the device installed it.
+        applied: bool,
+    },
 }
 
 /// One simulated accelerator.
@@ -760,7 +768,8 @@ impl SimPod {
         Ok(())
     }
 
-    /// The TDISP state of `accel`'s TDI (`None` before the first TDISP message).
+    /// The TDISP state of `accel`'s TDI (CONFIG_UNLOCKED from power-on and after a reset;
+    /// `None` only if the device hosts no TDI).
     pub fn tdi_state(&self, accel: AccelId) -> Result<Option<TdiState>, SimError> {
         let mbs = self.mailboxes.lock().map_err(|_| SimError::Poisoned)?;
         Ok(mbs
@@ -982,9 +991,52 @@ impl SimPod {
         Ok(())
     }
 
-    /// Fault knob: device reset. Keys on every port are zeroized, window permissions cleared,
-    /// memory scrubbed; peers' slots toward the device stop (both ends must be re-keyed); a
-    /// `DeviceReset` fault is queued.
+    /// A firmware update of `accel` to `version` (the host or provider installing a genuine
+    /// image). The device reports NO_UPDATE_AFTER_LOCK, so while its TDI is CONFIG_LOCKED or
+    /// RUN it refuses the update — the measurements stay as attested — and moves the TDI to
+    /// ERROR ([`SimError::FirmwareUpdateAfterLock`]). Otherwise the firmware and configuration
+    /// images become `version`'s golden images, seen in the next MEASUREMENTS. Either way the
+    /// security engine sees a [`DeviceEvent::FirmwareUpdate`].
+    pub fn update_firmware(&self, accel: AccelId, version: &str) -> Result<(), SimError> {
+        self.flush_tdi_events()?;
+        // Lock order: mailboxes, then the state (the responders read the state).
+        let mut mbs = self.mailboxes.lock().map_err(|_| SimError::Poisoned)?;
+        let dev = mbs
+            .get_mut(&accel)
+            .ok_or(SimError::UnknownAccelerator(accel))?
+            .device_mut();
+        let locked = matches!(
+            dev.tdi_state(),
+            Some(TdiState::ConfigLocked | TdiState::Run)
+        );
+        if locked {
+            // TDISP has no event of its own for this; a firmware change is a change of the
+            // locked configuration.
+            dev.notify(TdiEvent::ConfigWritten);
+        }
+        let mut st = self.lock()?;
+        let a = st
+            .accels
+            .get_mut(&accel)
+            .ok_or(SimError::UnknownAccelerator(accel))?;
+        a.events.push(DeviceEvent::FirmwareUpdate {
+            version: version.to_owned(),
+            applied: !locked,
+        });
+        if locked {
+            return Err(SimError::FirmwareUpdateAfterLock { accel });
+        }
+        a.measurements.update_firmware(version);
+        Ok(())
+    }
+
+    /// Fault knob: device reset. All volatile state is lost: keys on every port are
+    /// zeroized, window permissions cleared, memory scrubbed, and the SPDM responder is
+    /// rebuilt fresh (connection state, transcripts and secured sessions with their keys are
+    /// gone; the TDI is back in CONFIG_UNLOCKED with no nonce), so a handshake or session in
+    /// progress is interrupted. Peers' slots toward the device stop (both ends must be
+    /// re-keyed); a `DeviceReset` fault is queued. Firmware, measurements (including tampers)
+    /// and the device's PKI persist.
     pub fn reset_device(&self, accel: AccelId) -> Result<(), SimError> {
         let mut st = self.lock()?;
         let a = st
@@ -1004,9 +1056,14 @@ impl SimPod {
         st.faults.push_back(FaultReport::DeviceReset {
             accel: accel.to_kdrv(),
         });
-        st.tdi_events.push((accel, TdiEvent::Reset));
+        // Events queued for the old TDI are moot: it is rebuilt below.
+        st.tdi_events.retain(|(a, _)| *a != accel);
         drop(st);
-        self.flush_tdi_events()
+        self.flush_tdi_events()?;
+        let mut mbs = self.mailboxes.lock().map_err(|_| SimError::Poisoned)?;
+        mbs.get_mut(&accel)
+            .ok_or(SimError::UnknownAccelerator(accel))?
+            .reset()
     }
 
     /// Fault knob: switch reset (every routing entry back to Deny).

@@ -375,3 +375,198 @@ fn link_flap_port_migration_and_integrity_failure_break_a_locked_tdi() {
     );
     assert_eq!(p.tdi_state(id(1)).unwrap(), Some(TdiState::Error));
 }
+
+/// The mailbox resetting the device just before the requester's `after`-th message.
+struct ResettingMailbox<'a> {
+    inner: Mailbox<'a>,
+    accel: AccelId,
+    sent: u32,
+    after: u32,
+}
+
+impl SpdmIo for ResettingMailbox<'_> {
+    fn send(&mut self, kind: MessageKind, msg: &[u8]) -> std::io::Result<()> {
+        self.sent += 1;
+        if self.sent == self.after {
+            self.inner.pod.reset_device(self.accel).unwrap();
+        }
+        self.inner.send(kind, msg)
+    }
+
+    fn receive(&mut self) -> std::io::Result<(MessageKind, Vec<u8>)> {
+        self.inner.receive()
+    }
+}
+
+/// A device reset at any point of the handshake (before its 2nd, 3rd, ... last message)
+/// interrupts it: the fresh responder has no connection state, so the requester gets an
+/// error, never an attestation. A new handshake afterwards succeeds.
+#[test]
+fn device_reset_at_any_point_interrupts_the_handshake() {
+    let p = pod(1);
+    // How many messages a clean handshake takes.
+    let mut req = requester(&p, RequesterConfig::default());
+    let mut io = ResettingMailbox {
+        inner: Mailbox {
+            pod: &p,
+            accel: id(1).to_kdrv(),
+        },
+        accel: id(1),
+        sent: 0,
+        after: u32::MAX,
+    };
+    attest(&mut req, &mut io).unwrap();
+    let total = io.sent;
+    assert!(
+        total >= 6,
+        "a full handshake is VCA, certificate, measurements, session"
+    );
+    for after in 2..=total {
+        let mut req = requester(&p, RequesterConfig::default());
+        let mut io = ResettingMailbox {
+            inner: Mailbox {
+                pod: &p,
+                accel: id(1).to_kdrv(),
+            },
+            accel: id(1),
+            sent: 0,
+            after,
+        };
+        assert!(
+            attest(&mut req, &mut io).is_err(),
+            "reset before message {after} of {total} went unnoticed"
+        );
+        assert!(attest_one(&p, id(1), RequesterConfig::default()).is_ok());
+    }
+}
+
+/// A device reset under a locked TDI and a live secured session: the session and its keys
+/// are gone (the requester's next secured request gets no answer), the TDI is back in
+/// CONFIG_UNLOCKED with no nonce, and the key programming engine forgot the old session, so
+/// a new session must program fresh keys before it can LOCK again.
+#[test]
+fn device_reset_drops_the_session_and_unlocks_the_tdi() {
+    let p = pod(2);
+    p.open_routes(id(1), id(2)).unwrap();
+    let mut r1 = locked_tdi(&p);
+    p.reset_device(id(1)).unwrap();
+    assert_eq!(p.tdi_state(id(1)).unwrap(), Some(TdiState::ConfigUnlocked));
+    let tdi = TdispRequester::new(InterfaceId::new(SIM_TDI).unwrap());
+    let mut io = Mailbox {
+        pod: &p,
+        accel: id(1).to_kdrv(),
+    };
+    assert!(
+        request(
+            &mut r1,
+            &mut io,
+            AppRequest::Vendor(Zeroizing::new(tdi.get_state()))
+        )
+        .is_err(),
+        "the old session survived the reset"
+    );
+    // A new session: the reset zeroized the link keys, so LOCK is refused until re-keyed.
+    let (mut r2, _) = attest_one(&p, id(1), RequesterConfig::default()).unwrap();
+    tdi.parse_version(&vendor(&p, id(1), &mut r2, tdi.get_version()))
+        .unwrap();
+    assert_eq!(
+        tdi.parse_state(&vendor(&p, id(1), &mut r2, tdi.get_state()))
+            .unwrap(),
+        TdiState::ConfigUnlocked
+    );
+    assert!(tdi
+        .parse_lock_interface(&vendor(
+            &p,
+            id(1),
+            &mut r2,
+            tdi.lock_interface(&LockInterfaceParams::default())
+        ))
+        .is_err());
+}
+
+/// Fetches the locked TDI's interface report inside `r`'s session.
+fn interface_report(p: &SimPod, r: &mut Requester) -> ualink_spdm::tdisp::msg::InterfaceReport {
+    let tdi = TdispRequester::new(InterfaceId::new(SIM_TDI).unwrap());
+    let mut f = tdi.report_fetcher(64);
+    loop {
+        let req = f.next_request().unwrap();
+        if let Some(done) = f.handle_response(&vendor(p, id(1), r, req)).unwrap() {
+            return done.report;
+        }
+    }
+}
+
+/// The TDI reports NO_UPDATE_AFTER_LOCK (a device meant for confidential use), and honours
+/// it: a firmware update while CONFIG_LOCKED or RUN is refused, leaves the measurements as
+/// attested and moves the TDI to ERROR; once the TDI is unlocked the same update installs.
+#[test]
+fn firmware_update_after_lock_is_refused_and_errors_the_tdi() {
+    use ualink_spdm::tdisp::msg::InterfaceInfo;
+    let digest = |p: &SimPod| {
+        p.with_accelerator(id(1), |a| {
+            a.measurements().block(MeasurementKind::Firmware).digest()
+        })
+        .unwrap()
+    };
+    let (vendor_name, model) = {
+        let p = pod(1);
+        p.with_accelerator(id(1), |a| (a.spec().vendor.clone(), a.spec().model.clone()))
+            .unwrap()
+    };
+    let new_refs = reference_digests(&vendor_name, &model, "2.0.0");
+
+    // CONFIG_LOCKED.
+    let p = pod(2);
+    p.open_routes(id(1), id(2)).unwrap();
+    let mut r1 = locked_tdi(&p);
+    let report = interface_report(&p, &mut r1);
+    assert_ne!(
+        report.interface_info.bits() & InterfaceInfo::NO_UPDATE_AFTER_LOCK,
+        0
+    );
+    let before = digest(&p);
+    assert_eq!(
+        p.update_firmware(id(1), "2.0.0").unwrap_err(),
+        ualink_sim::SimError::FirmwareUpdateAfterLock { accel: id(1) }
+    );
+    assert_eq!(p.tdi_state(id(1)).unwrap(), Some(TdiState::Error));
+    assert_eq!(digest(&p), before, "a refused update changed the firmware");
+    assert!(p.take_device_events(id(1)).unwrap().contains(
+        &ualink_sim::sim::DeviceEvent::FirmwareUpdate {
+            version: "2.0.0".into(),
+            applied: false
+        }
+    ));
+    // STOP: ERROR → CONFIG_UNLOCKED; now the update installs.
+    let tdi = TdispRequester::new(InterfaceId::new(SIM_TDI).unwrap());
+    tdi.parse_stop_interface(&vendor(&p, id(1), &mut r1, tdi.stop_interface()))
+        .unwrap();
+    assert_eq!(p.tdi_state(id(1)).unwrap(), Some(TdiState::ConfigUnlocked));
+    p.update_firmware(id(1), "2.0.0").unwrap();
+    assert_eq!(digest(&p), new_refs[1]);
+    assert_eq!(p.tdi_state(id(1)).unwrap(), Some(TdiState::ConfigUnlocked));
+
+    // RUN.
+    let p = pod(2);
+    p.open_routes(id(1), id(2)).unwrap();
+    let mut r1 = locked_tdi(&p);
+    // `locked_tdi` drops the START nonce: STOP and LOCK again to get one.
+    let nonce = {
+        tdi.parse_stop_interface(&vendor(&p, id(1), &mut r1, tdi.stop_interface()))
+            .unwrap();
+        tdi.parse_lock_interface(&vendor(
+            &p,
+            id(1),
+            &mut r1,
+            tdi.lock_interface(&LockInterfaceParams::default()),
+        ))
+        .unwrap()
+    };
+    tdi.parse_start_interface(&vendor(&p, id(1), &mut r1, tdi.start_interface(&nonce)))
+        .unwrap();
+    assert_eq!(p.tdi_state(id(1)).unwrap(), Some(TdiState::Run));
+    let before = digest(&p);
+    assert!(p.update_firmware(id(1), "2.0.0").is_err());
+    assert_eq!(p.tdi_state(id(1)).unwrap(), Some(TdiState::Error));
+    assert_eq!(digest(&p), before);
+}
