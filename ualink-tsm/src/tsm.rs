@@ -783,6 +783,15 @@ impl Tsm {
             })
             .collect();
         let external = &external;
+        // Each worker also appraises what it attested (the engine is shared, evaluation is
+        // pure), so policy runs on every core too.
+        let views: BTreeMap<u16, DeviceView> = ids
+            .iter()
+            .filter_map(|id| self.devices.get(id).map(|d| (*id, d.view.clone())))
+            .collect();
+        let views = &views;
+        let engine = &self.engine;
+        let digest = self.bundle_digest;
         let next = AtomicUsize::new(0);
         let results = Mutex::new(Vec::with_capacity(ids.len()));
         let workers = self.parallelism.min(ids.len()).max(1);
@@ -791,10 +800,24 @@ impl Tsm {
                 s.spawn(|| loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&id) = ids.get(i) else { break };
-                    let outcome = match external.get(&id) {
+                    let attested = match external.get(&id) {
                         Some((addr, roots)) => attest_external(addr, roots),
                         None => attest_device(pod, id, anchors),
                     };
+                    let outcome = attested.and_then(|b| {
+                        let (req, att) = *b;
+                        let view = views
+                            .get(&id)
+                            .ok_or(("inventory", "unknown device".to_string()))?;
+                        let at = UnixTime::now();
+                        let appraisal = Self::appraise(engine, digest, view, &att, at);
+                        Ok(Box::new(Attested {
+                            req,
+                            att,
+                            appraisal,
+                            at,
+                        }))
+                    });
                     if let Ok(mut r) = results.lock() {
                         r.push((id, outcome));
                     }
@@ -840,7 +863,11 @@ impl Tsm {
 
     /// Decides one attestation outcome (policy appraisal) and builds its audit record.
     fn judge(&self, id: u16, outcome: AttestOutcome) -> Result<Verdict> {
-        let now = UnixTime::now();
+        // The decision time is the appraisal's (the record must carry the policy input's).
+        let now = match &outcome {
+            Ok(done) => done.at,
+            Err(_) => UnixTime::now(),
+        };
         let subject = device_subject(id);
         let view = self.device(id)?;
         let deny = |check: &str, reason: &str| -> Result<AuditRecord> {
@@ -862,7 +889,12 @@ impl Tsm {
                 (quarantined(check, reason), rec, None, None)
             }
             Ok(done) => {
-                let (req, att) = *done;
+                let Attested {
+                    req,
+                    att,
+                    appraisal,
+                    ..
+                } = *done;
                 match DeviceEvidenceBundle::from_attestation(&att, now).and_then(|b| b.encode()) {
                     Err(e) => {
                         let reason = format!("device evidence bundle: {e}");
@@ -870,7 +902,7 @@ impl Tsm {
                         (quarantined("evidence", reason), rec, None, None)
                     }
                     Ok(bundle) => {
-                        let (decision, input_json) = self.appraise(&view, &att, now)?;
+                        let (decision, input_json) = appraisal?;
                         let outcome = if decision.allow {
                             Outcome::Allow
                         } else {
@@ -1009,7 +1041,8 @@ impl Tsm {
 
     /// Builds the policy input from a verified attestation and evaluates it.
     fn appraise(
-        &self,
+        engine: &PolicyEngine,
+        bundle_digest: [u8; 48],
         view: &DeviceView,
         att: &Attestation,
         now: UnixTime,
@@ -1049,13 +1082,13 @@ impl Tsm {
             .to_canonical_json()
             .map_err(|e| TsmError::Policy(e.to_string()))?;
         // An evaluation error is a deny.
-        let decision = match self.engine.evaluate_device(&input) {
+        let decision = match engine.evaluate_device(&input) {
             Ok(d) => d,
             Err(e) => Decision {
                 allow: false,
                 rules: vec!["policy_error".into()],
                 reasons: vec![truncate(&e.to_string())],
-                policy_digest: self.bundle_digest,
+                policy_digest: bundle_digest,
             },
         };
         Ok((decision, json))
@@ -2840,11 +2873,24 @@ struct Verdict {
     now: UnixTime,
 }
 
-type AttestOutcome = core::result::Result<Box<(Requester, Attestation)>, (&'static str, String)>;
+/// A completed SPDM attestation and its policy appraisal (done on the worker).
+pub(crate) struct Attested {
+    req: Requester,
+    att: Attestation,
+    appraisal: Result<(Decision, String)>,
+    /// When it was appraised (the decision time).
+    at: UnixTime,
+}
+
+/// What attesting one device produced.
+type AttestOutcome = core::result::Result<Box<Attested>, (&'static str, String)>;
+
+/// What one SPDM run produced.
+type SpdmOutcome = core::result::Result<Box<(Requester, Attestation)>, (&'static str, String)>;
 
 /// SPDM with one device: VCA, digests, certificate chain to the trusted vendor roots,
 /// CHALLENGE, signed measurements, KEY_EXCHANGE/FINISH.
-fn attest_device(pod: &SimPod, id: u16, anchors: &Arc<TrustAnchors>) -> AttestOutcome {
+fn attest_device(pod: &SimPod, id: u16, anchors: &Arc<TrustAnchors>) -> SpdmOutcome {
     let a = accel(id).map_err(|e| ("inventory", e.to_string()))?;
     let verifier: Arc<dyn ualink_spdm::cert_chain::ChainVerifier + Send + Sync> = anchors.clone();
     let mut req = Requester::new(RequesterConfig::default(), verifier)
@@ -2869,7 +2915,7 @@ const EXTERNAL_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_
 
 /// SPDM with an external device over the spdm-emu socket framing (MCTP), with the same checks
 /// as [`attest_device`]; the connection (and its session) ends when this returns.
-fn attest_external(addr: &str, roots: &Arc<TrustAnchors>) -> AttestOutcome {
+fn attest_external(addr: &str, roots: &Arc<TrustAnchors>) -> SpdmOutcome {
     use std::net::ToSocketAddrs;
     use ualink_spdm::transport::emu_socket::{EmuClient, EmuConfig};
     let sock = addr
