@@ -128,14 +128,7 @@ fn overlay(pod: &SimPod, spec: &PodSpec) -> Value {
     let mut v = sim_pod_overlay(pod, spec);
     let m = hex::encode(ualink_attest::sim::default_measurement());
     if let Some(d) = v.get_mut("ualink_data").and_then(Value::as_object_mut) {
-        // Known gap, waived for the demo only: the simulated device's TDISP interface report
-        // never sets NO_UPDATE_AFTER_LOCK (ualink-sim returns a default report and the TSM
-        // locks without NO_FW_UPDATE), so the default `ualink.tdi_accept` rule
-        // `firmware_update_after_lock` would refuse every sim TDI.
-        let tenant = json!({
-            "cvm": {"measurements": {"sim": [m]}},
-            "accept": {"require_no_update_after_lock": false},
-        });
+        let tenant = json!({"cvm": {"measurements": {"sim": [m]}}});
         d.insert(
             "tenants".into(),
             json!({ ACME.1: tenant.clone(), GLOBEX.1: tenant }),
