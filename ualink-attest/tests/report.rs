@@ -88,6 +88,11 @@ enum Variant {
     /// Keys programmed again on 1:0 -> 9:0 at epoch 1 (an epoch reused with another key, as
     /// a TSM that logs before persisting its epoch could after a crash).
     KeysReprogrammedAtSameEpoch,
+    /// tenant-b's agent rejected tdi-9's report; the TSM relays it (Deny, no digest, no
+    /// input, citing the bundle) and stops the TDI.
+    TenantRejection,
+    /// The same, citing a bundle the log never issued.
+    TenantRejectionOfUnissuedBundle,
 }
 
 struct Pod {
@@ -593,6 +598,62 @@ fn build(variant: Variant) -> Pod {
         tenant_id: tenant_id.clone(),
     };
     push(&mut w, info(t, Lifecycle, "tdi-9", tdi9_locked));
+    if matches!(
+        variant,
+        Variant::TenantRejection | Variant::TenantRejectionOfUnissuedBundle
+    ) {
+        let bundle9 = TdiReportBundle::sign(
+            &TdiReportContent {
+                interface_report: interface_report(),
+                interface_id: InterfaceId::new(9).unwrap(),
+                state: TdiState::ConfigLocked,
+                tenant_id: "tenant-b".into(),
+                accelerator_id: 9,
+                epoch: 1,
+                issued_at: UnixTime::from_secs(t),
+            },
+            &device_bundle,
+            &TsmEvidence::SnpReport {
+                report: sim.report(&tsm_key.report_data()).unwrap(),
+                certs: sim.certs(),
+            },
+            &tsm_key,
+        )
+        .unwrap();
+        push(
+            &mut w,
+            info(
+                t,
+                Lifecycle,
+                "tdi-9",
+                AuditEvent::TdiReportIssued {
+                    tdi_id: "tdi-9".into(),
+                    bundle: Bytes(bundle9.clone()),
+                },
+            ),
+        );
+        let cited = if variant == Variant::TenantRejection {
+            Digest384::of(&bundle9)
+        } else {
+            Digest384::of(b"a bundle never issued")
+        };
+        push(
+            &mut w,
+            AuditRecord::new(
+                UnixTime::from_secs(t),
+                TdiAcceptance,
+                "accel-0009",
+                Outcome::Deny,
+            )
+            .unwrap()
+            .with_input("tdi-report", cited)
+            .unwrap()
+            .with_reason("rejected by vm-7 of tenant 2; STOP")
+            .unwrap()
+            .with_reason("tdi_accept:deny.vendor_not_accepted")
+            .unwrap(),
+        );
+    }
     if variant != Variant::ShareClaimsUnstartedTdi {
         let started = AuditEvent::TdiStarted {
             tdi_id,
@@ -759,6 +820,8 @@ fn build(variant: Variant) -> Pod {
         | Variant::RotationFromWrongEpoch
         | Variant::RotationClaimsOtherAttestationTime
         | Variant::KeysReprogrammedAtSameEpoch
+        | Variant::TenantRejection
+        | Variant::TenantRejectionOfUnissuedBundle
         | Variant::Good
         | Variant::FlippedDecision
         | Variant::CorruptEvidence
@@ -988,6 +1051,11 @@ fn inputs_that_contradict_the_log_exit_decision_mismatch() {
             "rx claims accelerator 9 was attested at",
         ),
         (
+            Variant::TenantRejectionOfUnissuedBundle,
+            "tdi-acceptance accel-0009",
+            "cites a TDI report bundle",
+        ),
+        (
             Variant::KeysReprogrammedAtSameEpoch,
             "key-rotation link 1:0->9:0",
             "keys programmed at epoch 1 on 1:0 -> 9:0, which already had epoch 1",
@@ -1003,6 +1071,25 @@ fn inputs_that_contradict_the_log_exit_decision_mismatch() {
         assert!(line.contains(subject), "{line}");
         assert!(!out.contains("decision-mismatch"), "{out}");
     }
+}
+
+/// A TDI rejection the tenant's agent made (under the tenant's policy, not in the log) and
+/// the TSM relayed is not a provider decision: not replayed, shown in the TDI's history, and
+/// it must cite a bundle the log issued for that TDI.
+#[test]
+fn a_relayed_tenant_rejection_is_recorded_not_replayed() {
+    let pod = build(Variant::TenantRejection);
+    let (code, out) = pod.report("text", &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("not-replayable"), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("tdi-9"))
+        .unwrap_or_else(|| panic!("no tdi-9 row: {out}"));
+    assert!(line.contains("rejected by the tenant"), "{line}");
+    let (_, out) = pod.report("json", &[]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["replay"]["replayed"], 9);
 }
 
 #[test]

@@ -94,6 +94,11 @@ pub(super) struct Verified<'a> {
     pub tdi_report: Option<&'a VerifiedTdiReport>,
 }
 
+/// The accelerator of an `accel-NNNN` subject.
+pub(super) fn accelerator_of(subject: &str) -> Option<u16> {
+    subject.strip_prefix("accel-")?.parse::<u16>().ok()
+}
+
 /// The `accel-NNNN<->accel-MMMM` subject of a TSM key-rotation record.
 pub(super) fn rotation_pair(subject: &str) -> Option<(u16, u16)> {
     let (a, b) = subject.split_once("<->")?;
@@ -204,6 +209,33 @@ impl History {
             _ => {}
         }
         found
+    }
+
+    /// The TDI a relayed tenant rejection (subject `accel-NNNN`, `tdi-report` input) is
+    /// about: the TDI on that accelerator, whose issued bundles must include every cited one.
+    pub(super) fn rejected_tdi(&self, rec: &AuditRecord) -> Result<String, String> {
+        let accel = accelerator_of(rec.subject()).ok_or("subject is not an accelerator")?;
+        let tdi = self.tdis.get(&accel).ok_or_else(|| {
+            format!("rejects a TDI on accelerator {accel}, which the log never locked")
+        })?;
+        let issued = self
+            .reports
+            .get(&tdi.tdi_id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        for named in rec.inputs().iter().filter(|n| n.name == "tdi-report") {
+            if !issued
+                .iter()
+                .any(|r| &r.bundle_sha384 == named.sha384.as_bytes())
+            {
+                return Err(format!(
+                    "cites a TDI report bundle ({}) the log never issued for {}",
+                    super::short(&hex::encode(named.sha384.as_bytes())),
+                    tdi.tdi_id
+                ));
+            }
+        }
+        Ok(tdi.tdi_id.clone())
     }
 
     /// Whether the log supports a `check.*` rotation refusal of `pair`: an end's latest

@@ -434,6 +434,22 @@ pub fn is_rotation_check_refusal(rec: &AuditRecord) -> bool {
         })
 }
 
+/// Whether `rec` is a tenant's TDI rejection relayed by the TSM: a `tdi-acceptance` Deny with
+/// no policy digest, no policy input and no event, citing the rejected TDI report bundle
+/// (`tdi-report` input), about an accelerator `accel-NNNN`. The tenant's agent decided under
+/// the tenant's policy, which is not in the log, so it is not replayed; the log must have
+/// issued the cited bundle for a TDI on that accelerator (else `input-contradicts-log`). A
+/// rejection only ever stops a TDI.
+pub fn is_relayed_tenant_rejection(rec: &AuditRecord) -> bool {
+    rec.kind() == crate::audit::DecisionKind::TdiAcceptance
+        && rec.outcome() == Outcome::Deny
+        && rec.policy().is_none()
+        && rec.policy_input().is_none()
+        && rec.event().is_none()
+        && history::accelerator_of(rec.subject()).is_some()
+        && rec.inputs().iter().any(|i| i.name == "tdi-report")
+}
+
 /// Whether `rec` records a verification outcome rather than a policy decision: a device
 /// quarantine ([`is_verification_quarantine`]) or a rotation refusal
 /// ([`is_rotation_check_refusal`]). Such records are not replayed.
@@ -609,6 +625,21 @@ pub fn audit_with_archive(log: &[u8], inputs: &AuditInputs, archived: &[PolicyBu
                     key_sha384: String::new(),
                     decision: decision_text(&rec),
                 });
+            }
+        }
+        if is_relayed_tenant_rejection(&rec) {
+            match hist.rejected_tdi(&rec) {
+                Ok(tdi_id) => {
+                    if let Some(row) = tdis.get_mut(&tdi_id) {
+                        row.history.push("rejected by the tenant".into());
+                    }
+                }
+                Err(why) => anomaly(
+                    &mut rep,
+                    AnomalyKind::InputContradictsLog,
+                    Some(seq),
+                    format!("tdi-acceptance {}: {why}", rec.subject()),
+                ),
             }
         }
         let Some(ev) = rec.event() else {
@@ -1271,7 +1302,10 @@ pub fn replay_record(
     engine: &PolicyEngine,
 ) -> Option<core::result::Result<Replayed, String>> {
     let kind = ualink_policy::DecisionKind::from_name(rec.kind().name())?;
-    if rec.outcome() == Outcome::Info || is_verification_outcome(rec) {
+    if rec.outcome() == Outcome::Info
+        || is_verification_outcome(rec)
+        || is_relayed_tenant_rejection(rec)
+    {
         return None;
     }
     let Some(input) = rec.policy_input() else {
@@ -1308,7 +1342,8 @@ pub fn replay_record(
 fn replay(rep: &mut Report, seq: u64, rec: &AuditRecord, engines: &[([u8; 48], PolicyEngine)]) {
     let is_decision = ualink_policy::DecisionKind::from_name(rec.kind().name()).is_some()
         && rec.outcome() != Outcome::Info
-        && !is_verification_outcome(rec);
+        && !is_verification_outcome(rec)
+        && !is_relayed_tenant_rejection(rec);
     if !is_decision {
         return;
     }
