@@ -43,13 +43,23 @@ fn the_demo_plays_the_lifecycle_and_leaves_a_state_dir_the_auditor_verifies() {
     assert!(line(&stdout, "share denied").contains("deny.excessive_rights"));
     let tamper = line(&stdout, "tamper ");
     assert!(tamper.contains("share revoked: yes"), "{tamper}");
+    assert!(tamper.contains("deny.measurement_mismatch"), "{tamper}");
     assert!(tamper.contains("agent withdrew trust: yes"), "{tamper}");
     let rotation = line(&stdout, "rotation ");
-    assert!(rotation.contains("keys re-programmed by the TSM"), "{rotation}");
-    assert!(rotation.contains("re-keyed by its lead at epoch 2"), "{rotation}");
+    assert!(
+        rotation.contains("keys re-programmed by the TSM"),
+        "{rotation}"
+    );
+    assert!(
+        rotation.contains("re-keyed by its lead at epoch 2"),
+        "{rotation}"
+    );
     assert!(line(&stdout, "tenants ").contains("8 TDIs accepted by the tenants' agents"));
     let keys = line(&stdout, "keys ");
-    assert!(keys.contains("from its lead agent") && !keys.contains("acme: 0 "), "{keys}");
+    assert!(
+        keys.contains("from its lead agent") && !keys.contains("acme: 0 "),
+        "{keys}"
+    );
     assert!(line(&stdout, "audit log").contains("auditor replay exit 0"));
     let next = line(&stdout, "ualink-attest report --state");
     assert!(next.contains(&state.canonicalize().unwrap().display().to_string()));

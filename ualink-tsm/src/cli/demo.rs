@@ -545,9 +545,20 @@ async fn play(
     let status: DeviceStatus = serde_json::from_value(d.get("status").cloned().unwrap_or_default())
         .context("device status")?;
     out.tampered = a1;
-    out.tamper_check = match status {
+    let check = match status {
         DeviceStatus::Quarantined { check, .. } => check,
         other => bail!("tampered accelerator {a1} still {other:?}"),
+    };
+    // The check and the deciding rules of the failed appraisal.
+    let rules: Vec<&str> = d
+        .get("rules")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    out.tamper_check = if rules.is_empty() {
+        check
+    } else {
+        format!("{check}: {}", rules.join(", "))
     };
     out.revoked = with_core(core, move |c| {
         Ok(c.pod()
