@@ -58,7 +58,9 @@ pub enum ResponderFault {
 /// the accelerator's key slots is enabled. Its interface report sets NO_UPDATE_AFTER_LOCK
 /// (INTERFACE_INFO bit 0): the device refuses firmware updates while the TDI is
 /// CONFIG_LOCKED or RUN, and such an attempt moves the TDI to ERROR
-/// ([`crate::SimPod::update_firmware`]).
+/// ([`crate::SimPod::update_firmware`]). It does so whatever LOCK_INTERFACE's NO_FW_UPDATE
+/// flag said — stricter than TDISP requires, and the report states what the device does;
+/// a requester should still set NO_FW_UPDATE, since real devices honour the flag.
 #[derive(Debug)]
 pub struct SimTdi {
     keys_live: bool,

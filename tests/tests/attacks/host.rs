@@ -27,15 +27,10 @@ fn links(p: &SimPod) -> Vec<LinkInfo> {
 }
 
 /// The host writes a locked, running TDI's configuration space: the device's security engine
-/// moves the TDI to ERROR, the share that depended on it must stop, and the TSM must refuse
-/// new shares of it.
-///
-/// Ignored, a known gap (SECURITY.md, residual risks): nothing carries the device's TDI ERROR
-/// to the driver or the TSM yet (no fault report, no TDISP GET_DEVICE_INTERFACE_STATE poll),
-/// so B keeps reading and the TSM still grants; only the next re-attestation revokes (epoch
-/// bump), and it still reports the TDI as RUN.
+/// moves the TDI to ERROR; the TSM's next fault pass (`Tsm::process_faults`, which asks every
+/// TDI it holds for its TDISP state inside the SPDM session) mirrors the ERROR into the
+/// driver, the share that depended on it stops, and the TSM refuses new shares of it.
 #[test]
-#[ignore = "gap: TDI ERROR on the device is not propagated to kdrv/TSM (see SECURITY.md)"]
 fn host_rewriting_a_locked_tdis_config_is_caught_and_stops_sharing() {
     let dir = tempfile::tempdir().unwrap();
     let (mut t, h) = two_tenants(dir.path());
@@ -51,15 +46,18 @@ fn host_rewriting_a_locked_tdis_config_is_caught_and_stops_sharing() {
         t.pod().tdi_state(id(1)).unwrap(),
         Some(ualink_spdm::tdisp::TdiState::Error)
     );
+    // The TSM's fault pass asks every TDI it holds for its TDISP state.
+    let sum = t.process_faults().unwrap();
+    assert!(sum.tdi_errors.contains(&1), "{sum:?}");
     assert_eq!(t.driver().tdi(id(1).to_kdrv()).unwrap().0, TdiState::Error);
     assert_b_reads_nothing(&t);
     let e = t.share(&read_request(h)).unwrap_err();
     assert!(matches!(e, TsmError::PolicyDenied { .. }), "{e}");
 }
 
-/// What holds today for the same attack: the device's security engine sees the write and
-/// moves the TDI to ERROR (so TDISP refuses to START it again), and the next re-attestation
-/// revokes the share through the epoch bump.
+/// The same attack without a fault pass in between: the device's security engine sees the
+/// write and moves the TDI to ERROR (so TDISP refuses to START it again), and the next
+/// re-attestation alone also revokes the share through the epoch bump.
 #[test]
 fn host_tdi_config_write_moves_the_device_tdi_to_error_and_reattestation_revokes() {
     let dir = tempfile::tempdir().unwrap();
@@ -89,6 +87,48 @@ fn host_tdi_config_write_moves_the_device_tdi_to_error_and_reattestation_revokes
     assert_b_reads_nothing(&t);
     let recs = close(t, dir.path());
     assert_eq!(shares(&recs).len(), 1);
+}
+
+/// The host pushes a genuine firmware update to an accelerator whose TDI is running under a
+/// live share: the TDI reports NO_UPDATE_AFTER_LOCK, so the device refuses it (the firmware
+/// stays as attested) and moves the TDI to ERROR; the TSM's fault pass finds the TDI in
+/// ERROR, mirrors it into the driver, which revokes the share, and B reads nothing.
+#[test]
+fn host_updating_firmware_under_a_running_tdi_is_refused_and_revokes_the_share() {
+    use ualink_sim::measurement::MeasurementKind;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut t, h) = two_tenants(dir.path());
+    let g = t.share(&read_request(h)).unwrap();
+    let att = attach_b(&mut t, h, Some(&g.grant)).unwrap();
+    let fb = FileCtx::tenant(TenantId(TB), OsInstanceId(OS_B));
+    t.driver_mut().map(&fb, att).unwrap();
+    assert!(t.pod().read(id(3), id(1), BUF_ADDR, 4).is_ok());
+    let firmware = |t: &ualink_tsm::Tsm| {
+        t.pod()
+            .with_accelerator(id(1), |a| {
+                a.measurements().block(MeasurementKind::Firmware).digest()
+            })
+            .unwrap()
+    };
+    let before = firmware(&t);
+    let e = t.pod().update_firmware(id(1), "9.9.9").unwrap_err();
+    assert!(
+        matches!(e, SimError::FirmwareUpdateAfterLock { .. }),
+        "{e:?}"
+    );
+    assert_eq!(firmware(&t), before, "the refused update was installed");
+    assert_eq!(
+        t.pod().tdi_state(id(1)).unwrap(),
+        Some(ualink_spdm::tdisp::TdiState::Error)
+    );
+    let sum = t.process_faults().unwrap();
+    assert!(sum.tdi_errors.contains(&1), "{sum:?}");
+    assert_eq!(t.driver().tdi(id(1).to_kdrv()).unwrap().0, TdiState::Error);
+    assert_eq!(
+        t.driver().gate_check(&fb, att).map_err(Errno::from),
+        Err(Errno::EIDRM)
+    );
+    assert_b_reads_nothing(&t);
 }
 
 /// The host writes a routing entry that sends B's traffic to A's accelerator. The transfer

@@ -81,21 +81,32 @@ fn anchors(pod: &SimPod) -> Arc<ualink_spdm::cert_chain::TrustAnchors> {
     Arc::new(a)
 }
 
-/// The device resets after the requester's 2nd, 4th, 6th or 8th message (VCA, certificate,
-/// measurements, key exchange): the handshake ends in an error or in a whole attestation
-/// (chain, signed measurements, session) — never a partial one — the reset is reported, and a
-/// fresh handshake afterwards succeeds.
-///
-/// The simulator's reset clears keys, windows, memory and the TDI but not the SPDM
-/// responder's connection state, so today every handshake completes (SECURITY.md lists
-/// this as a simulation limit); the assertions hold either way.
+/// The device resets just before the requester's 2nd, 3rd, ... last message (VCA,
+/// certificate, measurements, key exchange, finish): the reset loses the responder's
+/// connection state, transcripts and handshake keys, so the handshake is interrupted — the
+/// requester gets an error, never an attestation, whole or partial — the reset is reported,
+/// and a fresh handshake afterwards succeeds.
 #[test]
 fn device_reset_mid_handshake_never_yields_a_partial_attestation() {
     let spec = spec(1);
     let pod = SimPod::new(&spec).unwrap();
     let a = id(1);
     let anchors = anchors(&pod);
-    for after in [2u32, 4, 6, 8] {
+    // How many messages a clean handshake sends.
+    let total = {
+        let mut req = Requester::new(RequesterConfig::default(), anchors.clone()).unwrap();
+        let mut io = ResettingMailbox {
+            inner: Mailbox::new(&pod, a),
+            pod: &pod,
+            accel: a,
+            sent: 0,
+            after: u32::MAX,
+        };
+        attest(&mut req, &mut io).unwrap();
+        io.sent
+    };
+    assert!(total >= 6, "{total} messages cannot be a whole handshake");
+    for after in 2..=total {
         let mut req = Requester::new(RequesterConfig::default(), anchors.clone()).unwrap();
         let mut io = ResettingMailbox {
             inner: Mailbox::new(&pod, a),
@@ -105,12 +116,11 @@ fn device_reset_mid_handshake_never_yields_a_partial_attestation() {
             after,
         };
         match attest(&mut req, &mut io) {
-            Err(e) => eprintln!("reset after message {after}: {e}"),
-            Ok(att) => {
-                // A reset between complete exchanges may let a handshake finish; then it
-                // must be whole: chain, signed measurements and a session.
-                assert!(att.measurements.is_some() && att.session_id.is_some());
-            }
+            Err(e) => eprintln!("reset before message {after} of {total}: {e}"),
+            Ok(att) => panic!(
+                "reset before message {after} of {total} went unnoticed: session {:?}",
+                att.session_id
+            ),
         }
         let f = pod.take_fault().unwrap();
         assert!(matches!(f, Some(FaultReport::DeviceReset { .. })), "{f:?}");
@@ -154,6 +164,52 @@ fn device_reset_under_a_live_share_revokes_it_and_rekeying_recovers() {
         t.pod().read(id(3), id(1), BUF_ADDR, 4).is_err(),
         "no grant, no bytes"
     );
+    assert_no_leaks(t.pod());
+}
+
+/// A device reset under a running TDI and the TSM's live SPDM session: the device's session
+/// and TDI are gone (it is CONFIG_UNLOCKED again), so the TSM's next request in the old
+/// session fails instead of programming keys into a device that forgot who it talks to;
+/// processing the fault report quarantines the device (its TDI marked in error) until a
+/// fresh attestation, after which keys can be programmed again.
+#[test]
+fn device_reset_kills_the_tsms_session_and_quarantines_until_reattested() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut t, _h) = two_tenants(dir.path());
+    assert_eq!(
+        t.pod().tdi_state(id(1)).unwrap(),
+        Some(ualink_spdm::tdisp::TdiState::Run)
+    );
+    t.pod().reset_device(id(1)).unwrap();
+    assert_eq!(
+        t.pod().tdi_state(id(1)).unwrap(),
+        Some(ualink_spdm::tdisp::TdiState::ConfigUnlocked)
+    );
+    // Before the fault is processed, the TSM still holds its old session: it is dead.
+    let e = t.key_link(1, 2).unwrap_err();
+    assert!(
+        matches!(&e, TsmError::Device { check, .. } if *check == "spdm-session"),
+        "{e:?}"
+    );
+    let sum = t.process_faults().unwrap();
+    assert!(sum.reset.contains(&1), "{sum:?}");
+    assert!(sum.tdi_errors.contains(&1), "{sum:?}");
+    assert!(
+        matches!(
+            t.device(1).unwrap().status,
+            ualink_tsm::DeviceStatus::Quarantined { ref check, .. } if check == "reset"
+        ),
+        "{:?}",
+        t.device(1).unwrap().status
+    );
+    assert!(t.key_link(1, 2).is_err(), "a quarantined device was keyed");
+    assert_no_leaks(t.pod());
+    assert_eq!(
+        t.reattest(1).unwrap().status,
+        ualink_tsm::DeviceStatus::Attested
+    );
+    t.key_link(1, 2).unwrap();
+    assert!(t.link_keys_live(1, 2).unwrap());
     assert_no_leaks(t.pod());
 }
 

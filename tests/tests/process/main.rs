@@ -36,19 +36,21 @@ fn text(out: &Output) -> String {
 }
 
 /// The tenants' policy data: both accept the sim CVM's default launch measurement; A may
-/// share read-only with B; tenant C lists another measurement. A and B waive `require_no_update_after_lock`, as the demo does: the
-/// simulated TDI's interface report never sets NO_UPDATE_AFTER_LOCK (a known gap listed in
-/// SECURITY.md), so the default rule would refuse every sim TDI.
+/// share read-only with B; tenant C lists another measurement. A and B keep the default TDI
+/// acceptance policy (including `firmware_update_after_lock`: the simulated TDI reports
+/// NO_UPDATE_AFTER_LOCK).
 fn overlay() -> Value {
     let m = hex::encode(ualink_attest::sim::default_measurement());
     let tenant = json!({
         "cvm": {"measurements": {"sim": [m]}},
-        "accept": {"require_no_update_after_lock": false},
     });
     // Tenant C admits only a CVM image none of the tests runs; tenant D runs the sim image
-    // but keeps the default TDI acceptance policy (no waiver).
+    // but accepts devices of another vendor only, so it rejects every sim TDI.
     let other = json!({"cvm": {"measurements": {"sim": ["11".repeat(48)]}}});
-    let strict = json!({"cvm": {"measurements": {"sim": [m.clone()]}}});
+    let strict = json!({
+        "cvm": {"measurements": {"sim": [m.clone()]}},
+        "accept": {"vendors": ["No Such Vendor"]},
+    });
     json!({"ualink_data": {
         "tenants": {"tenant-a": tenant.clone(), "tenant-b": tenant, "tenant-c": other, "tenant-d": strict},
         "sharing": {"pairs": [{"exporter": "tenant-a", "importer": "tenant-b", "rights": ["read"]}]},
@@ -418,7 +420,7 @@ fn tsm_sigkilled_during_onboarding_loses_nothing_acknowledged() {
     assert_eq!(code, Some(0), "{out}");
 }
 
-/// A tenant whose policy keeps the default `firmware_update_after_lock` rule rejects every
+/// A tenant whose policy accepts only another vendor (`vendor_not_accepted`) rejects every
 /// simulated TDI; the TSM stops them and records the rejection. The auditor should be able to
 /// verify that history (exit 0).
 ///
@@ -429,12 +431,12 @@ fn tsm_sigkilled_during_onboarding_loses_nothing_acknowledged() {
 fn tdis_rejected_by_the_tenants_policy_are_stopped_and_the_history_audits() {
     let dir = tempfile::tempdir().unwrap();
     let mut srv = Server::start(&dir.path().join("state"));
-    // Tenant D keeps the default acceptance policy.
+    // Tenant D accepts another vendor only.
     srv.ok(&["tenant", "add", "--name", "tenant-d", "--id", "4"]);
     srv.ok(&["vpod", "create", "--tenant", "tenant-d", "--members", "1,2"]);
     srv.ok(&["provision", "--tenant", "tenant-d"]);
     srv.ok(&["lock", "--tenant", "tenant-d", "--accelerator", "1"]);
-    // Reject through the agent with the stricter default policy.
+    // Reject through the agent with tenant D's policy.
     let mut c = Command::new(bin("ualink-guest-agent"));
     c.args(["run", "--once", "--json", "--tee", "sim", "--tsm", &srv.url])
         .args(["--tenant", "tenant-d", "--accelerators", "1"])
@@ -452,7 +454,7 @@ fn tdis_rejected_by_the_tenants_policy_are_stopped_and_the_history_audits() {
     let out = c.output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("firmware_update_after_lock"),
+        String::from_utf8_lossy(&out.stdout).contains("vendor_not_accepted"),
         "{}",
         text(&out)
     );
