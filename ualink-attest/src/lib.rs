@@ -10,6 +10,8 @@
 //!   the TSM under its own SNP/sim evidence);
 //! - [`ear`]: signed attestation results (EAR, ES384 JWT);
 //! - [`audit`]: the TSM's audit log, a Merkle tree with signed checkpoints.
+//! - [`trust_store`]: the auditor's own roots (sim TEE, device vendors), kept outside the
+//!   audited directory and named in every report.
 //!
 //! Verifiers never apply policy (which VMPL, which measurement, which TCB is acceptable): they
 //! establish what the evidence says and that it is genuine and bound to the caller's inputs;
@@ -30,6 +32,7 @@ pub mod spdm_evidence;
 pub mod tdi_report;
 pub mod tdx;
 pub mod time;
+pub mod trust_store;
 
 pub use error::{Error, ErrorClass, Result};
 

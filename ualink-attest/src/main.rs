@@ -1,4 +1,5 @@
-//! `ualink-attest`: the auditor's command: `verify`, `log`, `report` and `policy test`.
+//! `ualink-attest`: the auditor's command: `verify`, `log`, `report`, `policy test` and
+//! `trust` (the auditor's trust store, see `ualink_attest::trust_store`).
 //! `report` exits 0, 20 (evidence failed), 21 (log tampered) or 22 (decision mismatch).
 //!
 //! Exit codes (one per failure class, see `ualink_attest::ErrorClass`):
@@ -19,6 +20,9 @@ use ualink_attest::snp::{SnpCerts, SnpVerifier};
 use ualink_attest::spdm_evidence::{DeviceEvidenceVerifier, DeviceTrustAnchors, ExpectedNonce};
 use ualink_attest::tdi_report::TdiReportVerifier;
 use ualink_attest::tdx::{trim_zero_padding, verify_quote, TdxCollateral};
+use ualink_attest::trust_store::{
+    self, OnConflict, RootKind, RootsError, StoreRoots, TrustStore, TrustStoreError,
+};
 use ualink_attest::{Error, ErrorClass, ExpectedReportData, UnixTime};
 
 #[derive(Parser)]
@@ -80,7 +84,11 @@ enum Cmd {
     /// devices, TDIs, tenants, shares, revocations, key epochs and anomalies.
     ///
     /// The checkpoint key comes from the log's tsm-identity record (its TEE evidence verified
-    /// with the AMD roots and --trust) or from STATE/tsm.pub.
+    /// with the AMD roots, the trust store's and --trust) or from STATE/tsm.pub.
+    ///
+    /// Roots: AMD's built in, the auditor's trust store (`ualink-attest trust`; never the
+    /// audited directory, and a store inside it is refused), plus --trust/--device-trust. The
+    /// text and JSON outputs name every root used (file and SHA-384).
     ///
     /// Exit codes: 0 everything verified and every decision replays identically; 20 evidence
     /// failed; 21 log tampered (or no checkpoint key); 22 decision mismatch (including policy
@@ -100,11 +108,11 @@ enum Cmd {
         /// The TSM's checkpoint key (hex SEC1 or PEM), if not STATE/tsm.pub.
         #[arg(long)]
         key: Option<PathBuf>,
-        /// TEE roots (PEM or DER) for TSM and CVM evidence, e.g. a sim ark.pem; the AMD
-        /// roots are always trusted.
+        /// TEE roots (PEM or DER) for TSM and CVM evidence, e.g. a sim ark.pem, in addition
+        /// to the AMD roots and the trust store's `tee/` entries.
         #[arg(long = "trust")]
         trust: Vec<PathBuf>,
-        /// Device vendor roots (PEM or DER).
+        /// Device vendor roots (PEM or DER), in addition to the trust store's `devices/`.
         #[arg(long = "device-trust")]
         device_trust: Vec<PathBuf>,
         /// Signed checkpoints kept from earlier audits (detects truncation and forks).
@@ -120,6 +128,39 @@ enum Cmd {
     /// Policy tools.
     #[command(subcommand)]
     Policy(PolicyCmd),
+    /// The auditor's trust store: roots `report` trusts without flags (TEE roots in `tee/`,
+    /// device vendor roots in `devices/`), kept outside any audited directory, in
+    /// $UALINK_ATTEST_TRUST_DIR, else $XDG_CONFIG_HOME/ualink-attest/trust, else
+    /// $HOME/.config/ualink-attest/trust. Exit codes: 0 done, 2 usage (bad name, entry exists
+    /// or not found), 10 not a certificate (or an unusable stored entry), 16 I/O or insecure
+    /// permissions.
+    #[command(subcommand)]
+    Trust(TrustCmd),
+}
+
+#[derive(Subcommand)]
+enum TrustCmd {
+    /// Add a root certificate file (PEM or DER) to the store; anything that is not a
+    /// certificate of that kind is refused.
+    Add {
+        /// A TEE root (TSM and CVM evidence), e.g. a sim platform's ark.pem.
+        #[arg(long, conflicts_with = "device", required_unless_present = "device")]
+        tee: Option<PathBuf>,
+        /// A device vendor root (SPDM device evidence).
+        #[arg(long)]
+        device: Option<PathBuf>,
+        /// The entry name (default: the file name without extension).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the entries: kind, name, file and SHA-384 of each certificate.
+    List,
+    /// Remove entries by name.
+    Remove {
+        /// The entry names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -413,11 +454,27 @@ fn report_cmd(
             }
         }
     }
-    let mut tee_anchors = TrustAnchors::amd_builtin()?;
+    let store = store_roots(state.as_deref())?;
+    let mut tee_anchors = store.roots.tee.clone();
+    let mut device_anchors = store.roots.device.clone();
+    let mut used = trust_lines(&store);
     for t in trust {
-        tee_anchors = tee_anchors.with_explicit_roots_pem(&read(t)?)?;
+        let bytes = read(t)?;
+        tee_anchors = tee_anchors.with_explicit_roots_pem(&bytes)?;
+        for der in certs_from_pem_or_der(&bytes)? {
+            used.push(TrustLine::new("--trust", t, &der));
+        }
     }
-    let device_anchors = device_anchors(&device_trust.iter().collect::<Vec<_>>())?;
+    for f in device_trust {
+        for der in certs_from_pem_or_der(&read(f)?)? {
+            device_anchors.add_der(&der).map_err(|e| Failure {
+                code: 10,
+                class: "malformed",
+                message: format!("device trust anchor {}: {e}", f.display()),
+            })?;
+            used.push(TrustLine::new("--device-trust", f, &der));
+        }
+    }
     let trusted_checkpoints = checkpoints
         .iter()
         .map(|p| read(p).map(|b| decode_hex_or_binary(&b)))
@@ -434,12 +491,210 @@ fn report_cmd(
         &archived,
     );
     let text = match format {
-        Format::Text => rep.to_text(),
-        Format::Json => serde_json::to_string_pretty(&rep.to_json()).unwrap_or_default() + "\n",
+        Format::Text => with_trust_text(&rep.to_text(), &store, &used),
+        Format::Json => {
+            let mut v = rep.to_json();
+            if let Some(m) = v.as_object_mut() {
+                m.insert("trust".into(), trust_json(&store, &used));
+            }
+            serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+        }
         Format::Html => rep.to_html(),
     };
     write_out(out, &text)?;
     Ok(rep.exit_code())
+}
+
+/// The auditor's trust store as `report` found it.
+struct StoreUse {
+    /// The store directory and the variable that chose it; `None` when no location is set.
+    location: Option<(PathBuf, &'static str)>,
+    roots: StoreRoots,
+}
+
+/// One root that vouched: where it came from, its file and its SHA-384.
+struct TrustLine {
+    source: String,
+    path: PathBuf,
+    sha384: String,
+}
+
+impl TrustLine {
+    fn new(source: &str, path: &std::path::Path, der: &[u8]) -> Self {
+        TrustLine {
+            source: source.to_string(),
+            path: path.to_path_buf(),
+            sha384: trust_store::sha384_hex(der),
+        }
+    }
+}
+
+fn store_failure(e: TrustStoreError) -> Failure {
+    let (code, class) = match &e {
+        TrustStoreError::NotACertificate { .. } => (10, "malformed"),
+        TrustStoreError::Io { .. } | TrustStoreError::InsecurePermissions { .. } => (16, "io"),
+        _ => (2, "usage"),
+    };
+    Failure {
+        code,
+        class,
+        message: format!("trust store: {e}"),
+    }
+}
+
+/// The default trust store's roots (AMD built in plus the store's), refusing a store inside
+/// the audited directory. No location (no HOME) is an empty store.
+fn store_roots(state: Option<&std::path::Path>) -> Result<StoreUse, Failure> {
+    let location = match trust_store::default_location() {
+        Ok(l) => Some(l),
+        Err(TrustStoreError::NoLocation) => None,
+        Err(e) => return Err(store_failure(e)),
+    };
+    let roots = match &location {
+        Some((dir, _)) => {
+            if let Some(s) = state {
+                trust_store::check_outside(dir, s).map_err(store_failure)?;
+            }
+            TrustStore::open(dir).roots().map_err(|e| match e {
+                RootsError::Store(e) => store_failure(e),
+                RootsError::Anchor(e) => Failure::from(e),
+            })?
+        }
+        None => StoreRoots {
+            tee: TrustAnchors::amd_builtin()?,
+            device: ualink_attest::spdm_evidence::DeviceTrustAnchors::new(),
+            entries: Vec::new(),
+        },
+    };
+    Ok(StoreUse { location, roots })
+}
+
+fn trust_lines(store: &StoreUse) -> Vec<TrustLine> {
+    let mut out = Vec::new();
+    for e in &store.roots.entries {
+        for der in &e.certs {
+            out.push(TrustLine::new(
+                &format!("store {}", e.kind.label()),
+                &e.path,
+                der,
+            ));
+        }
+    }
+    out
+}
+
+fn store_location_text(store: &StoreUse) -> String {
+    match &store.location {
+        Some((d, var)) => format!("{} (from {var})", d.display()),
+        None => "none (no $UALINK_ATTEST_TRUST_DIR, $XDG_CONFIG_HOME or $HOME)".into(),
+    }
+}
+
+/// The report text with a "Trust" paragraph after its first line: what vouched.
+fn with_trust_text(report: &str, store: &StoreUse, used: &[TrustLine]) -> String {
+    let mut t = String::from("Trust: AMD ARKs Milan, Genoa, Turin (built in)\n");
+    t.push_str(&format!(
+        "       trust store {}\n",
+        store_location_text(store)
+    ));
+    if used.is_empty() {
+        t.push_str("       no other root\n");
+    }
+    for u in used {
+        t.push_str(&format!(
+            "       {:<20} {} sha384 {}\n",
+            u.source,
+            u.path.display(),
+            u.sha384
+        ));
+    }
+    match report.split_once("\n\n") {
+        Some((head, rest)) => format!("{head}\n\n{t}\n{rest}"),
+        None => format!("{report}\n{t}"),
+    }
+}
+
+fn trust_json(store: &StoreUse, used: &[TrustLine]) -> serde_json::Value {
+    json!({
+        "amd_builtin": ["Milan", "Genoa", "Turin"],
+        "store": store.location.as_ref().map(|(d, _)| d.display().to_string()),
+        "store_from": store.location.as_ref().map(|(_, v)| *v),
+        "roots": used.iter().map(|u| json!({
+            "source": u.source,
+            "path": u.path.display().to_string(),
+            "sha384": u.sha384,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn trust_cmd(cmd: TrustCmd) -> Result<(), Failure> {
+    let (dir, var) = trust_store::default_location().map_err(store_failure)?;
+    let store = TrustStore::open(&dir);
+    match cmd {
+        TrustCmd::Add { tee, device, name } => {
+            let (kind, file) = match (tee, device) {
+                (Some(f), None) => (RootKind::Tee, f),
+                (None, Some(f)) => (RootKind::Device, f),
+                _ => return Err(usage("exactly one of --tee FILE or --device FILE".into())),
+            };
+            let name = name.unwrap_or_else(|| trust_store::name_from_path(&file));
+            let bytes = read(&file)?;
+            let e = store
+                .add(kind, &name, &bytes, OnConflict::Refuse)
+                .map_err(|e| match e {
+                    TrustStoreError::NotACertificate { kind, reason, .. } => Failure {
+                        code: 10,
+                        class: "malformed",
+                        message: format!(
+                            "{} is not a {kind} root certificate: {reason}",
+                            file.display()
+                        ),
+                    },
+                    e => store_failure(e),
+                })?;
+            let mut text = format!(
+                "added {} root {:?}: {}",
+                e.kind.label(),
+                e.name,
+                e.path.display()
+            );
+            for f in e.fingerprints() {
+                text.push_str(&format!("\n  sha384 {f}"));
+            }
+            emit(&text);
+        }
+        TrustCmd::List => {
+            let entries = store.list().map_err(store_failure)?;
+            let mut text = format!("trust store {} (from {var})", dir.display());
+            if entries.is_empty() {
+                text.push_str("\n  (empty)");
+            }
+            for e in &entries {
+                text.push_str(&format!(
+                    "\n  {:<6} {:<32} {}",
+                    e.kind.label(),
+                    e.name,
+                    e.path.display()
+                ));
+                for f in e.fingerprints() {
+                    text.push_str(&format!("\n         sha384 {f}"));
+                }
+            }
+            emit(&text);
+        }
+        TrustCmd::Remove { names } => {
+            for n in &names {
+                let e = store.remove(n).map_err(store_failure)?;
+                emit(&format!(
+                    "removed {} root {:?}: {}",
+                    e.kind.label(),
+                    e.name,
+                    e.path.display()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn policy_test(
@@ -532,6 +787,20 @@ fn main() -> ExitCode {
                 out.as_ref(),
             ) {
                 Ok(code) => ExitCode::from(code),
+                Err(f) => {
+                    let _ = writeln!(
+                        std::io::stderr().lock(),
+                        "REFUSED ({}): {}",
+                        f.class,
+                        f.message
+                    );
+                    ExitCode::from(f.code)
+                }
+            }
+        }
+        Cmd::Trust(cmd) => {
+            return match trust_cmd(cmd) {
+                Ok(()) => ExitCode::SUCCESS,
                 Err(f) => {
                     let _ = writeln!(
                         std::io::stderr().lock(),
