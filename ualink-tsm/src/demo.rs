@@ -2,11 +2,17 @@
 //! for their own vendor, reference values for every (vendor, model, firmware) in the pod
 //! computed independently from ualink-sim's golden images, and `allow_sim_tee`.
 //! Never for a real deployment: its trust comes from the simulator itself.
+//!
+//! Also the demo's hand-off to the auditor: [`register_demo_roots`] puts the demo's simulated
+//! roots in the auditor's trust store (outside the state directory), and
+//! [`auditor_report_from_store`] is what the bare `ualink-attest report --state STATE` then
+//! appraises.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
+use ualink_attest::trust_store::{OnConflict, TrustEntry, TrustStore};
 use ualink_sim::measurement::reference_digests;
 use ualink_sim::{PodSpec, SimPod};
 
@@ -86,8 +92,9 @@ pub fn tenants_overlay(
 }
 
 /// Writes the simulated pod's vendor roots to `STATE/device-roots/<vendor>.der` (they exist
-/// only in this process otherwise) so an auditor can pass them to
-/// `ualink-attest report --device-trust`. Returns the files written, sorted.
+/// only in this process otherwise) so the demo can register them in the auditor's trust store
+/// ([`register_demo_roots`]; the auditor never trusts them from the state directory itself).
+/// Returns the files written, sorted.
 pub fn write_device_roots(state: &Path, pod: &SimPod) -> std::io::Result<Vec<PathBuf>> {
     let dir = state.join("device-roots");
     std::fs::create_dir_all(&dir)?;
@@ -106,10 +113,10 @@ pub fn write_device_roots(state: &Path, pod: &SimPod) -> std::io::Result<Vec<Pat
 }
 
 /// The auditor's appraisal of a state directory, as `ualink-attest report --state STATE
-/// --trust T.. --device-trust D..` makes it (checkpoint key from the identity record or
-/// `STATE/tsm.pub`, replay under `STATE/policy/` and `STATE/policy-archive/*/`, the AMD roots
-/// plus `tee_roots`, `device_roots` for device evidence). Used by the demo to check what it
-/// leaves before printing the command, and by tests.
+/// --trust T.. --device-trust D..` makes it with an empty trust store (checkpoint key from
+/// the identity record or `STATE/tsm.pub`, replay under `STATE/policy/` and
+/// `STATE/policy-archive/*/`, the AMD roots plus `tee_roots`, `device_roots` for device
+/// evidence). Used by tests.
 pub fn auditor_report(
     state: &Path,
     tee_roots: &[PathBuf],
@@ -117,8 +124,44 @@ pub fn auditor_report(
 ) -> anyhow::Result<ualink_attest::report::Report> {
     use anyhow::Context as _;
     use ualink_attest::pki::{certs_from_pem_or_der, TrustAnchors};
-    use ualink_attest::report::{audit_with_archive, AuditInputs};
     use ualink_attest::spdm_evidence::DeviceTrustAnchors;
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let mut tee_anchors = TrustAnchors::amd_builtin()?;
+    for t in tee_roots {
+        tee_anchors = tee_anchors.with_explicit_roots_pem(&read(t)?)?;
+    }
+    let mut device_anchors = DeviceTrustAnchors::new();
+    for f in device_roots {
+        for der in certs_from_pem_or_der(&read(f)?)? {
+            device_anchors
+                .add_der(&der)
+                .map_err(|e| anyhow::anyhow!("device root {}: {e:?}", f.display()))?;
+        }
+    }
+    auditor_report_with(state, tee_anchors, device_anchors)
+}
+
+/// The appraisal the bare `ualink-attest report --state STATE` makes: roots from the
+/// auditor's trust `store` only (AMD's built in plus its `tee/` and `devices/` entries; a
+/// store inside `state` is refused), no other flag. Returns the report and the entries used.
+pub fn auditor_report_from_store(
+    state: &Path,
+    store: &TrustStore,
+) -> anyhow::Result<(ualink_attest::report::Report, Vec<TrustEntry>)> {
+    ualink_attest::trust_store::check_outside(store.dir(), state)?;
+    let roots = store.roots()?;
+    let report = auditor_report_with(state, roots.tee, roots.device)?;
+    Ok((report, roots.entries))
+}
+
+/// The auditor's appraisal of `state` under the given roots (see [`auditor_report`]).
+pub fn auditor_report_with(
+    state: &Path,
+    tee_anchors: ualink_attest::pki::TrustAnchors,
+    device_anchors: ualink_attest::spdm_evidence::DeviceTrustAnchors,
+) -> anyhow::Result<ualink_attest::report::Report> {
+    use anyhow::Context as _;
+    use ualink_attest::report::{audit_with_archive, AuditInputs};
     let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
     let log = read(&state.join("audit.log"))?;
     let key = state.join("tsm.pub");
@@ -144,18 +187,6 @@ pub fn auditor_report(
             archived.push(ualink_policy::PolicyBundle::load(&d)?);
         }
     }
-    let mut tee_anchors = TrustAnchors::amd_builtin()?;
-    for t in tee_roots {
-        tee_anchors = tee_anchors.with_explicit_roots_pem(&read(t)?)?;
-    }
-    let mut device_anchors = DeviceTrustAnchors::new();
-    for f in device_roots {
-        for der in certs_from_pem_or_der(&read(f)?)? {
-            device_anchors
-                .add_der(&der)
-                .map_err(|e| anyhow::anyhow!("device root {}: {e:?}", f.display()))?;
-        }
-    }
     Ok(audit_with_archive(
         &log,
         &AuditInputs {
@@ -167,4 +198,44 @@ pub fn auditor_report(
         },
         &archived,
     ))
+}
+
+/// The prefix of the trust store names the demo gives the roots of `state`:
+/// `demo-<first 8 hex digits of SHA-384(state path)>`, so two demo runs never share a name.
+pub fn demo_trust_prefix(state: &Path) -> String {
+    let digest = ring::digest::digest(
+        &ring::digest::SHA384,
+        state.as_os_str().to_string_lossy().as_bytes(),
+    );
+    let short = hex::encode(digest.as_ref().get(..4).unwrap_or_default());
+    format!("demo-{short}")
+}
+
+/// Registers a demo's simulated roots in the auditor's trust `store`, through the same code
+/// path as `ualink-attest trust add`: `tee_root` (the sim platform's ARK, which signs the
+/// TSM's and the CVMs' evidence) as `<prefix>-sim-tee` and each of `device_roots` as
+/// `<prefix>-device-<file stem>` (prefix from [`demo_trust_prefix`]). An entry of the same
+/// name (an earlier demo in a directory of the same path) is replaced. Returns the entries.
+pub fn register_demo_roots(
+    store: &TrustStore,
+    state: &Path,
+    tee_root: &Path,
+    device_roots: &[PathBuf],
+) -> anyhow::Result<Vec<TrustEntry>> {
+    use anyhow::Context as _;
+    let read = |p: &Path| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
+    let prefix = demo_trust_prefix(state);
+    let mut out = vec![store.add_tee(
+        &format!("{prefix}-sim-tee"),
+        &read(tee_root)?,
+        OnConflict::Replace,
+    )?];
+    for d in device_roots {
+        let name = format!(
+            "{prefix}-device-{}",
+            ualink_attest::trust_store::name_from_path(d)
+        );
+        out.push(store.add_device(&name, &read(d)?, OnConflict::Replace)?);
+    }
+    Ok(out)
 }

@@ -12,8 +12,11 @@
 //!    read is granted, globex's driver maps the grant and the bytes cross encrypted links
 //!    (the wire capture holds only ciphertext, the sim's leak oracle stays empty); 5. a key
 //!    rotation; 6. a firmware tamper caught at re-attestation: quarantine, revocation, the
-//!    agents see it. The state directory it leaves is what `ualink-attest report` verifies;
-//!    the demo runs that appraisal itself before printing the command.
+//!    agents see it. The state directory it leaves is what `ualink-attest report --state DIR`
+//!    verifies: the demo registers its simulated roots (TEE and device vendors) in the
+//!    auditor's trust store (outside the state directory, see `ualink_attest::trust_store`),
+//!    prints what it added and how to remove it, runs the bare command's appraisal itself
+//!    and only then prints the command.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -23,6 +26,7 @@ use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 use ualink_attest::pki::TrustAnchors;
+use ualink_attest::trust_store::{TrustEntry, TrustStore};
 use ualink_guest_agent::agent::{Agent, AgentConfig, TdiDecision};
 use ualink_guest_agent::evidence::sim::SimProvider;
 use ualink_guest_agent::peer::{DeviceClaims, TenantTrust};
@@ -604,6 +608,48 @@ fn buffer_handle(hex_handle: &str) -> anyhow::Result<BufferHandle> {
     Ok(BufferHandle(a))
 }
 
+/// Where the bare `ualink-attest report --state STATE` gets its roots: the auditor's trust
+/// store, with the demo's simulated roots registered in it.
+enum AuditorTrust {
+    /// Registered; the bare command's logic ran on the store.
+    Store {
+        store: TrustStore,
+        from: &'static str,
+        added: Vec<TrustEntry>,
+    },
+    /// No trust store could be used (why); the roots must be passed as flags.
+    Flags(String),
+}
+
+/// Registers the demo's roots in the auditor's trust store and appraises `state` as the bare
+/// `ualink-attest report --state STATE` would. Without a usable store, appraises with the
+/// roots as explicit flags instead (and the printed command carries them).
+fn auditor_check(
+    state: &Path,
+    tee_root: &Path,
+    device_roots: &[PathBuf],
+) -> anyhow::Result<(ualink_attest::report::Report, AuditorTrust)> {
+    let registered = ualink_attest::trust_store::default_location()
+        .map_err(anyhow::Error::from)
+        .and_then(|(dir, from)| {
+            let store = TrustStore::open(dir);
+            let added =
+                ualink_tsm::demo::register_demo_roots(&store, state, tee_root, device_roots)?;
+            Ok((store, from, added))
+        });
+    match registered {
+        Ok((store, from, added)) => {
+            let (report, _) = ualink_tsm::demo::auditor_report_from_store(state, &store)?;
+            Ok((report, AuditorTrust::Store { store, from, added }))
+        }
+        Err(e) => {
+            let tee_roots = [tee_root.to_path_buf()];
+            let report = ualink_tsm::demo::auditor_report(state, &tee_roots, device_roots)?;
+            Ok((report, AuditorTrust::Flags(format!("{e:#}"))))
+        }
+    }
+}
+
 fn summary(
     state: &Path,
     key: &[u8],
@@ -619,8 +665,7 @@ fn summary(
         &ualink_attest::audit::CheckpointVerifier::new(key),
         &[],
     )?;
-    let tee_roots = [tee_root.to_path_buf()];
-    let auditor = ualink_tsm::demo::auditor_report(state, &tee_roots, device_roots)?;
+    let (auditor, trust) = auditor_check(state, tee_root, device_roots)?;
     let auditor_exit = auditor.exit_code();
     println!();
     println!("summary");
@@ -668,16 +713,45 @@ fn summary(
         );
     }
     println!();
-    println!("next: verify every decision offline, as an auditor would:");
-    let mut cmd = format!(
-        "  ualink-attest report --state {} --trust {}",
-        state.display(),
-        tee_root.display()
-    );
-    for r in device_roots {
-        cmd.push_str(&format!(" --device-trust {}", r.display()));
+    match &trust {
+        AuditorTrust::Store { store, from, added } => {
+            println!(
+                "auditor trust store {} (from {from}): added the demo's simulated roots (the \
+                 auditor never trusts roots found in the state directory):",
+                store.dir().display()
+            );
+            for e in added {
+                for f in e.fingerprints() {
+                    println!(
+                        "  {:<6} {} {} sha384 {f}",
+                        e.kind.label(),
+                        e.name,
+                        e.path.display()
+                    );
+                }
+            }
+            let names: Vec<&str> = added.iter().map(|e| e.name.as_str()).collect();
+            println!("  they vouch only for simulated hardware; remove them when done with:");
+            println!("  ualink-attest trust remove {}", names.join(" "));
+            println!();
+            println!("next: verify every decision offline, as an auditor would:");
+            println!("  ualink-attest report --state {}", state.display());
+        }
+        AuditorTrust::Flags(why) => {
+            println!("no auditor trust store ({why}); the roots go on the command line:");
+            println!();
+            println!("next: verify every decision offline, as an auditor would:");
+            let mut cmd = format!(
+                "  ualink-attest report --state {} --trust {}",
+                state.display(),
+                tee_root.display()
+            );
+            for r in device_roots {
+                cmd.push_str(&format!(" --device-trust {}", r.display()));
+            }
+            println!("{cmd}");
+        }
     }
-    println!("{cmd}");
     println!("  (from this checkout: cargo run --release -q -p ualink-attest -- report ...)");
     Ok(())
 }
