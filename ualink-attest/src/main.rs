@@ -87,8 +87,9 @@ enum Cmd {
     /// with the AMD roots, the trust store's and --trust) or from STATE/tsm.pub.
     ///
     /// Roots: AMD's built in, the auditor's trust store (`ualink-attest trust`; never the
-    /// audited directory, and a store inside it is refused), plus --trust/--device-trust. The
-    /// text and JSON outputs name every root used (file and SHA-384).
+    /// audited directory, and a store inside it is refused), plus --trust/--device-trust.
+    /// When the store holds roots, the text output's "Trust:" paragraph and the JSON's
+    /// `trust` name every root used (store entries and flag files, path and SHA-384).
     ///
     /// Exit codes: 0 everything verified and every decision replays identically; 20 evidence
     /// failed; 21 log tampered (or no checkpoint key); 22 decision mismatch (including policy
@@ -494,7 +495,7 @@ fn report_cmd(
         Format::Text => with_trust_text(&rep.to_text(), &store, &used),
         Format::Json => {
             let mut v = rep.to_json();
-            if let Some(m) = v.as_object_mut() {
+            if let (false, Some(m)) = (store.roots.entries.is_empty(), v.as_object_mut()) {
                 m.insert("trust".into(), trust_json(&store, &used));
             }
             serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
@@ -590,16 +591,17 @@ fn store_location_text(store: &StoreUse) -> String {
     }
 }
 
-/// The report text with a "Trust" paragraph after its first line: what vouched.
+/// The report text with a "Trust" paragraph after its first line naming what vouched, when
+/// the trust store contributed roots (with flags only, the caller named every root itself).
 fn with_trust_text(report: &str, store: &StoreUse, used: &[TrustLine]) -> String {
+    if store.roots.entries.is_empty() {
+        return report.to_string();
+    }
     let mut t = String::from("Trust: AMD ARKs Milan, Genoa, Turin (built in)\n");
     t.push_str(&format!(
         "       trust store {}\n",
         store_location_text(store)
     ));
-    if used.is_empty() {
-        t.push_str("       no other root\n");
-    }
     for u in used {
         t.push_str(&format!(
             "       {:<20} {} sha384 {}\n",
