@@ -553,10 +553,12 @@ fn store_roots(state: Option<&std::path::Path>) -> Result<StoreUse, Failure> {
     };
     let roots = match &location {
         Some((dir, _)) => {
-            if let Some(s) = state {
-                trust_store::check_outside(dir, s).map_err(store_failure)?;
+            let store = TrustStore::open(dir);
+            match state {
+                Some(s) => store.roots_for_audit(s),
+                None => store.roots(),
             }
-            TrustStore::open(dir).roots().map_err(|e| match e {
+            .map_err(|e| match e {
                 RootsError::Store(e) => store_failure(e),
                 RootsError::Anchor(e) => Failure::from(e),
             })?

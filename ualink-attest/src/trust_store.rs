@@ -507,6 +507,18 @@ impl TrustStore {
         Ok(e)
     }
 
+    /// The roots to audit the directory `audited` with: [`Self::roots`], after refusing
+    /// ([`TrustStoreError::InsideAudited`]) a store inside `audited` or an entry that resolves
+    /// (through a symlink) into it. What `ualink-attest report --state DIR` uses.
+    pub fn roots_for_audit(&self, audited: &Path) -> std::result::Result<StoreRoots, RootsError> {
+        check_outside(&self.dir, audited)?;
+        let roots = self.roots()?;
+        for e in &roots.entries {
+            check_outside(&e.path, audited)?;
+        }
+        Ok(roots)
+    }
+
     /// The roots to verify with: AMD's built-in ARKs plus every TEE entry, and every device
     /// entry (see [`Self::list`] for what fails).
     pub fn roots(&self) -> std::result::Result<StoreRoots, RootsError> {

@@ -242,6 +242,20 @@ fn report_trusts_the_store_names_what_vouched_and_refuses_a_store_inside_the_sta
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("inside the audited directory"), "{out}");
 
+    // An entry that is a symlink into the audited directory is refused too.
+    #[cfg(unix)]
+    {
+        let linked = t.p("linked-store");
+        let (code, out) = run_with_store(&linked, &["trust", "add", "--tee", s(&ark)]);
+        assert_eq!(code, 0, "{out}");
+        std::fs::copy(&ark, state.join("planted.pem")).unwrap();
+        std::os::unix::fs::symlink(state.join("planted.pem"), linked.join("tee/planted.pem"))
+            .unwrap();
+        let (code, out) = run_with_store(&linked, &["report", "--state", s(&state)]);
+        assert_eq!(code, 2, "{out}");
+        assert!(out.contains("inside the audited directory"), "{out}");
+    }
+
     // A store others can write to is refused.
     #[cfg(unix)]
     {

@@ -143,13 +143,12 @@ pub fn auditor_report(
 
 /// The appraisal the bare `ualink-attest report --state STATE` makes: roots from the
 /// auditor's trust `store` only (AMD's built in plus its `tee/` and `devices/` entries; a
-/// store inside `state` is refused), no other flag. Returns the report and the entries used.
+/// store inside `state`, or an entry resolving into it, is refused), no other flag. Returns the report and the entries used.
 pub fn auditor_report_from_store(
     state: &Path,
     store: &TrustStore,
 ) -> anyhow::Result<(ualink_attest::report::Report, Vec<TrustEntry>)> {
-    ualink_attest::trust_store::check_outside(store.dir(), state)?;
-    let roots = store.roots()?;
+    let roots = store.roots_for_audit(state)?;
     let report = auditor_report_with(state, roots.tee, roots.device)?;
     Ok((report, roots.entries))
 }
