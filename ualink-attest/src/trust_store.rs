@@ -575,6 +575,110 @@ mod tests {
         assert_eq!(name_from_path(Path::new("/x/.My Root.der")), "My-Root");
     }
 
+    fn temp(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "ualink-attest-trust-store-{tag}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn add_refuse_replace_remove_and_roots() {
+        let d = temp("lib");
+        let a = crate::sim::SimPlatform::load_or_create(&d.join("a")).unwrap();
+        let b = crate::sim::SimPlatform::load_or_create(&d.join("b")).unwrap();
+        let store = TrustStore::open(d.join("store"));
+        assert!(store.list().unwrap().is_empty());
+
+        // Not a certificate: refused, nothing created.
+        assert!(matches!(
+            store.add_tee("x", b"not a cert", OnConflict::Replace),
+            Err(TrustStoreError::NotACertificate { .. })
+        ));
+        assert!(!store.dir().exists());
+
+        let e = store
+            .add_tee("sim", a.ark_der(), OnConflict::Refuse)
+            .unwrap();
+        assert_eq!(e.certs, vec![a.ark_der().to_vec()]);
+        assert_eq!(e.fingerprints(), vec![sha384_hex(a.ark_der())]);
+        // Same content: no-op; other content: refused, then replaced on request.
+        store
+            .add_tee("sim", a.ark_der(), OnConflict::Refuse)
+            .unwrap();
+        assert!(matches!(
+            store.add_tee("sim", b.ark_der(), OnConflict::Refuse),
+            Err(TrustStoreError::Exists { .. })
+        ));
+        // A name is unique across kinds.
+        assert!(matches!(
+            store.add_device("sim", b.ark_der(), OnConflict::Refuse),
+            Err(TrustStoreError::Exists { .. })
+        ));
+        store
+            .add_tee("sim", b.ark_der(), OnConflict::Replace)
+            .unwrap();
+        store
+            .add_device("vendor", a.ark_der(), OnConflict::Refuse)
+            .unwrap();
+        // A leftover temporary file is ignored.
+        std::fs::write(store.dir().join("tee/.junk.pem.tmp"), b"junk").unwrap();
+
+        let roots = store.roots().unwrap();
+        let names: Vec<_> = roots
+            .entries
+            .iter()
+            .map(|e| (e.kind, e.name.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![(RootKind::Tee, "sim"), (RootKind::Device, "vendor")]
+        );
+        assert_eq!(roots.entries[0].certs, vec![b.ark_der().to_vec()]);
+        assert_eq!(
+            roots.tee.len(),
+            TrustAnchors::amd_builtin().unwrap().len() + 1
+        );
+
+        assert_eq!(store.remove("sim").unwrap().kind, RootKind::Tee);
+        assert!(matches!(
+            store.remove("sim"),
+            Err(TrustStoreError::NotFound(_))
+        ));
+
+        // A stored file that is not a certificate makes the store unusable, by name.
+        std::fs::write(store.dir().join("devices/bad.der"), b"\x30\x03abc").unwrap();
+        let err = store.list().unwrap_err().to_string();
+        assert!(err.contains("bad.der"), "{err}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_group_writable_store_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let d = temp("mode");
+        let a = crate::sim::SimPlatform::load_or_create(&d.join("a")).unwrap();
+        let store = TrustStore::open(d.join("store"));
+        let e = store
+            .add_tee("sim", a.ark_der(), OnConflict::Refuse)
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(store.dir()), 0o700);
+        assert_eq!(mode(&e.path), 0o644);
+        std::fs::set_permissions(&e.path, std::fs::Permissions::from_mode(0o664)).unwrap();
+        assert!(matches!(
+            store.roots(),
+            Err(RootsError::Store(
+                TrustStoreError::InsecurePermissions { .. }
+            ))
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
     #[test]
     fn a_store_inside_the_audited_directory_is_refused() {
         assert!(matches!(
