@@ -11,8 +11,9 @@
 //! - `evidence --tee TEE --report-data HEX [--out FILE]`: this CVM's raw evidence; for SNP and
 //!   sim also `FILE.vcek.der` (or `.vlek.der`) and `FILE.ask.der`, usable as
 //!   `ualink-attest verify FILE --certs FILE.vcek.der --certs FILE.ask.der`;
-//! - `kbs-get --kbs URL --tee TEE --resource REPO/TYPE/TAG [--out FILE]`: one resource through
-//!   the full RCAR flow and JWE decryption.
+//! - `kbs-get --kbs URL --tee TEE --resource REPO/TYPE/TAG [--evidence-format trustee|ualink]
+//!   [--out FILE]`: one resource through the full RCAR flow and JWE decryption; SNP evidence
+//!   goes in a stock Trustee KBS's format unless `--evidence-format ualink`.
 //!
 //! Exit codes: 0 success, 10 malformed peer data, 11 peer incompatible, 12 crypto failure,
 //! 13 verification failed, 14 policy denied, 15 refused by the peer, 16 I/O, 17 peer
@@ -60,6 +61,24 @@ enum Tee {
     Sim,
     /// Trustee's unsigned sample evidence (interop tests only).
     Sample,
+}
+
+/// How `kbs-get` writes SNP evidence.
+#[derive(Clone, Copy, ValueEnum)]
+enum EvidenceFormatArg {
+    /// A stock Trustee KBS's: the sev crate's serde form of the parsed report.
+    Trustee,
+    /// Ours: the raw report bytes in base64 (ualink-tsm's KBS endpoints).
+    Ualink,
+}
+
+impl From<EvidenceFormatArg> for evidence::EvidenceFormat {
+    fn from(f: EvidenceFormatArg) -> Self {
+        match f {
+            EvidenceFormatArg::Trustee => evidence::EvidenceFormat::Trustee,
+            EvidenceFormatArg::Ualink => evidence::EvidenceFormat::Ualink,
+        }
+    }
 }
 
 #[derive(clap::Args)]
@@ -218,6 +237,10 @@ enum Cmd {
         /// The resource, REPO/TYPE/TAG.
         #[arg(long)]
         resource: String,
+        /// How SNP evidence is written: `trustee` for a stock Trustee KBS, `ualink` for
+        /// ualink-tsm's KBS endpoints (raw report bytes).
+        #[arg(long = "evidence-format", value_enum, default_value = "trustee")]
+        evidence_format: EvidenceFormatArg,
         /// PEM file of CA certificates for the KBS (default: the Mozilla roots).
         #[arg(long = "kbs-ca", value_name = "PEM")]
         kbs_ca: Option<PathBuf>,
@@ -620,6 +643,7 @@ async fn cmd_kbs_get(
     kbs: &str,
     tee: &TeeArgs,
     resource: &str,
+    format: evidence::EvidenceFormat,
     kbs_ca: Option<&Path>,
     out: Option<&Path>,
 ) -> anyhow::Result<()> {
@@ -630,7 +654,7 @@ async fn cmd_kbs_get(
         }
         None => KbsTrust::WebPki,
     };
-    let client = KbsClient::new(kbs, trust)?;
+    let client = KbsClient::new(kbs, trust)?.with_evidence_format(format);
     if client.is_plaintext() {
         eprintln!("warning: {kbs} is plain HTTP: the session cookie and token travel unprotected (test deployments only)");
     }
@@ -752,6 +776,7 @@ fn main() -> ExitCode {
             kbs,
             tee,
             resource,
+            evidence_format,
             kbs_ca,
             out,
         } => tokio::runtime::Builder::new_current_thread()
@@ -763,6 +788,7 @@ fn main() -> ExitCode {
                     kbs,
                     tee,
                     resource,
+                    (*evidence_format).into(),
                     kbs_ca.as_deref(),
                     out.as_deref(),
                 ))

@@ -2,6 +2,9 @@
 //! peer on 127.0.0.1 that implements the documented protocol 0.4.0 (auth, attest with the
 //! report_data binding checked through ualink-attest's SNP verifier, JWE resources built with
 //! ring's ECDH — an implementation independent of the client's p256), including every refusal.
+//! The peer reads SNP evidence in both formats: ours (raw bytes) and a stock Trustee KBS's
+//! (sev's serde form, deserialized here as Trustee does and re-encoded to bytes before the
+//! signature check), and records which one each attestation used.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -19,7 +22,7 @@ use ualink_attest::snp::{SnpCerts, SnpVerifier};
 use ualink_attest::{ExpectedReportData, UnixTime};
 use ualink_guest_agent::evidence::sample::SampleProvider;
 use ualink_guest_agent::evidence::sim::SimProvider;
-use ualink_guest_agent::evidence::EvidenceProvider;
+use ualink_guest_agent::evidence::{EvidenceFormat, EvidenceProvider};
 use ualink_guest_agent::kbs::jwe::{concat_kdf_sha256, EphemeralKey};
 use ualink_guest_agent::kbs::{fetch_resource, KbsClient, KbsTrust, ResourcePath};
 use ualink_guest_agent::{Error, ErrorClass};
@@ -159,6 +162,15 @@ struct Kbs {
     resources: HashMap<String, Vec<u8>>,
     /// What the peer saw (for assertions).
     seen: Mutex<Vec<String>>,
+    /// The SNP evidence format of each attestation (`ualink` or `trustee`).
+    formats: Mutex<Vec<&'static str>>,
+}
+
+/// Trustee's `SnpEvidence` (deps/verifier/src/snp), as a stock KBS deserializes it.
+#[derive(serde::Deserialize)]
+struct TrusteeSnpEvidence {
+    attestation_report: sev::firmware::guest::AttestationReport,
+    cert_chain: Option<Vec<sev::firmware::host::CertTableEntry>>,
 }
 
 fn err(status: StatusCode, kind: &str, detail: &str) -> Response<Full<Bytes>> {
@@ -306,7 +318,41 @@ impl Kbs {
                     .then_some(())
                     .ok_or_else(|| "sample report_data mismatch".into())
             }
+            "snp" if ev["attestation_report"].is_object() => {
+                use sev::firmware::host::CertType;
+                use sev::parser::ByteParser as _;
+                self.formats.lock().unwrap().push("trustee");
+                let t: TrusteeSnpEvidence =
+                    serde_json::from_value(ev.clone()).map_err(|e| e.to_string())?;
+                let report = t
+                    .attestation_report
+                    .to_bytes()
+                    .map_err(|e| e.to_string())?
+                    .to_vec();
+                let chain = t.cert_chain.ok_or("no cert_chain")?;
+                let der = |t: CertType| -> Vec<Vec<u8>> {
+                    chain
+                        .iter()
+                        .filter(|c| c.cert_type == t)
+                        .map(|c| c.data().to_vec())
+                        .collect()
+                };
+                let certs = SnpCerts {
+                    leaf: der(CertType::VCEK).pop().ok_or("no VCEK")?,
+                    intermediates: der(CertType::ASK),
+                };
+                self.snp
+                    .verify(
+                        &report,
+                        &certs,
+                        &ExpectedReportData::Expected(*rd),
+                        UnixTime::now(),
+                    )
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            }
             "snp" => {
+                self.formats.lock().unwrap().push("ualink");
                 let report = STANDARD
                     .decode(ev["attestation_report"].as_str().ok_or("no report")?)
                     .map_err(|e| e.to_string())?;
@@ -518,6 +564,7 @@ async fn start_with(fault: Fault, tls: Option<Arc<rustls::ServerConfig>>) -> Pee
             b"s3cret key bytes".to_vec(),
         )]),
         seen: Mutex::new(Vec::new()),
+        formats: Mutex::new(Vec::new()),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -586,6 +633,56 @@ async fn rcar_with_sim_evidence_fetches_and_decrypts() {
             "GET /kbs/v0/resource/default/key/tenant-a"
         ]
     );
+    // A client built with `new` sends our format (raw report bytes).
+    assert_eq!(*kbs.formats.lock().unwrap(), ["ualink"]);
+}
+
+#[tokio::test]
+async fn rcar_in_trustee_format_fetches_and_decrypts() {
+    // The KBS deserializes Trustee's SnpEvidence through sev's serde and checks the
+    // signature over the bytes sev re-encodes: the sim report survives that exactly.
+    let p = start(Fault::None).await;
+    let client = KbsClient::new(&p.url, KbsTrust::WebPki)
+        .unwrap()
+        .with_evidence_format(EvidenceFormat::Trustee);
+    assert_eq!(client.evidence_format(), EvidenceFormat::Trustee);
+    let secret = fetch_resource(&client, &p.sim, &resource()).await.unwrap();
+    assert_eq!(secret.as_slice(), b"s3cret key bytes");
+    // Explicitly back to ours on the same server.
+    let client = client.with_evidence_format(EvidenceFormat::Ualink);
+    fetch_resource(&client, &p.sim, &resource()).await.unwrap();
+    assert_eq!(*p.kbs.formats.lock().unwrap(), ["trustee", "ualink"]);
+}
+
+#[tokio::test]
+async fn kbs_get_sends_trustee_format_unless_told_otherwise() {
+    let p = start(Fault::None).await;
+    let sim_dir = p._dir.path().join("sim");
+    let run = |extra: &'static [&'static str]| {
+        let (url, sim_dir) = (p.url.clone(), sim_dir.clone());
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_ualink-guest-agent"))
+                .args(["kbs-get", "--kbs", &url, "--tee", "sim", "--sim-platform"])
+                .arg(&sim_dir)
+                .args(["--resource", "default/key/tenant-a"])
+                .args(extra)
+                .output()
+                .unwrap()
+        })
+    };
+    for (extra, want) in [
+        (&[][..], "trustee"),
+        (&["--evidence-format", "ualink"][..], "ualink"),
+        (&["--evidence-format", "trustee"][..], "trustee"),
+    ] {
+        let o = run(extra).await.unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(o.stdout, b"s3cret key bytes");
+        assert_eq!(p.kbs.formats.lock().unwrap().pop(), Some(want), "{extra:?}");
+    }
+    let o = run(&["--evidence-format", "raw"]).await.unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(p.kbs.formats.lock().unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -8,6 +8,9 @@
 //! | `sample` | [`sample::SampleProvider`] | Trustee's sample evidence (tests only) |
 //! | `auto`   | [`open_auto`]: configfs-tsm, then `/dev/sev-guest`; never `sim` or `sample` | |
 //!
+//! [`EvidenceFormat`] says how SNP evidence is written for a KBS: ours (raw bytes) or a stock
+//! Trustee KBS's ([`trustee`]).
+//!
 //! Every provider checks that the evidence it returns carries the report_data it was asked
 //! for, so a kernel or device that silently ignored the request cannot go unnoticed.
 
@@ -16,6 +19,7 @@ pub mod configfs;
 pub mod sample;
 pub mod sev_guest;
 pub mod sim;
+pub mod trustee;
 
 use crate::error::{Error, Result};
 use base64::engine::general_purpose::STANDARD;
@@ -72,18 +76,72 @@ pub struct Evidence {
     pub certs: Option<SnpCerts>,
 }
 
+/// How SNP (and sim) evidence is written into the KBS `primary_evidence`. TDX and sample
+/// evidence have one form, Trustee's, in both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EvidenceFormat {
+    /// Ours: the report as the base64 of its 1184 bytes as produced, so the verifier checks
+    /// the signature over exactly what the firmware signed (ualink-tsm, mesh peers).
+    Ualink,
+    /// A stock Trustee KBS's: the `sev` crate's serde form of the parsed report and of its
+    /// certificate table entries ([`trustee`]).
+    Trustee,
+}
+
+impl EvidenceFormat {
+    /// The lowercase name (`ualink`, `trustee`).
+    pub fn name(self) -> &'static str {
+        match self {
+            EvidenceFormat::Ualink => "ualink",
+            EvidenceFormat::Trustee => "trustee",
+        }
+    }
+}
+
+impl std::fmt::Display for EvidenceFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for EvidenceFormat {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "ualink" => Ok(EvidenceFormat::Ualink),
+            "trustee" => Ok(EvidenceFormat::Trustee),
+            other => Err(Error::ApiMisuse {
+                reason: format!("evidence format {other:?}: expected ualink or trustee"),
+            }),
+        }
+    }
+}
+
 impl Evidence {
-    /// The `primary_evidence` JSON for the KBS `attest` request.
+    /// The `primary_evidence` JSON in our own format ([`EvidenceFormat::Ualink`]); see
+    /// [`Evidence::to_kbs_json_as`].
+    pub fn to_kbs_json(&self) -> Result<serde_json::Value> {
+        self.to_kbs_json_as(EvidenceFormat::Ualink)
+    }
+
+    /// The `primary_evidence` JSON for the KBS `attest` request, in `format`.
     ///
-    /// - SNP and sim: `{"attestation_report": "<base64 of the 1184 bytes as produced>",
-    ///   "cert_chain": [{"cert_type": "vcek"|"vlek"|"ask"|"asvk", "data": "<base64 DER>"}, ...]}`
-    ///   (our format: raw bytes, so the verifier checks the signature over what the firmware
-    ///   signed; `cert_chain` is `null` without certificates).
+    /// - SNP and sim, [`EvidenceFormat::Ualink`]: `{"attestation_report": "<base64 of the
+    ///   1184 bytes as produced>", "cert_chain": [{"cert_type": "vcek"|"vlek"|"ask"|"asvk",
+    ///   "data": "<base64 DER>"}, ...]}` (raw bytes, so the verifier checks the signature
+    ///   over what the firmware signed; `cert_chain` is `null` without certificates).
+    /// - SNP and sim, [`EvidenceFormat::Trustee`]: Trustee's `SnpEvidence`
+    ///   (`{"attestation_report": {<sev's serde fields>}, "cert_chain": [{"cert_type":
+    ///   "VCEK", "data": [..]}, ..]}`), refused unless `sev` re-encodes the report to exactly
+    ///   the raw bytes ([`trustee::snp_json`]).
     /// - TDX: `{"quote": "<base64>", "cc_eventlog": null}` (Trustee's `TdxEvidence`).
     /// - sample: the sample JSON itself.
-    pub fn to_kbs_json(&self) -> Result<serde_json::Value> {
-        match self.tee {
-            TeeKind::Snp | TeeKind::Sim => {
+    pub fn to_kbs_json_as(&self, format: EvidenceFormat) -> Result<serde_json::Value> {
+        match (self.tee, format) {
+            (TeeKind::Snp | TeeKind::Sim, EvidenceFormat::Trustee) => {
+                trustee::snp_json(&self.raw, self.certs.as_ref())
+            }
+            (TeeKind::Snp | TeeKind::Sim, EvidenceFormat::Ualink) => {
                 let chain = self.certs.as_ref().map(|c| {
                     let (leaf_type, inter_type) = if ualink_attest::snp::SnpReport::parse(&self.raw)
                         .map(|r| r.signing_key == ualink_attest::snp::SigningKey::Vlek)
@@ -105,11 +163,11 @@ impl Evidence {
                     "cert_chain": chain,
                 }))
             }
-            TeeKind::Tdx => Ok(serde_json::json!({
+            (TeeKind::Tdx, _) => Ok(serde_json::json!({
                 "quote": STANDARD.encode(&self.raw),
                 "cc_eventlog": null,
             })),
-            TeeKind::Sample => serde_json::from_slice(&self.raw)
+            (TeeKind::Sample, _) => serde_json::from_slice(&self.raw)
                 .map_err(|e| Error::platform("sample", format!("sample evidence JSON: {e}"))),
         }
     }

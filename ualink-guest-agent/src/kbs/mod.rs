@@ -22,7 +22,7 @@ pub mod jcs;
 pub mod jwe;
 
 use crate::error::{Error, Result};
-use crate::evidence::EvidenceProvider;
+use crate::evidence::{EvidenceFormat, EvidenceProvider};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 pub use http::{HttpClient, KbsTrust};
@@ -112,6 +112,7 @@ impl std::fmt::Display for ResourcePath {
 pub struct KbsClient {
     http: HttpClient,
     identity: Option<Arc<crate::tls::AgentIdentity>>,
+    format: EvidenceFormat,
 }
 
 /// A session that received a challenge: it holds the session cookie and the nonce.
@@ -121,6 +122,7 @@ pub struct Challenged {
     nonce: String,
     tee: kbs_types::Tee,
     identity: Option<Arc<crate::tls::AgentIdentity>>,
+    format: EvidenceFormat,
 }
 
 /// An attested session: it may fetch resources until the server ends it.
@@ -139,6 +141,7 @@ impl std::fmt::Debug for Challenged {
             .field("http", &self.http)
             .field("nonce", &self.nonce)
             .field("tee", &self.tee)
+            .field("format", &self.format)
             .field("cookie", &"<redacted>")
             .finish()
     }
@@ -158,12 +161,25 @@ impl std::fmt::Debug for Attested {
 
 impl KbsClient {
     /// A client for the KBS at `base_url` (`https://host[:port][/prefix]`, or `http://` for
-    /// tests — the caller should warn).
+    /// tests — the caller should warn). It sends SNP evidence in [`EvidenceFormat::Ualink`];
+    /// a stock Trustee KBS needs [`KbsClient::with_evidence_format`]`(EvidenceFormat::Trustee)`.
     pub fn new(base_url: &str, trust: KbsTrust) -> Result<Self> {
         Ok(Self {
             http: HttpClient::new(base_url, trust)?,
             identity: None,
+            format: EvidenceFormat::Ualink,
         })
+    }
+
+    /// The same client, sending SNP evidence in `format` (see [`EvidenceFormat`]).
+    pub fn with_evidence_format(mut self, format: EvidenceFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// The format SNP evidence is sent in.
+    pub fn evidence_format(&self) -> EvidenceFormat {
+        self.format
     }
 
     /// A client that presents `identity`'s self-signed certificate as its TLS client
@@ -178,6 +194,7 @@ impl KbsClient {
         Ok(Self {
             http: HttpClient::with_identity(base_url, trust, Some(&identity))?,
             identity: Some(identity),
+            format: EvidenceFormat::Ualink,
         })
     }
 
@@ -219,6 +236,7 @@ impl KbsClient {
             nonce: ch.nonce,
             tee,
             identity: self.identity.clone(),
+            format: self.format,
         })
     }
 }
@@ -230,8 +248,8 @@ impl Challenged {
     }
 
     /// `POST /kbs/v0/attest`: the client identity's key (or, without one, a fresh ephemeral
-    /// P-256 key), evidence from `provider` binding the nonce and the key, and the server's
-    /// attestation token in return.
+    /// P-256 key), evidence from `provider` binding the nonce and the key (written in the
+    /// client's [`EvidenceFormat`]), and the server's attestation token in return.
     pub async fn attest(self, provider: &dyn EvidenceProvider) -> Result<Attested> {
         if provider.tee().kbs_tee() != self.tee {
             return Err(Error::ApiMisuse {
@@ -257,7 +275,7 @@ impl Challenged {
                 tee_pubkey,
             },
             tee_evidence: kbs_types::CompositeEvidence {
-                primary_evidence: evidence.to_kbs_json()?,
+                primary_evidence: evidence.to_kbs_json_as(self.format)?,
                 additional_evidence: additional,
             },
         };

@@ -15,7 +15,7 @@
 pub mod api;
 
 use crate::error::{Error, Result};
-use crate::evidence::EvidenceProvider;
+use crate::evidence::{EvidenceFormat, EvidenceProvider};
 use crate::kbs::{Attested, HttpClient, KbsClient, KbsTrust, ResourcePath};
 use crate::lead::KeyBundle;
 use crate::tls::{AgentIdentity, BootstrapVerifier};
@@ -237,8 +237,10 @@ impl TsmClient {
     ) -> Result<Self> {
         check_segment("tenant name", tenant)?;
         let tsm = verify_tsm(url, &identity, trust, UnixTime::now()).await?;
+        // The TSM checks SNP signatures over the report bytes as received: our format.
         let kbs =
-            KbsClient::with_identity(url, KbsTrust::Pem(tsm.ca_pem.as_bytes().to_vec()), identity)?;
+            KbsClient::with_identity(url, KbsTrust::Pem(tsm.ca_pem.as_bytes().to_vec()), identity)?
+                .with_evidence_format(EvidenceFormat::Ualink);
         let session = kbs
             .auth(provider.tee().kbs_tee())
             .await?
