@@ -185,7 +185,8 @@ impl KbsClient {
     /// A client that presents `identity`'s self-signed certificate as its TLS client
     /// certificate and uses the same key as its `tee-pubkey`, so the evidence binds the key
     /// the TLS channel is authenticated with (the TSM requires this; a Trustee KBS ignores
-    /// the client certificate).
+    /// the client certificate). SNP evidence goes in [`EvidenceFormat::Ualink`], as for
+    /// [`KbsClient::new`].
     pub fn with_identity(
         base_url: &str,
         trust: KbsTrust,
