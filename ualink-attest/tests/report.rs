@@ -132,7 +132,16 @@ impl Pod {
 }
 
 fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
+    // An empty auditor trust store: the golden outputs must not depend on the home directory.
+    let store =
+        std::env::temp_dir().join(format!("ualink-attest-empty-store-{}", std::process::id()));
+    std::fs::create_dir_all(&store).unwrap();
+    let out = Command::new(BIN)
+        .args(args)
+        .env("UALINK_ATTEST_TRUST_DIR", &store)
+        .env_remove("XDG_CONFIG_HOME")
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap(),
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),

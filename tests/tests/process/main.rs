@@ -217,8 +217,13 @@ impl Drop for Server {
 
 /// `ualink-attest report --state STATE --trust ark --device-trust roots --json`.
 fn report(state: &Path, roots: &[PathBuf]) -> (Option<i32>, String) {
+    // An empty auditor trust store next to the state: only the roots given here vouch.
+    let store = state.with_extension("auditor-trust");
+    std::fs::create_dir_all(&store).unwrap();
     let mut c = Command::new(bin("ualink-attest"));
-    c.args(["report", "--state"])
+    c.env("UALINK_ATTEST_TRUST_DIR", &store)
+        .env_remove("XDG_CONFIG_HOME")
+        .args(["report", "--state"])
         .arg(state)
         .arg("--trust")
         .arg(state.join("sim-platform/ark.pem"));
