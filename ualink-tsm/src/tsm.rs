@@ -1676,6 +1676,13 @@ impl Tsm {
     /// fails re-attestation the pair's keys are invalidated (a hardware stop) and what crossed
     /// the link is revoked by the driver.
     ///
+    /// The `keys-rotated` records are written only once every end reports the new epoch
+    /// active. A rotation that fails after policy allowed it (a device refuses a key, a
+    /// KeyRollMSG is lost so the roll is not confirmed) writes no `keys-rotated` record: a
+    /// `key-rotation` deny (rule `check.key-roll`) names the failure, the pair is stopped
+    /// (keys invalidated at both ends, what crossed it revoked by the driver) and the error is
+    /// returned; the epoch it used is never reused.
+    ///
     /// A pair the hardware stopped (its usage threshold reached with no fresh alternate key)
     /// is re-keyed in the active slots instead (same gate, RX before TX). Refused with
     /// [`TsmError::KeySource`] for a tenant whose lead agent generates its keys (it hands over
@@ -1785,11 +1792,80 @@ impl Tsm {
             RotationTrigger::Manual => "manual",
             RotationTrigger::Revocation => "revocation",
         };
-        if !self.link_keys_live(a, b)? {
-            // The hardware stopped the pair (or a slot is not live): re-key the active slots.
-            return self.key_pair(a, b, Slot::Active, trigger_name, &mut KeySrc::Tsm(&rng));
+        match self.rekey_pair(a, b, trigger_name, &rng) {
+            Ok(records) => Ok(records),
+            Err(e @ (TsmError::AuditUnavailable(_) | TsmError::Store(_))) => Err(e),
+            Err(e) => {
+                // The roll did not complete at both ends: no `keys-rotated` claim was made;
+                // record the failure, stop the pair and let the driver revoke what crossed it.
+                let rec = AuditRecord::new(
+                    UnixTime::now(),
+                    DecisionKind::KeyRotation,
+                    &subject,
+                    Outcome::Deny,
+                )
+                .and_then(|r| r.with_rule("check.key-roll"))
+                .and_then(|r| {
+                    r.with_reason(&truncate(&format!(
+                        "rotation failed ({e}); the pair is stopped"
+                    )))
+                })
+                .map_err(audit_build)?;
+                self.audit.record(&rec)?;
+                self.invalidate_pair(a, b)?;
+                Err(e)
+            }
         }
-        let records = self.key_pair(a, b, Slot::Alternate, trigger_name, &mut KeySrc::Tsm(&rng))?;
+    }
+
+    /// Puts fresh keys on a pair whose rotation policy allowed: a stopped pair is re-keyed in
+    /// its active slots; a live pair gets new keys in its alternate slots and every TX slot
+    /// rolls. The `keys-rotated` records and the new slot metadata are committed only once
+    /// every end reports the new epoch active; on an error nothing is recorded but the epoch,
+    /// which is consumed (never reused for a different key).
+    fn rekey_pair(
+        &mut self,
+        a: u16,
+        b: u16,
+        trigger_name: &str,
+        rng: &ring::rand::SystemRandom,
+    ) -> Result<Vec<SlotRecord>> {
+        // The hardware stopped the pair (or a slot is not live): re-key the active slots.
+        let stopped = !self.link_keys_live(a, b)?;
+        let slot = if stopped {
+            Slot::Active
+        } else {
+            Slot::Alternate
+        };
+        let staged = match self.key_pair_staged(a, b, slot, trigger_name, &mut KeySrc::Tsm(rng)) {
+            Ok(s) => s,
+            Err(e) => {
+                self.consume_epoch(a, b)?;
+                return Err(e);
+            }
+        };
+        if stopped {
+            return self.commit_keys(vec![staged]);
+        }
+        if let Err(e) = self.roll_staged(&staged.records) {
+            self.store
+                .put_json_many(Table::Epochs, &[(pair_key(a, b), staged.epoch)])?;
+            return Err(e);
+        }
+        self.commit_keys(vec![staged])
+    }
+
+    /// Records the pair's next epoch as used after a failed staging (some slot may hold it).
+    fn consume_epoch(&mut self, a: u16, b: u16) -> Result<()> {
+        let next = self.next_key_epoch(a, b)?;
+        self.store
+            .put_json_many(Table::Epochs, &[(pair_key(a, b), next)])?;
+        Ok(())
+    }
+
+    /// Rolls every TX slot of freshly staged alternate keys (in band to the peer's RX), then
+    /// re-reads the RX mirrors; every end must report the staged epoch active.
+    fn roll_staged(&mut self, records: &[SlotRecord]) -> Result<()> {
         // Roll every TX slot (in band to the peer's RX), then refresh the RX mirrors.
         for want in ["tx", "rx"] {
             for r in records.iter().filter(|r| r.dir == want) {
@@ -1824,7 +1900,7 @@ impl Tsm {
                 }
             }
         }
-        Ok(records)
+        Ok(())
     }
 
     /// Rotates every keyed pair that is due at `now` (Unix seconds), each through the same
