@@ -284,6 +284,19 @@ async fn malformed_unknown_and_oversized_requests_get_specific_errors() {
             .await;
         assert_eq!(r.code(), "tee_not_supported", "{tee}");
     }
+    // KBS bodies: an unknown member is refused, as on the ualink endpoints.
+    let r = agent
+        .post(
+            "/kbs/v0/auth",
+            json!({"version": "0.4.0", "tee": "snp", "extra-params": "", "tenant": "x"}),
+        )
+        .await;
+    assert_eq!(r.code(), "malformed_json");
+    let nonce = agent.auth().await;
+    let mut body = agent.attest_body(&nonce, &agent.jwk(), &h.sim_cvm());
+    body["extra"] = json!(1);
+    let r = agent.post("/kbs/v0/attest", body).await;
+    assert_eq!(r.code(), "malformed_json");
     // Garbage evidence.
     let nonce = agent.auth().await;
     let mut body = agent.attest_body(&nonce, &agent.jwk(), &h.sim_cvm());

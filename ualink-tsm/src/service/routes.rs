@@ -68,6 +68,27 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError::bad_request("malformed_json", format!("request body: {e}")))
 }
 
+/// [`parse`] for a KBS body whose kbs-types struct tolerates unknown members: the top level
+/// must be an object whose members are all in `allowed` (as for the ualink endpoints, an
+/// unknown member is refused rather than ignored).
+fn parse_kbs<T: DeserializeOwned>(body: &[u8], allowed: &[&str]) -> Result<T, ApiError> {
+    let v: serde_json::Value = parse(body)?;
+    let Some(obj) = v.as_object() else {
+        return Err(ApiError::bad_request(
+            "malformed_json",
+            "request body: expected a JSON object",
+        ));
+    };
+    if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(ApiError::bad_request(
+            "malformed_json",
+            format!("request body: unknown member {k:?} (expected {allowed:?})"),
+        ));
+    }
+    serde_json::from_value(v)
+        .map_err(|e| ApiError::bad_request("malformed_json", format!("request body: {e}")))
+}
+
 /// Reads the body within `limit` bytes (413 `body_too_large` beyond). The body is held in a
 /// zeroizing buffer (agent key hand-overs carry key material); the transport's own buffers
 /// (rustls, hyper) are reused and overwritten, not zeroized.
@@ -426,7 +447,7 @@ async fn tsm_info(shared: &Arc<Shared>) -> Result<api::TsmInfo, ApiError> {
 
 fn kbs_auth(shared: &Arc<Shared>, role: &ClientRole, body: &[u8]) -> ApiResult {
     let key = agent_key(role)?;
-    let r: kbs_types::Request = parse(body)?;
+    let r: kbs_types::Request = parse_kbs(body, &["version", "tee", "extra-params"])?;
     if r.version != kbs::PROTOCOL_VERSION {
         return Err(ApiError::bad_request(
             "unsupported_version",
@@ -508,7 +529,8 @@ async fn attest_inner(
     nonce: &str,
     body: &[u8],
 ) -> Result<(CvmClaims, String), ApiError> {
-    let att: kbs_types::Attestation = parse(body)?;
+    let att: kbs_types::Attestation =
+        parse_kbs(body, &["runtime-data", "tee-evidence", "init-data"])?;
     if att.init_data.is_some() {
         return Err(ApiError::bad_request(
             "init_data_not_supported",
