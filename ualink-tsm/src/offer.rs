@@ -137,8 +137,10 @@ impl Tsm {
                 op: "revoke",
                 reason: format!("{:?}", ualink_kdrv::Errno::from(e)),
             })?;
+        // The drain completed when `revoke` returned: one time for the record and its event.
+        let drained_at = UnixTime::now();
         let rec = AuditRecord::new(
-            UnixTime::now(),
+            drained_at,
             DecisionKind::Revocation,
             &format!("offer-{}", offer.id),
             Outcome::Info,
@@ -150,7 +152,7 @@ impl Tsm {
             grant_id: offer.id.clone(),
             cause: "exporter revoked the offer".into(),
             requested_at,
-            drained_at: UnixTime::now().secs(),
+            drained_at: drained_at.secs(),
         });
         self.audit.record(&rec)?;
         Ok(())

@@ -1569,6 +1569,8 @@ impl Tsm {
                 }
             }
         }
+        // One time for the whole pair: the slot metadata and the records carry the same.
+        let now = UnixTime::now();
         let mut records = Vec::new();
         for (dev, t, fp) in &programmed {
             let slot_ref = KeySlotRef {
@@ -1603,13 +1605,12 @@ impl Tsm {
                 peer: t.peer.get(),
                 epoch,
                 fingerprint: hex::encode(fp),
-                programmed_at: now_secs(),
+                programmed_at: u64::try_from(now.secs()).unwrap_or(0),
             };
             records.push(rec);
         }
         // One record per direction and plane: the TX end, the RX end, the epoch and the
         // key's fingerprint (entries were pushed TX then RX for each key).
-        let now = UnixTime::now();
         let mut audits = Vec::with_capacity(programmed.len() / 2);
         for pair in programmed.chunks(2) {
             let [(tx_dev, tx_t, fp), (rx_dev, rx_t, _)] = pair else {
@@ -2926,10 +2927,6 @@ fn slot_ref(r: &SlotRecord) -> Result<KeySlotRef> {
         },
         peer: accel(r.peer)?.to_kdrv(),
     })
-}
-
-fn now_secs() -> u64 {
-    u64::try_from(UnixTime::now().secs()).unwrap_or(0)
 }
 
 /// One pair's programmed keys whose records are not yet durable.

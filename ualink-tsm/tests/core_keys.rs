@@ -325,3 +325,44 @@ fn old_keys_rotate_on_schedule_and_a_failed_rotation_stops_the_pair() {
         .filter(|r| r.kind() == DecisionKind::KeyRotation && r.outcome() == Outcome::Allow)
         .any(|r| r.policy_input().unwrap().contains("\"scheduled\"")));
 }
+
+/// One decision, one clock read: the slot metadata of keys put on a pair and the
+/// `keys-programmed` records of that pair carry the same time (a decision whose parts read
+/// the clock separately disagrees across a second boundary, which is how a policy input's
+/// `now` once differed from its record's time).
+#[test]
+fn programmed_keys_and_their_records_carry_one_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = tsm(4, dir.path());
+    t.bring_up().unwrap();
+    t.tenant_add(1, "tenant-a").unwrap();
+    t.vpod_create(1, &[1, 2, 3]).unwrap();
+    let slots = t.provision_keys(1).unwrap();
+    assert!(!slots.is_empty());
+    let key = t.identity().public_key().to_vec();
+    t.shutdown().unwrap();
+    let recs = records(dir.path(), &key);
+    let programmed: Vec<_> = recs
+        .iter()
+        .filter_map(|r| match r.event() {
+            Some(AuditEvent::KeysProgrammed { tx, rx, .. }) => {
+                Some((tx.accelerator_id, rx.accelerator_id, r.time()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(programmed.len() * 2, slots.len());
+    for s in &slots {
+        let (tx, rx) = if s.dir == "tx" {
+            (s.accel, s.peer)
+        } else {
+            (s.peer, s.accel)
+        };
+        let at = programmed
+            .iter()
+            .find(|(a, b, _)| *a == tx && *b == rx)
+            .map(|(_, _, at)| *at)
+            .unwrap();
+        assert_eq!(i64::try_from(s.programmed_at).unwrap(), at, "{s:?}");
+    }
+}
