@@ -31,6 +31,7 @@ use ualink_spdm::tdisp::msg::{
 use ualink_spdm::tdisp::responder::{DeviceEvent as TdiEvent, TdispDevice, TdispResponder};
 use ualink_spdm::tdisp::{TdiState, TdispError};
 use ualink_spdm::transport::{MessageKind, Received, Transport};
+use zeroize::Zeroizing;
 
 use crate::error::{KeyError, SimError};
 use crate::ids::{AccelId, PortIndex};
@@ -313,6 +314,18 @@ pub struct SimDevice {
     keys: KeyProgResponder<SimKeySink>,
     rng: Rng,
     bad_signature: bool,
+    /// The leaf signing key, parsed once (ring checks the key pair on parsing, which costs
+    /// as much as a signature), with the leaf certificate it was issued with. Reused only
+    /// while the pod still holds that certificate: a certificate swap replaces key and
+    /// certificate together, and a device reset rebuilds the device with an empty cache.
+    /// Locked after the pod state is released, never together with it.
+    signing_key: Mutex<Option<CachedKey>>,
+}
+
+/// A parsed leaf key and the (public) leaf certificate that identifies it.
+struct CachedKey {
+    leaf_der: Vec<u8>,
+    key: SigningKey,
 }
 
 impl core::fmt::Debug for SimDevice {
@@ -350,6 +363,7 @@ impl SimDevice {
             }),
             rng: Rng::new(),
             bad_signature: false,
+            signing_key: Mutex::new(None),
         })
     }
 
@@ -417,7 +431,9 @@ impl Device for SimDevice {
         if slot != 0 {
             return Err(ualink_spdm::Error::ApiMisuse("no key in this slot"));
         }
-        let key = {
+        // The current leaf (certificate and key, copied together) under the pod state lock;
+        // the parsing and signing happen after it is released, so devices sign in parallel.
+        let (leaf_der, pkcs8) = {
             let st = self
                 .st
                 .lock()
@@ -426,9 +442,24 @@ impl Device for SimDevice {
                 .accels
                 .get(&self.accel)
                 .ok_or(ualink_spdm::Error::ApiMisuse("accelerator gone"))?;
-            SigningKey::from_pkcs8(AsymAlg::EcdsaP384, a.pki().leaf_key_pkcs8(), &self.rng)?
+            (
+                a.pki().leaf_der.clone(),
+                Zeroizing::new(a.pki().leaf_key_pkcs8().to_vec()),
+            )
         };
-        let mut sig = crypto::sign(&key, &self.rng, version, context, transcript_hash)?;
+        let mut cache = self
+            .signing_key
+            .lock()
+            .map_err(|_| ualink_spdm::Error::ApiMisuse("simulator state poisoned"))?;
+        let key = match cache.take() {
+            Some(c) if c.leaf_der == leaf_der => c,
+            _ => CachedKey {
+                key: SigningKey::from_pkcs8(AsymAlg::EcdsaP384, &pkcs8, &self.rng)?,
+                leaf_der,
+            },
+        };
+        let key = &cache.insert(key).key;
+        let mut sig = crypto::sign(key, &self.rng, version, context, transcript_hash)?;
         if self.bad_signature {
             if let Some(b) = sig.last_mut() {
                 *b ^= 0x01;

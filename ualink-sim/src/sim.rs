@@ -380,9 +380,28 @@ pub(crate) struct PodState {
 pub struct SimPod {
     st: Arc<Mutex<PodState>>,
     pki: PkiFactory,
-    /// Each accelerator's SPDM responder and mailbox. Locked on its own, never while `st` is
-    /// held, because the responder's device reads the pod state.
-    pub(crate) mailboxes: Mutex<BTreeMap<AccelId, crate::device::Mailbox>>,
+    /// Each accelerator's SPDM responder and mailbox, each behind its own lock. The map is
+    /// built once in [`SimPod::new`] and never changes shape (a device reset rebuilds the
+    /// responder inside its entry), so reaching a device's mailbox takes no pod-wide lock and
+    /// responders of different devices (their signing and key agreement) run in parallel.
+    ///
+    /// Lock order (a thread only ever takes these locks in this order, and at most one
+    /// mailbox at a time):
+    ///
+    /// 1. `tdi_flush` — only while applying queued TDISP events, see
+    ///    [`SimPod::flush_tdi_events`];
+    /// 2. one device's mailbox;
+    /// 3. `st`, the pod state (the responder's device reads it, and the key programming
+    ///    engine writes it, while the mailbox is held);
+    /// 4. a device's own signing-key cache (see `SimDevice::sign`), never held together
+    ///    with `st`.
+    ///
+    /// `st` is never held while a mailbox or `tdi_flush` is taken: code holding the state
+    /// queues TDISP events in `PodState::tdi_events` instead, applied after it is released.
+    pub(crate) mailboxes: BTreeMap<AccelId, Mutex<crate::device::Mailbox>>,
+    /// Serializes the application of queued TDISP events so that two threads flushing at
+    /// once apply one device's events in the order the fabric queued them.
+    tdi_flush: Mutex<()>,
 }
 
 fn kport(p: PortIndex) -> PortId {
@@ -498,17 +517,31 @@ impl SimPod {
             let id = AccelId::new(a.id)?;
             let ports = u8::try_from(a.ports.saturating_add(a.spare_ports))
                 .map_err(|_| SimError::PodConfig("more than 256 ports on an accelerator".into()))?;
-            mailboxes.insert(id, crate::device::Mailbox::new(id, ports, Arc::clone(&st))?);
+            mailboxes.insert(
+                id,
+                Mutex::new(crate::device::Mailbox::new(id, ports, Arc::clone(&st))?),
+            );
         }
         Ok(Self {
             st,
             pki,
-            mailboxes: Mutex::new(mailboxes),
+            mailboxes,
+            tdi_flush: Mutex::new(()),
         })
     }
 
     pub(crate) fn lock(&self) -> Result<MutexGuard<'_, PodState>, SimError> {
         self.st.lock().map_err(|_| SimError::Poisoned)
+    }
+
+    /// Locks `accel`'s mailbox (and only it). Must not be called with `st` held, nor with
+    /// another mailbox held (see the lock order on [`SimPod::mailboxes`]).
+    fn mailbox(&self, accel: AccelId) -> Result<MutexGuard<'_, crate::device::Mailbox>, SimError> {
+        self.mailboxes
+            .get(&accel)
+            .ok_or(SimError::UnknownAccelerator(accel))?
+            .lock()
+            .map_err(|_| SimError::Poisoned)
     }
 
     /// The vendor root certificates (vendor, DER) a verifier should trust.
@@ -751,18 +784,23 @@ impl SimPod {
 
     /// Applies TDISP events queued by the fabric (integrity failures, resets) to the devices'
     /// TDIs. The state lock is released first: the responders read the pod state.
+    ///
+    /// Events are taken from the state and applied while `tdi_flush` is held, so flushes
+    /// from different threads do not interleave: each device sees its events in queue order.
+    /// The common case (nothing queued) takes only the state lock.
     pub(crate) fn flush_tdi_events(&self) -> Result<(), SimError> {
-        let events = {
-            let mut st = self.lock()?;
-            if st.tdi_events.is_empty() {
-                return Ok(());
-            }
-            std::mem::take(&mut st.tdi_events)
-        };
-        let mut mbs = self.mailboxes.lock().map_err(|_| SimError::Poisoned)?;
+        if self.lock()?.tdi_events.is_empty() {
+            return Ok(());
+        }
+        let _flush = self.tdi_flush.lock().map_err(|_| SimError::Poisoned)?;
+        let events = std::mem::take(&mut self.lock()?.tdi_events);
         for (accel, ev) in events {
-            if let Some(mb) = mbs.get_mut(&accel) {
-                mb.device_mut().notify(ev);
+            // One mailbox at a time, the state released (lock order on `mailboxes`).
+            if let Some(mb) = self.mailboxes.get(&accel) {
+                mb.lock()
+                    .map_err(|_| SimError::Poisoned)?
+                    .device_mut()
+                    .notify(ev);
             }
         }
         Ok(())
@@ -771,12 +809,7 @@ impl SimPod {
     /// The TDISP state of `accel`'s TDI (CONFIG_UNLOCKED from power-on and after a reset;
     /// `None` only if the device hosts no TDI).
     pub fn tdi_state(&self, accel: AccelId) -> Result<Option<TdiState>, SimError> {
-        let mbs = self.mailboxes.lock().map_err(|_| SimError::Poisoned)?;
-        Ok(mbs
-            .get(&accel)
-            .ok_or(SimError::UnknownAccelerator(accel))?
-            .device()
-            .tdi_state())
+        Ok(self.mailbox(accel)?.device().tdi_state())
     }
 
     /// Fault knob: makes `accel`'s SPDM responder misbehave (or stop misbehaving).
@@ -786,10 +819,7 @@ impl SimPod {
         fault: ResponderFault,
         on: bool,
     ) -> Result<(), SimError> {
-        let mut mbs = self.mailboxes.lock().map_err(|_| SimError::Poisoned)?;
-        mbs.get_mut(&accel)
-            .ok_or(SimError::UnknownAccelerator(accel))?
-            .set_fault(fault, on);
+        self.mailbox(accel)?.set_fault(fault, on);
         Ok(())
     }
 
@@ -809,12 +839,9 @@ impl SimPod {
     /// Passes one transport-framed (MCTP) SPDM message to `accel`'s responder; the answer is
     /// queued for [`SimPod::spdm_take`].
     pub fn spdm_put(&self, accel: AccelId, framed: &[u8]) -> Result<(), SimError> {
-        let r = {
-            let mut mbs = self.mailboxes.lock().map_err(|_| SimError::Poisoned)?;
-            mbs.get_mut(&accel)
-                .ok_or(SimError::UnknownAccelerator(accel))?
-                .send(framed)
-        };
+        // Only this device's mailbox is held while its responder runs (signing, key
+        // agreement): other devices' responders proceed in parallel.
+        let r = self.mailbox(accel)?.send(framed);
         self.flush_tdi_events()?;
         r
     }
@@ -826,11 +853,7 @@ impl SimPod {
         accel: AccelId,
         buf: &mut [u8],
     ) -> Result<Result<Option<usize>, usize>, SimError> {
-        let mut mbs = self.mailboxes.lock().map_err(|_| SimError::Poisoned)?;
-        Ok(mbs
-            .get_mut(&accel)
-            .ok_or(SimError::UnknownAccelerator(accel))?
-            .receive(buf))
+        Ok(self.mailbox(accel)?.receive(buf))
     }
 
     /// Writes `data` into `dst`'s memory at `addr` from `src`.
@@ -999,12 +1022,9 @@ impl SimPod {
     /// security engine sees a [`DeviceEvent::FirmwareUpdate`].
     pub fn update_firmware(&self, accel: AccelId, version: &str) -> Result<(), SimError> {
         self.flush_tdi_events()?;
-        // Lock order: mailboxes, then the state (the responders read the state).
-        let mut mbs = self.mailboxes.lock().map_err(|_| SimError::Poisoned)?;
-        let dev = mbs
-            .get_mut(&accel)
-            .ok_or(SimError::UnknownAccelerator(accel))?
-            .device_mut();
+        // Lock order: the device's mailbox, then the state (see `mailboxes`).
+        let mut mb = self.mailbox(accel)?;
+        let dev = mb.device_mut();
         let locked = matches!(
             dev.tdi_state(),
             Some(TdiState::ConfigLocked | TdiState::Run)
@@ -1060,10 +1080,7 @@ impl SimPod {
         st.tdi_events.retain(|(a, _)| *a != accel);
         drop(st);
         self.flush_tdi_events()?;
-        let mut mbs = self.mailboxes.lock().map_err(|_| SimError::Poisoned)?;
-        mbs.get_mut(&accel)
-            .ok_or(SimError::UnknownAccelerator(accel))?
-            .reset()
+        self.mailbox(accel)?.reset()
     }
 
     /// Fault knob: switch reset (every routing entry back to Deny).

@@ -570,3 +570,59 @@ fn firmware_update_after_lock_is_refused_and_errors_the_tdi() {
     assert_eq!(p.tdi_state(id(1)).unwrap(), Some(TdiState::Error));
     assert_eq!(digest(&p), before);
 }
+
+/// The device caches its parsed signing key; a certificate swap after it has signed must make
+/// it sign with the swapped-in key (a stale key would fail the signature checks, not the chain).
+#[test]
+fn a_swapped_certificate_is_signed_for_with_its_own_key() {
+    let p = pod(2);
+    attest_one(&p, id(1), RequesterConfig::default()).unwrap();
+    p.swap_certificate(id(1)).unwrap();
+    let rogue_root = p
+        .with_accelerator(id(1), |a| a.pki().root_der.clone())
+        .unwrap();
+    let mut t = TrustAnchors::new();
+    t.add_der(&rogue_root).unwrap();
+    let mut req = Requester::new(RequesterConfig::default(), Arc::new(t)).unwrap();
+    let mut io = Mailbox {
+        pod: &p,
+        accel: id(1).to_kdrv(),
+    };
+    let att = attest(&mut req, &mut io).unwrap();
+    assert!(att.session_id.is_some());
+    // The untouched device still signs with its own key under the vendor root.
+    attest_one(&p, id(2), RequesterConfig::default()).unwrap();
+}
+
+/// Each device's responder has its own lock: attestations of different devices from several
+/// threads all complete while other devices are reset and have their faults toggled.
+#[test]
+fn responders_of_different_devices_run_in_parallel_with_resets_and_faults() {
+    let p = pod(8);
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (1..=6)
+            .map(|n| {
+                let p = &p;
+                s.spawn(move || {
+                    for _ in 0..2 {
+                        let (_, att) = attest_one(p, id(n), RequesterConfig::default()).unwrap();
+                        assert!(att.session_id.is_some());
+                    }
+                })
+            })
+            .collect();
+        s.spawn(|| {
+            for i in 0..20 {
+                p.reset_device(id(7)).unwrap();
+                p.responder_fault(id(8), ResponderFault::BadSignature, i % 2 == 0)
+                    .unwrap();
+                assert_eq!(p.tdi_state(id(7)).unwrap(), Some(TdiState::ConfigUnlocked));
+            }
+        });
+        for w in workers {
+            w.join().unwrap();
+        }
+    });
+    // The knob's last setting (off) holds: device 8 attests.
+    attest_one(&p, id(8), RequesterConfig::default()).unwrap();
+}
