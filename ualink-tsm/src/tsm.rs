@@ -36,7 +36,7 @@ use ualink_spdm::cert_chain::{SpdmCertChain, TrustAnchors};
 use ualink_spdm::keyprog::{self, Direction as KDir, KeyTarget, Slot};
 use ualink_spdm::requester::driver::{attest, request};
 use ualink_spdm::requester::{AppRequest, AppResponse, Attestation, Requester, RequesterConfig};
-use ualink_spdm::tdisp::msg::{InterfaceId, LockInterfaceParams, StartNonce};
+use ualink_spdm::tdisp::msg::{InterfaceId, LockFlags, LockInterfaceParams, StartNonce};
 use ualink_spdm::tdisp::requester::TdispRequester;
 use ualink_spdm::tdisp::TdiState as SpdmTdiState;
 
@@ -2356,7 +2356,8 @@ impl Tsm {
         let rsp = self.tdisp(id, tdi.get_version())?;
         tdi.parse_version(&rsp)
             .map_err(|e| Self::tdisp_err(id, e))?;
-        let rsp = self.tdisp(id, tdi.lock_interface(&LockInterfaceParams::default()))?;
+        let lock = tdi_lock_request(&tdi).map_err(|e| Self::tdisp_err(id, e))?;
+        let rsp = self.tdisp(id, lock)?;
         let nonce = tdi
             .parse_lock_interface(&rsp)
             .map_err(|e| Self::tdisp_err(id, e))?;
@@ -2946,6 +2947,17 @@ struct Verdict {
     now: UnixTime,
 }
 
+/// The LOCK_INTERFACE_REQUEST the TSM sends for `tdi`: flag NO_FW_UPDATE set, so the device
+/// refuses firmware updates while the TDI is locked or running (a confidential TDI's
+/// measured firmware must stay the firmware the tenant accepted); no other flag.
+fn tdi_lock_request(tdi: &TdispRequester) -> core::result::Result<Vec<u8>, String> {
+    let flags = LockFlags::from_bits(LockFlags::NO_FW_UPDATE).map_err(|e| format!("{e:?}"))?;
+    Ok(tdi.lock_interface(&LockInterfaceParams {
+        flags,
+        ..LockInterfaceParams::default()
+    }))
+}
+
 /// A completed SPDM attestation and its policy appraisal (done on the worker).
 pub(crate) struct Attested {
     req: Requester,
@@ -3110,6 +3122,25 @@ pub(crate) fn with_decision(
 
 #[cfg(test)]
 mod tests {
+    use ualink_spdm::tdisp::msg::{InterfaceId, LockFlags, TdispRequest, TdispRequestBody};
+    use ualink_spdm::tdisp::requester::TdispRequester;
+
+    /// The LOCK_INTERFACE_REQUEST on the wire asks the device to refuse firmware updates
+    /// while locked (decoded as the device's responder decodes it).
+    #[test]
+    fn tdi_lock_request_carries_no_fw_update() {
+        let id = InterfaceId::new(ualink_sim::device::SIM_TDI).unwrap();
+        let bytes = super::tdi_lock_request(&TdispRequester::new(id)).unwrap();
+        let req = TdispRequest::parse(&bytes).unwrap();
+        assert_eq!(req.interface_id, id);
+        let TdispRequestBody::LockInterface(p) = req.body else {
+            panic!("not a LOCK_INTERFACE_REQUEST: {:?}", req.body);
+        };
+        let want = LockFlags::from_bits(LockFlags::NO_FW_UPDATE).unwrap();
+        assert!(p.flags.contains(want), "flags {:#x}", p.flags.bits());
+        assert_eq!(p.flags.bits(), LockFlags::NO_FW_UPDATE);
+    }
+
     /// The service shares the core behind a mutex across tokio tasks: it must be `Send`.
     #[test]
     fn the_core_can_move_between_threads() {
