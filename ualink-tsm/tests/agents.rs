@@ -69,12 +69,11 @@ fn tenant_policy(h: &Harness, corrupt_ref: bool) -> PolicyEngine {
         "allow_sim_tee": true,
         "device": {"trusted_vendor_roots": roots},
         "reference_values": {"tags": [{"comid": {"triples": {"reference-triples": triples}}}]},
-        // The sim TDI does not report NO_UPDATE_AFTER_LOCK; the demo waives it the same way.
+        // No acceptance waiver: the sim TDI reports NO_UPDATE_AFTER_LOCK (the TSM locks with
+        // NO_FW_UPDATE), so the default `require_no_update_after_lock` holds.
         "tenants": {
-            "tenant-a": {"cvm": {"measurements": {"sim": [m]}},
-                         "accept": {"require_no_update_after_lock": false}},
-            "tenant-b": {"cvm": {"measurements": {"sim": [m]}},
-                         "accept": {"require_no_update_after_lock": false}},
+            "tenant-a": {"cvm": {"measurements": {"sim": [m]}}},
+            "tenant-b": {"cvm": {"measurements": {"sim": [m]}}},
         },
     }});
     PolicyEngine::new(
