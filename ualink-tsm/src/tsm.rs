@@ -1003,23 +1003,7 @@ impl Tsm {
                 .tdi_update(&self.ctx, a, TdiState::ConfigUnlocked, epoch, true)
                 .map_err(kdrv_err("tdi_update"))?;
             // No keys: every slot this device shares with a peer is invalidated.
-            let peers: std::collections::BTreeSet<u16> = self
-                .store
-                .list_json::<SlotRecord>(Table::KeySlots)?
-                .into_iter()
-                .filter_map(|(_, r)| {
-                    if r.accel == id {
-                        Some(r.peer)
-                    } else if r.peer == id {
-                        Some(r.accel)
-                    } else {
-                        None
-                    }
-                })
-                .collect();
-            for p in peers {
-                self.invalidate_pair(id, p)?;
-            }
+            self.invalidate_all_pairs_of(id)?;
         }
         if let Some(d) = self.devices.get_mut(&id) {
             d.view.status = status.clone();
@@ -2218,6 +2202,18 @@ impl Tsm {
             )?;
             self.store.delete(Table::Tdis, &device_subject(id))?;
         }
+        self.invalidate_all_pairs_of(id)?;
+        if let Some(d) = self.devices.get_mut(&id) {
+            d.view.status = quarantined("reset", what.to_string());
+            d.session = None;
+            d.tdi = None;
+            d.evidence = None;
+        }
+        Ok(held.is_some())
+    }
+
+    /// Invalidates the keys of every pair `id` has stored key slots with (quarantine, reset).
+    fn invalidate_all_pairs_of(&mut self, id: u16) -> Result<()> {
         let peers: std::collections::BTreeSet<u16> = self
             .store
             .list_json::<SlotRecord>(Table::KeySlots)?
@@ -2235,13 +2231,7 @@ impl Tsm {
         for p in peers {
             self.invalidate_pair(id, p)?;
         }
-        if let Some(d) = self.devices.get_mut(&id) {
-            d.view.status = quarantined("reset", what.to_string());
-            d.session = None;
-            d.tdi = None;
-            d.evidence = None;
-        }
-        Ok(held.is_some())
+        Ok(())
     }
 
     /// Invalidates every slot between `a` and `b` through the driver (which revokes every
