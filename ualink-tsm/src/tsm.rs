@@ -1709,12 +1709,13 @@ impl Tsm {
         let now = UnixTime::now();
         let subject = format!("{}<->{}", device_subject(a), device_subject(b));
         if ea.status != DeviceStatus::Attested || eb.status != DeviceStatus::Attested {
-            let rec = AuditRecord::new(now, DecisionKind::KeyRotation, &subject, Outcome::Deny)
-                .and_then(|r| r.with_rule("check.fresh_attestation"))
-                .and_then(|r| r.with_reason("an end failed re-attestation; the pair is stopped"))
-                .map_err(audit_build)?;
-            self.audit.record(&rec)?;
-            self.invalidate_pair(a, b)?;
+            self.stop_pair(
+                a,
+                b,
+                now,
+                "fresh_attestation",
+                "an end failed re-attestation; the pair is stopped",
+            )?;
             let bad = if ea.status != DeviceStatus::Attested {
                 a
             } else {
@@ -1783,21 +1784,13 @@ impl Tsm {
             Err(e) => {
                 // The roll did not complete at both ends: no `keys-rotated` claim was made;
                 // record the failure, stop the pair and let the driver revoke what crossed it.
-                let rec = AuditRecord::new(
+                self.stop_pair(
+                    a,
+                    b,
                     UnixTime::now(),
-                    DecisionKind::KeyRotation,
-                    &subject,
-                    Outcome::Deny,
-                )
-                .and_then(|r| r.with_rule("check.key-roll"))
-                .and_then(|r| {
-                    r.with_reason(&truncate(&format!(
-                        "rotation failed ({e}); the pair is stopped"
-                    )))
-                })
-                .map_err(audit_build)?;
-                self.audit.record(&rec)?;
-                self.invalidate_pair(a, b)?;
+                    "key-roll",
+                    &format!("rotation failed ({e}); the pair is stopped"),
+                )?;
                 Err(e)
             }
         }
@@ -1940,21 +1933,13 @@ impl Tsm {
                 Ok(_) => rotated.push((a, b)),
                 Err(e @ (TsmError::AuditUnavailable(_) | TsmError::Store(_))) => return Err(e),
                 Err(e) => {
-                    let rec = AuditRecord::new(
+                    self.stop_pair(
+                        a,
+                        b,
                         UnixTime::now(),
-                        DecisionKind::KeyRotation,
-                        &format!("{}<->{}", device_subject(a), device_subject(b)),
-                        Outcome::Deny,
-                    )
-                    .and_then(|r| r.with_rule("check.rotation"))
-                    .and_then(|r| {
-                        r.with_reason(&truncate(&format!(
-                            "{trigger:?} rotation failed ({e}); the pair is stopped"
-                        )))
-                    })
-                    .map_err(audit_build)?;
-                    self.audit.record(&rec)?;
-                    self.invalidate_pair(a, b)?;
+                        "rotation",
+                        &format!("{trigger:?} rotation failed ({e}); the pair is stopped"),
+                    )?;
                 }
             }
         }
@@ -2029,21 +2014,13 @@ impl Tsm {
                     for x in [at, source] {
                         causes.entry(x).or_insert_with(|| what.clone());
                     }
-                    let rec = AuditRecord::new(
+                    self.stop_pair(
+                        source,
+                        at,
                         UnixTime::now(),
-                        DecisionKind::KeyRotation,
-                        &format!("{}<->{}", device_subject(source), device_subject(at)),
-                        Outcome::Deny,
-                    )
-                    .and_then(|r| r.with_rule("check.integrity"))
-                    .and_then(|r| {
-                        r.with_reason(&truncate(&format!(
-                            "{what}; the pair's keys are invalidated at both ends"
-                        )))
-                    })
-                    .map_err(audit_build)?;
-                    self.audit.record(&rec)?;
-                    self.invalidate_pair(at, source)?;
+                        "integrity",
+                        &format!("{what}; the pair's keys are invalidated at both ends"),
+                    )?;
                     sum.stopped_pairs.push((at.min(source), at.max(source)));
                 }
                 F::StaleKey { slot } | F::KeyRollTimeout { slot } => {
@@ -2210,6 +2187,19 @@ impl Tsm {
             d.evidence = None;
         }
         Ok(held.is_some())
+    }
+
+    /// Records a verification refusal for the pair `a<->b` (a `key-rotation` Deny with rule
+    /// `check.<check>`, no policy input: the auditor's report treats it as a verification
+    /// outcome), durably, then invalidates the pair's keys at both ends.
+    fn stop_pair(&mut self, a: u16, b: u16, at: UnixTime, check: &str, reason: &str) -> Result<()> {
+        let subject = format!("{}<->{}", device_subject(a), device_subject(b));
+        let rec = AuditRecord::new(at, DecisionKind::KeyRotation, &subject, Outcome::Deny)
+            .and_then(|r| r.with_rule(&format!("check.{check}")))
+            .and_then(|r| r.with_reason(&truncate(reason)))
+            .map_err(audit_build)?;
+        self.audit.record(&rec)?;
+        self.invalidate_pair(a, b)
     }
 
     /// Invalidates the keys of every pair `id` has stored key slots with (quarantine, reset).
