@@ -25,6 +25,7 @@ pub use event::AuditEvent;
 use file::{Next, Tail};
 use merkle::{CompactTree, Hash};
 pub use record::{AuditRecord, DecisionKind, Digest384, Outcome};
+use std::sync::{Mutex, PoisonError};
 pub use writer::{AuditLogWriter, OpenReport, SharedAuditLog};
 
 /// What a full verification established.
@@ -103,41 +104,43 @@ fn tampered(seq: u64, reason: impl Into<String>) -> Error {
 /// Below this many entries, hashing on one thread beats starting others.
 const PARALLEL_LEAVES_MIN: usize = 4096;
 
-/// The leaf hash of each entry payload, in order, computed on up to every core in
-/// contiguous chunks (a thread that cannot be started leaves its chunk to this one).
+/// Entries hashed per unit of work handed to a thread: small enough that a core slowed by
+/// other load takes fewer units instead of holding the others up.
+const LEAVES_PER_UNIT: usize = 1024;
+
+/// The leaf hash of each entry payload, in order, computed on every core: threads (this
+/// one included) take units of [`LEAVES_PER_UNIT`] entries until none are left, so a thread
+/// that cannot be started or runs slowly only shifts work to the others.
 fn leaf_hashes_parallel(entries: &[&[u8]]) -> Vec<Hash> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut out = vec![[0u8; 48]; entries.len()];
     if threads < 2 || entries.len() < PARALLEL_LEAVES_MIN {
-        return entries.iter().map(|e| merkle::leaf_hash(e)).collect();
-    }
-    let chunk = entries.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = entries
-            .chunks(chunk)
-            .skip(1)
-            .map(|c| {
-                (
-                    c,
-                    std::thread::Builder::new().spawn_scoped(s, move || {
-                        c.iter().map(|e| merkle::leaf_hash(e)).collect::<Vec<_>>()
-                    }),
-                )
-            })
-            .collect();
-        let mut out: Vec<Hash> = entries
-            .iter()
-            .take(chunk)
-            .map(|e| merkle::leaf_hash(e))
-            .collect();
-        for (c, h) in handles {
-            match h.map(|h| h.join()) {
-                Ok(Ok(v)) => out.extend(v),
-                // Not started, or (unreachable: hashing does not panic) died: do it here.
-                _ => out.extend(c.iter().map(|e| merkle::leaf_hash(e))),
-            }
+        for (o, e) in out.iter_mut().zip(entries) {
+            *o = merkle::leaf_hash(e);
         }
-        out
-    })
+        return out;
+    }
+    let units = Mutex::new(
+        entries
+            .chunks(LEAVES_PER_UNIT)
+            .zip(out.chunks_mut(LEAVES_PER_UNIT)),
+    );
+    let work = || loop {
+        // Take the next unit; hash it without the lock.
+        let unit = units.lock().unwrap_or_else(PoisonError::into_inner).next();
+        let Some((ins, outs)) = unit else { break };
+        for (o, e) in outs.iter_mut().zip(ins) {
+            *o = merkle::leaf_hash(e);
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..threads {
+            // A thread that cannot be started leaves its share to the others.
+            let _ = std::thread::Builder::new().spawn_scoped(s, work);
+        }
+        work();
+    });
+    out
 }
 
 /// Verifies a whole log held in `bytes` with the TSM's checkpoint key, plus `trusted`
