@@ -36,7 +36,7 @@ use zeroize::Zeroizing;
 use crate::error::{KeyError, SimError};
 use crate::ids::{AccelId, PortIndex};
 use crate::sim::{PodState, SlotRef};
-use crate::ualinksec::{Direction, KeyRole, MasterKey};
+use crate::ualinksec::{Direction, KeyRole, MasterKey, PreparedKey};
 
 /// The FUNCTION_ID of the one TDI each simulated accelerator hosts.
 pub const SIM_TDI: u32 = 0x0001;
@@ -196,7 +196,19 @@ impl KeySink for SimKeySink {
             Slot::Alternate => KeyRole::Alternate,
         };
         let mk = MasterKey::from_ref(key.as_bytes(), epoch);
-        self.with(|st| st.program_key(slot, role, mk))
+        // The stream keys are derived before the pod state is locked, so devices programming
+        // keys at once only serialize on installing them.
+        let prepared = PreparedKey::new(role, mk).map_err(|reason| {
+            status_of(&SimError::Key {
+                port: crate::ids::PortRef {
+                    accel: slot.accel,
+                    port: slot.port,
+                },
+                peer: slot.peer,
+                reason,
+            })
+        })?;
+        self.with(|st| st.program_prepared(slot, prepared))
     }
 
     fn go(&mut self, target: KeyTarget) -> Result<(), KeyProgStatus> {
@@ -315,17 +327,32 @@ pub struct SimDevice {
     rng: Rng,
     bad_signature: bool,
     /// The leaf signing key, parsed once (ring checks the key pair on parsing, which costs
-    /// as much as a signature), with the leaf certificate it was issued with. Reused only
-    /// while the pod still holds that certificate: a certificate swap replaces key and
-    /// certificate together, and a device reset rebuilds the device with an empty cache.
-    /// Locked after the pod state is released, never together with it.
+    /// as much as a signature), with the leaf certificate it was issued with. A pod's
+    /// devices start with it loaded, as a device's security engine holds its key from
+    /// power-on ([`CachedKey::load`] in `SimPod::new`). Reused only while the pod still
+    /// holds that certificate: a certificate swap replaces key and certificate together
+    /// (the new key is parsed on its first signature), and a device reset rebuilds the
+    /// device with an empty cache. Locked after the pod state is released, never together
+    /// with it.
     signing_key: Mutex<Option<CachedKey>>,
 }
 
 /// A parsed leaf key and the (public) leaf certificate that identifies it.
-struct CachedKey {
+pub(crate) struct CachedKey {
     leaf_der: Vec<u8>,
     key: SigningKey,
+}
+
+impl CachedKey {
+    /// Parses `pki`'s leaf key (P-384), tagged with its leaf certificate.
+    pub(crate) fn load(pki: &crate::pki::DevicePki, rng: &Rng) -> Result<Self, SimError> {
+        let key = SigningKey::from_pkcs8(AsymAlg::EcdsaP384, pki.leaf_key_pkcs8(), rng)
+            .map_err(|e| SimError::Pki(format!("loading the leaf key: {e}")))?;
+        Ok(Self {
+            leaf_der: pki.leaf_der.clone(),
+            key,
+        })
+    }
 }
 
 impl core::fmt::Debug for SimDevice {
@@ -339,7 +366,12 @@ impl core::fmt::Debug for SimDevice {
 }
 
 impl SimDevice {
-    fn new(accel: AccelId, ports: u8, st: Arc<Mutex<PodState>>) -> Result<Self, SimError> {
+    fn new(
+        accel: AccelId,
+        ports: u8,
+        st: Arc<Mutex<PodState>>,
+        key: Option<CachedKey>,
+    ) -> Result<Self, SimError> {
         let local = keyprog::AccelId::new(accel.get())
             .map_err(|_| SimError::AccelIdOutOfRange(accel.get()))?;
         Ok(Self {
@@ -363,7 +395,7 @@ impl SimDevice {
             }),
             rng: Rng::new(),
             bad_signature: false,
-            signing_key: Mutex::new(None),
+            signing_key: Mutex::new(key),
         })
     }
 
@@ -536,16 +568,18 @@ pub(crate) struct Mailbox {
 }
 
 impl Mailbox {
+    /// The mailbox of a device that holds `key` (its leaf key, already parsed) if given.
     pub(crate) fn new(
         accel: AccelId,
         ports: u8,
         st: Arc<Mutex<PodState>>,
+        key: Option<CachedKey>,
     ) -> Result<Self, SimError> {
         Ok(Self {
             accel,
             ports,
             responder: Responder::new(
-                SimDevice::new(accel, ports, Arc::clone(&st))?,
+                SimDevice::new(accel, ports, Arc::clone(&st), key)?,
                 ResponderConfig::default(),
             ),
             st,
@@ -576,7 +610,7 @@ impl Mailbox {
     /// device's or the attacker's behaviour, not its state).
     pub(crate) fn reset(&mut self) -> Result<(), SimError> {
         let fresh = Responder::new(
-            SimDevice::new(self.accel, self.ports, Arc::clone(&self.st))?,
+            SimDevice::new(self.accel, self.ports, Arc::clone(&self.st), None)?,
             ResponderConfig::default(),
         );
         drop(std::mem::replace(&mut self.responder, fresh));

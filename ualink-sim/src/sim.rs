@@ -45,7 +45,7 @@ use crate::ualinksec::header::{
     self, Cmd, RspStatus, TxnHeader, WireTxn, ADDR_HI_MASK, HEADER_LEN, LOW_ADDR_BITS,
 };
 use crate::ualinksec::{
-    Direction, KeyRole, KeySlot, MasterKey, OpenError, SecParams, StopReason, StreamId,
+    Direction, KeyRole, KeySlot, MasterKey, OpenError, PreparedKey, SecParams, StopReason, StreamId,
 };
 
 /// The fabric clock's value when a pod is built (1 s), so that times before the pod started
@@ -493,6 +493,13 @@ impl SimPod {
             p.link = Some((SwitchIndex(l.switch), SwitchPort(l.switch_port)));
             p.up = true;
         }
+        // Every device's leaf key, parsed now: a device holds its key from power-on, and
+        // ring's key-pair check on parsing costs as much as a signature.
+        let rng = ualink_spdm::crypto::Rng::new();
+        let mut keys = accels
+            .iter()
+            .map(|(id, a)| Ok((*id, crate::device::CachedKey::load(a.pki(), &rng)?)))
+            .collect::<Result<BTreeMap<_, _>, SimError>>()?;
         let st = Arc::new(Mutex::new(PodState {
             sec: SecParams::default(),
             max_txn: spec.defaults.max_txn_bytes,
@@ -519,7 +526,12 @@ impl SimPod {
                 .map_err(|_| SimError::PodConfig("more than 256 ports on an accelerator".into()))?;
             mailboxes.insert(
                 id,
-                Mutex::new(crate::device::Mailbox::new(id, ports, Arc::clone(&st))?),
+                Mutex::new(crate::device::Mailbox::new(
+                    id,
+                    ports,
+                    Arc::clone(&st),
+                    keys.remove(&id),
+                )?),
             );
         }
         Ok(Self {
@@ -1316,6 +1328,27 @@ impl PodState {
         }
         self.slot_mut(slot)?
             .program(role, key)
+            .map_err(|reason| SimError::Key {
+                port: PortRef {
+                    accel: slot.accel,
+                    port: slot.port,
+                },
+                peer: slot.peer,
+                reason,
+            })
+    }
+
+    /// [`Self::program_key`] with a key prepared (streams derived) outside the state lock.
+    pub(crate) fn program_prepared(
+        &mut self,
+        slot: SlotRef,
+        key: PreparedKey,
+    ) -> Result<(), SimError> {
+        if slot.peer == slot.accel {
+            return Err(SimError::BadTransfer);
+        }
+        self.slot_mut(slot)?
+            .program_prepared(key)
             .map_err(|reason| SimError::Key {
                 port: PortRef {
                     accel: slot.accel,

@@ -188,6 +188,38 @@ impl Active {
     }
 }
 
+/// A master key ready to be programmed into a slot as a given [`KeyRole`]: for the active
+/// role its three stream keys are already derived (what a device's key engine does before
+/// it installs the key). Zeroized on drop like the key it holds.
+#[derive(Debug)]
+pub struct PreparedKey {
+    epoch: u32,
+    kind: Prepared,
+}
+
+#[derive(Debug)]
+enum Prepared {
+    Active(Box<Active>),
+    Alternate(MasterKey),
+}
+
+impl PreparedKey {
+    /// Prepares `key` for `role` (derives the stream keys for the active role).
+    pub fn new(role: KeyRole, key: MasterKey) -> Result<Self, KeyError> {
+        let epoch = key.epoch;
+        let kind = match role {
+            KeyRole::Active => Prepared::Active(Box::new(Active::derive(key)?)),
+            KeyRole::Alternate => Prepared::Alternate(key),
+        };
+        Ok(Self { epoch, kind })
+    }
+
+    /// The key's epoch.
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+}
+
 #[derive(Debug)]
 enum Alternate {
     Empty,
@@ -321,10 +353,17 @@ impl KeySlot {
     /// Epochs must strictly increase over every epoch this slot has seen.
     pub fn program(&mut self, role: KeyRole, key: MasterKey) -> Result<(), KeyError> {
         self.check_epoch(key.epoch)?;
+        self.program_prepared(PreparedKey::new(role, key)?)
+    }
+
+    /// [`Self::program`] with a key whose streams were derived beforehand (so the derivation
+    /// can run outside whatever lock guards the slot). Same checks, same effect.
+    pub fn program_prepared(&mut self, key: PreparedKey) -> Result<(), KeyError> {
+        self.check_epoch(key.epoch)?;
         let epoch = key.epoch;
-        match role {
-            KeyRole::Active => {
-                self.active = Some(Active::derive(key)?);
+        match key.kind {
+            Prepared::Active(active) => {
+                self.active = Some(*active);
                 self.enabled = false;
                 self.stopped = None;
                 self.roll = Roll::Idle;
@@ -332,7 +371,7 @@ impl KeySlot {
                     self.alternate = Alternate::Empty;
                 }
             }
-            KeyRole::Alternate => {
+            Prepared::Alternate(key) => {
                 if self.active.is_none() {
                     return Err(KeyError::NoKey);
                 }
