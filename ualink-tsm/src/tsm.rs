@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 use ualink_attest::audit::event::{AuditEvent, Bytes, LinkEnd, ShareParty, TsmEvidenceBytes};
@@ -111,7 +111,7 @@ pub struct TsmConfig {
     pub policy: PolicyBundle,
     /// Sign an audit checkpoint every this many records (and at shutdown).
     pub checkpoint_every: u64,
-    /// Devices attested at once; `None` = every core.
+    /// Devices attested at once, and pairs of devices keyed at once; `None` = every core.
     pub parallelism: Option<NonZeroUsize>,
     /// Lifetime of an import grant on the fabric clock (ns).
     pub grant_ttl_ns: u64,
@@ -1303,23 +1303,47 @@ impl Tsm {
 
     /// Keys every link of `tenant`'s vPod (delegated mode): per pair of members, per switch
     /// plane, per direction a fresh master key, programmed into TX and RX slots inside the
-    /// devices' secured sessions, every RX enabled before any TX. Key bytes are dropped when
-    /// this returns; the driver and the store get epochs and fingerprints. Audited (one
-    /// key-rotation record per pair, trigger "initial", with the fingerprints).
+    /// devices' secured sessions, every RX of a pair enabled before any TX of it. Key bytes are
+    /// dropped when this returns; the driver and the store get epochs and fingerprints.
+    /// Audited (one key-rotation record per direction and plane, trigger "initial", with the
+    /// fingerprints). Pairs that share no device are programmed concurrently (see
+    /// [`Self::provision_keys_many`] for what a failure leaves).
     ///
     /// Refused with [`TsmError::KeySource`] when the tenant's lead agent generates its keys.
     pub fn provision_keys(&mut self, tenant: u32) -> Result<Vec<SlotRecord>> {
+        self.provision_keys_many(&[tenant])
+    }
+
+    /// [`Self::provision_keys`] for several tenants at once (what a provider bringing up a
+    /// pod does): every tenant is checked first (delegated key source, a vPod whose members
+    /// are all attested, no tenant named twice) and nothing is programmed if any check fails.
+    /// Then the pairs of all the vPods are programmed concurrently, bounded by the configured
+    /// parallelism, never two pairs sharing a device at once (each device's secured session
+    /// carries one exchange at a time); each pair on its own keeps RX before TX
+    /// (UALink_200 §9.5.10). The records of every programmed pair are made durable as one
+    /// group, in the order of `tenants` and of pairs within each vPod, before their slot
+    /// metadata and epochs are stored and before this returns.
+    ///
+    /// If a pair fails, no new pair is started; the pairs already programmed are recorded and
+    /// stored as on success, the epoch of each failed pair is recorded as used (some of its
+    /// slots may hold it) with no key record, and the first failure (in that order) is
+    /// returned.
+    pub fn provision_keys_many(&mut self, tenants: &[u32]) -> Result<Vec<SlotRecord>> {
         self.audit.ensure_writable()?;
-        let vpod = self.keyable_vpod(tenant, false)?;
+        let mut pairs = Vec::new();
+        for (i, tenant) in tenants.iter().enumerate() {
+            if tenants.iter().take(i).any(|t| t == tenant) {
+                return Err(TsmError::InvalidRequest(format!(
+                    "tenant {tenant} given twice"
+                )));
+            }
+            let vpod = self.keyable_vpod(*tenant, false)?;
+            pairs.extend(member_pairs(&vpod.members));
+        }
         let rng = ring::rand::SystemRandom::new();
         let mut src = KeySrc::Tsm(&rng);
-        let mut staged = Vec::new();
-        for (i, a) in vpod.members.iter().enumerate() {
-            for b in vpod.members.iter().skip(i + 1) {
-                staged.push(self.key_pair_staged(*a, *b, Slot::Active, "initial", &mut src)?);
-            }
-        }
-        self.commit_keys(staged)
+        let staging = self.key_pairs_staged(&pairs, Slot::Active, "initial", &mut src)?;
+        self.settle_keys(staging)
     }
 
     /// The tenant's vPod, every member attested, and the tenant's key source is `lead`.
@@ -1437,13 +1461,9 @@ impl Tsm {
             epoch,
             keys: &mut given,
         };
-        let mut staged = Vec::new();
-        for (i, a) in vpod.members.iter().enumerate() {
-            for b in vpod.members.iter().skip(i + 1) {
-                staged.push(self.key_pair_staged(*a, *b, Slot::Active, "initial", &mut src)?);
-            }
-        }
-        self.commit_keys(staged)
+        let pairs = member_pairs(&vpod.members);
+        let staging = self.key_pairs_staged(&pairs, Slot::Active, "initial", &mut src)?;
+        self.settle_keys(staging)
     }
 
     /// The (port of `a`, port of `b`) of every switch plane joining `a` and `b`.
@@ -1493,6 +1513,22 @@ impl Tsm {
         Ok(slots)
     }
 
+    /// Commits what [`Self::key_pairs_staged`] programmed (see [`Self::commit_keys`]), records
+    /// the epoch of every failed pair as used, and returns the first failure if any.
+    fn settle_keys(&mut self, staging: Staging) -> Result<Vec<SlotRecord>> {
+        let Staging { staged, failed } = staging;
+        let slots = self.commit_keys(staged)?;
+        let used: Vec<(String, u32)> = failed
+            .iter()
+            .map(|f| (pair_key(f.pair.0, f.pair.1), f.epoch))
+            .collect();
+        self.store.put_json_many(Table::Epochs, &used)?;
+        match failed.into_iter().next() {
+            Some(f) => Err(f.error),
+            None => Ok(slots),
+        }
+    }
+
     /// Programs and enables the keys of one pair (see [`Self::key_pair`]) and builds its
     /// audit records, without recording or storing anything yet.
     fn key_pair_staged(
@@ -1503,60 +1539,151 @@ impl Tsm {
         trigger: &str,
         src: &mut KeySrc<'_>,
     ) -> Result<StagedKeys> {
-        let planes = self.plane_ports(a, b)?;
-        if planes.is_empty() {
-            return Err(TsmError::Conflict(format!("no plane joins {a} and {b}")));
+        let Staging { mut staged, failed } =
+            self.key_pairs_staged(&[(a, b)], slot, trigger, src)?;
+        if let Some(f) = failed.into_iter().next() {
+            return Err(f.error);
         }
-        let epoch = match src {
-            KeySrc::Tsm(_) => self.next_key_epoch(a, b)?,
-            KeySrc::Lead { epoch, .. } => *epoch,
-        };
+        staged
+            .pop()
+            .ok_or_else(|| TsmError::Fabric("key programming produced no result".into()))
+    }
+
+    /// Programs and enables fresh keys in `slot` for every plane and direction of every pair
+    /// in `pairs` and builds their audit records, without recording or storing anything yet.
+    ///
+    /// Everything that can be checked before a device is touched is checked first (planes,
+    /// epochs, lead keys, secured sessions); such a failure is returned as `Err` and nothing is
+    /// programmed. Then pairs are programmed concurrently (at most `parallelism` at a time,
+    /// never two sharing a device: each device's session carries one exchange at a time), each
+    /// pair by one worker in the sequential order (KEY_PROG for every key, then K_SET_GO on
+    /// every RX, then on every TX). After the first failure no new pair starts. Each programmed
+    /// pair's slots are then checked against the driver's metadata and its records built, in
+    /// `pairs` order.
+    fn key_pairs_staged(
+        &mut self,
+        pairs: &[(u16, u16)],
+        slot: Slot,
+        trigger: &str,
+        src: &mut KeySrc<'_>,
+    ) -> Result<Staging> {
         let source = match src {
             KeySrc::Tsm(_) => "tsm",
             KeySrc::Lead { .. } => "lead-agent",
         };
-        // (device, target, fingerprint) for every slot programmed.
-        let mut programmed: Vec<(u16, KeyTarget, [u8; 48])> = Vec::new();
-        for (pa, pb) in planes {
-            for (x, px, y, py) in [(a, pa, b, pb), (b, pb, a, pa)] {
-                let key = match src {
-                    KeySrc::Tsm(rng) => keys::fresh_key(rng)?,
-                    KeySrc::Lead { keys, .. } => keys.remove(&(x, px, y)).ok_or_else(|| {
-                        TsmError::InvalidRequest(format!("lead key set misses {x}:{px}->{y}"))
-                    })?,
-                };
-                let fp = keys::fingerprint(&key);
-                let tx = keys::target(px, KDir::Tx, slot, y)?;
-                let rx = keys::target(py, KDir::Rx, slot, x)?;
-                for (dev, t) in [(x, tx), (y, rx)] {
-                    let ack = self.vendor(dev, keyprog::ualink_key_prog(t, epoch, &key))?;
-                    keyprog::expect_kp_ack(&ack, t, epoch).map_err(|e| TsmError::Device {
-                        device: device_subject(dev),
-                        check: "key-programming",
-                        reason: format!("{e:?}"),
-                    })?;
-                    programmed.push((dev, t, fp));
-                }
-                // `key` is dropped (zeroized) here.
+        let mut plans = Vec::with_capacity(pairs.len());
+        for &(a, b) in pairs {
+            plans.push(self.plan_pair(a, b, src)?);
+        }
+        let rng = match src {
+            KeySrc::Tsm(rng) => Some(*rng),
+            KeySrc::Lead { .. } => None,
+        };
+        // Every session used, taken out of the devices for the workers and put back below.
+        let mut ids: Vec<u16> = pairs.iter().flat_map(|(a, b)| [*a, *b]).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in &ids {
+            let has = self
+                .devices
+                .get(id)
+                .ok_or_else(|| TsmError::NotFound {
+                    what: "device",
+                    id: device_subject(*id),
+                })?
+                .session
+                .is_some();
+            if !has {
+                return Err(TsmError::Conflict(format!(
+                    "{} has no secured session",
+                    device_subject(*id)
+                )));
             }
         }
-        if slot == Slot::Active {
-            // RX everywhere before TX.
-            for want in [KDir::Rx, KDir::Tx] {
-                for (dev, t, _) in programmed.iter().filter(|(_, t, _)| t.direction == want) {
-                    let ack = self.vendor(*dev, zeroize::Zeroizing::new(keyprog::ualink_go(*t)))?;
-                    keyprog::expect_gostop_ack(&ack, *t).map_err(|e| TsmError::Device {
-                        device: device_subject(*dev),
-                        check: "key-enable",
-                        reason: format!("{e:?}"),
-                    })?;
-                }
+        let sessions: BTreeMap<u16, Mutex<Requester>> = ids
+            .iter()
+            .filter_map(|id| {
+                let s = self.devices.get_mut(id)?.session.take()?;
+                Some((*id, Mutex::new(s)))
+            })
+            .collect();
+        let done = program_pairs(
+            self.driver.fabric(),
+            &sessions,
+            plans,
+            slot,
+            rng,
+            self.parallelism,
+        );
+        for (id, s) in sessions {
+            if let Some(d) = self.devices.get_mut(&id) {
+                d.session = Some(s.into_inner().unwrap_or_else(PoisonError::into_inner));
             }
         }
+        let mut staging = Staging {
+            staged: Vec::with_capacity(done.len()),
+            failed: Vec::new(),
+        };
+        for d in done {
+            let checked = d.programmed.and_then(|programmed| {
+                self.stage_programmed(d.pair, d.epoch, slot, trigger, source, &programmed)
+            });
+            match checked {
+                Ok(s) => staging.staged.push(s),
+                Err(error) => staging.failed.push(PairFailure {
+                    pair: d.pair,
+                    epoch: d.epoch,
+                    error,
+                }),
+            }
+        }
+        Ok(staging)
+    }
+
+    /// What keying `a`–`b` needs, decided before any device is touched: the planes, the
+    /// epoch and, from a lead agent, the keys (taken out of its set in programming order).
+    fn plan_pair(&self, a: u16, b: u16, src: &mut KeySrc<'_>) -> Result<PairPlan> {
+        let planes = self.plane_ports(a, b)?;
+        if planes.is_empty() {
+            return Err(TsmError::Conflict(format!("no plane joins {a} and {b}")));
+        }
+        let (epoch, keys) = match src {
+            KeySrc::Tsm(_) => (self.next_key_epoch(a, b)?, None),
+            KeySrc::Lead { epoch, keys } => {
+                let mut taken = Vec::with_capacity(planes.len() * 2);
+                for (pa, pb) in &planes {
+                    for (x, px, y) in [(a, *pa, b), (b, *pb, a)] {
+                        taken.push(keys.remove(&(x, px, y)).ok_or_else(|| {
+                            TsmError::InvalidRequest(format!("lead key set misses {x}:{px}->{y}"))
+                        })?);
+                    }
+                }
+                (*epoch, Some(taken))
+            }
+        };
+        Ok(PairPlan {
+            pair: (a, b),
+            planes,
+            epoch,
+            keys,
+        })
+    }
+
+    /// Checks the slots one pair programmed against the driver's mirror and builds the
+    /// pair's slot records and audit records (one time for all of them).
+    fn stage_programmed(
+        &mut self,
+        (a, b): (u16, u16),
+        epoch: u32,
+        slot: Slot,
+        trigger: &str,
+        source: &str,
+        programmed: &[(u16, KeyTarget, [u8; 48])],
+    ) -> Result<StagedKeys> {
         // One time for the whole pair: the slot metadata and the records carry the same.
         let now = UnixTime::now();
         let mut records = Vec::new();
-        for (dev, t, fp) in &programmed {
+        for (dev, t, fp) in programmed {
             let slot_ref = KeySlotRef {
                 accel: accel(*dev)?.to_kdrv(),
                 port: PortId(u16::from(t.port)),
@@ -2275,20 +2402,7 @@ impl Tsm {
         let req = d.session.as_mut().ok_or_else(|| {
             TsmError::Conflict(format!("{} has no secured session", device_subject(dev)))
         })?;
-        let mut io = Mailbox::new(pod, accel(dev)?);
-        match request(req, &mut io, AppRequest::Vendor(payload)) {
-            Ok(Some(AppResponse::Vendor(v))) => Ok(v),
-            Ok(other) => Err(TsmError::Device {
-                device: device_subject(dev),
-                check: "spdm-session",
-                reason: format!("unexpected answer {other:?}"),
-            }),
-            Err(e) => Err(TsmError::Device {
-                device: device_subject(dev),
-                check: "spdm-session",
-                reason: e.to_string(),
-            }),
-        }
+        vendor_in(pod, dev, req, payload)
     }
 
     // ------------------------------------------------------------------ TDISP
@@ -2916,6 +3030,241 @@ struct StagedKeys {
     epoch: u32,
     records: Vec<SlotRecord>,
     audits: Vec<AuditRecord>,
+}
+
+/// Every pair of `members` (each once, in member order).
+fn member_pairs(members: &[u16]) -> Vec<(u16, u16)> {
+    let mut out = Vec::new();
+    for (i, a) in members.iter().enumerate() {
+        for b in members.iter().skip(i + 1) {
+            out.push((*a, *b));
+        }
+    }
+    out
+}
+
+/// Pairs programmed by [`Tsm::key_pairs_staged`] (in the order asked), their records not yet
+/// durable, and the pairs that failed (same order).
+struct Staging {
+    staged: Vec<StagedKeys>,
+    failed: Vec<PairFailure>,
+}
+
+/// A pair whose keys could not be programmed: `epoch` may be held by some of its slots.
+struct PairFailure {
+    pair: (u16, u16),
+    epoch: u32,
+    error: TsmError,
+}
+
+/// One pair to key, decided before any device is touched.
+struct PairPlan {
+    pair: (u16, u16),
+    /// (port of the first device, port of the second) of every plane joining them.
+    planes: Vec<(u8, u8)>,
+    epoch: u32,
+    /// The lead agent's keys in programming order (per plane: first→second, second→first);
+    /// `None`: fresh keys from the TSM's RNG, drawn as they are programmed.
+    keys: Option<Vec<keyprog::MasterKey>>,
+}
+
+/// What programming one pair did: every slot (device, target, key fingerprint), TX end then
+/// RX end for each key, or why it failed.
+struct Programmed {
+    pair: (u16, u16),
+    epoch: u32,
+    programmed: Result<Vec<(u16, KeyTarget, [u8; 48])>>,
+}
+
+/// The work list of [`program_pairs`]: pairs not yet started (in order), the devices whose
+/// session a worker is using, whether a failure stopped new starts, and what is done.
+struct KeyBoard {
+    plans: Vec<Option<PairPlan>>,
+    pending: std::collections::VecDeque<usize>,
+    busy: Vec<u16>,
+    stop: bool,
+    done: Vec<(usize, Programmed)>,
+}
+
+impl KeyBoard {
+    /// The first pending pair whose two devices are free, taken and marked busy.
+    fn take_free(&mut self) -> Option<(usize, PairPlan)> {
+        let busy = &self.busy;
+        let plans = &self.plans;
+        let pos = self.pending.iter().position(|&i| {
+            plans
+                .get(i)
+                .and_then(Option::as_ref)
+                .is_some_and(|p| !busy.contains(&p.pair.0) && !busy.contains(&p.pair.1))
+        })?;
+        let i = self.pending.remove(pos)?;
+        let plan = self.plans.get_mut(i)?.take()?;
+        self.busy.extend([plan.pair.0, plan.pair.1]);
+        Some((i, plan))
+    }
+}
+
+/// Programs every planned pair over the devices' secured `sessions`, `parallelism` workers at
+/// a time (the calling thread is one of them), never two pairs sharing a device at once.
+/// Returns what was done, in plan order; after a failure no new pair starts.
+fn program_pairs(
+    pod: &SimPod,
+    sessions: &BTreeMap<u16, Mutex<Requester>>,
+    plans: Vec<PairPlan>,
+    slot: Slot,
+    rng: Option<&ring::rand::SystemRandom>,
+    parallelism: usize,
+) -> Vec<Programmed> {
+    let workers = parallelism.min(plans.len()).max(1);
+    let board = Mutex::new(KeyBoard {
+        pending: (0..plans.len()).collect(),
+        plans: plans.into_iter().map(Some).collect(),
+        busy: Vec::with_capacity(2 * workers),
+        stop: false,
+        done: Vec::new(),
+    });
+    let freed = Condvar::new();
+    let lock = || board.lock().unwrap_or_else(PoisonError::into_inner);
+    let work = || loop {
+        let (i, plan) = {
+            let mut b = lock();
+            loop {
+                if b.stop || b.pending.is_empty() {
+                    return;
+                }
+                if let Some(next) = b.take_free() {
+                    break next;
+                }
+                b = freed.wait(b).unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        let (pair, epoch) = (plan.pair, plan.epoch);
+        let programmed = program_pair(pod, sessions, plan, slot, rng);
+        let mut b = lock();
+        b.busy.retain(|d| *d != pair.0 && *d != pair.1);
+        b.stop |= programmed.is_err();
+        b.done.push((
+            i,
+            Programmed {
+                pair,
+                epoch,
+                programmed,
+            },
+        ));
+        freed.notify_all();
+    };
+    std::thread::scope(|s| {
+        for _ in 1..workers {
+            s.spawn(work);
+        }
+        work();
+    });
+    let mut done = board
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+        .done;
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, d)| d).collect()
+}
+
+/// Programs one pair inside its two devices' secured sessions: KEY_PROG of every key into
+/// the TX slot of its sender and the RX slot of its receiver, then (active slots) K_SET_GO on
+/// every RX slot, then on every TX slot. Each key is dropped (zeroized) right after it is
+/// programmed.
+fn program_pair(
+    pod: &SimPod,
+    sessions: &BTreeMap<u16, Mutex<Requester>>,
+    plan: PairPlan,
+    slot: Slot,
+    rng: Option<&ring::rand::SystemRandom>,
+) -> Result<Vec<(u16, KeyTarget, [u8; 48])>> {
+    let PairPlan {
+        pair: (a, b),
+        planes,
+        epoch,
+        keys,
+    } = plan;
+    let session = |dev: u16| {
+        sessions
+            .get(&dev)
+            .map(|m| m.lock().unwrap_or_else(PoisonError::into_inner))
+            .ok_or_else(|| {
+                TsmError::Conflict(format!("{} has no secured session", device_subject(dev)))
+            })
+    };
+    let (mut sa, mut sb) = (session(a)?, session(b)?);
+    let mut send = |dev: u16, payload: zeroize::Zeroizing<Vec<u8>>| {
+        let req: &mut Requester = if dev == a { &mut sa } else { &mut sb };
+        vendor_in(pod, dev, req, payload)
+    };
+    let mut given = keys.map(Vec::into_iter);
+    // (device, target, fingerprint) for every slot programmed.
+    let mut programmed: Vec<(u16, KeyTarget, [u8; 48])> = Vec::with_capacity(planes.len() * 4);
+    for (pa, pb) in planes {
+        for (x, px, y, py) in [(a, pa, b, pb), (b, pb, a, pa)] {
+            let key = match (&mut given, rng) {
+                (Some(given), _) => given.next().ok_or_else(|| {
+                    TsmError::InvalidRequest(format!("lead key set misses {x}:{px}->{y}"))
+                })?,
+                (None, Some(rng)) => keys::fresh_key(rng)?,
+                (None, None) => {
+                    return Err(TsmError::InvalidRequest(
+                        "no key source for a key programming".into(),
+                    ))
+                }
+            };
+            let fp = keys::fingerprint(&key);
+            let tx = keys::target(px, KDir::Tx, slot, y)?;
+            let rx = keys::target(py, KDir::Rx, slot, x)?;
+            for (dev, t) in [(x, tx), (y, rx)] {
+                let ack = send(dev, keyprog::ualink_key_prog(t, epoch, &key))?;
+                keyprog::expect_kp_ack(&ack, t, epoch).map_err(|e| TsmError::Device {
+                    device: device_subject(dev),
+                    check: "key-programming",
+                    reason: format!("{e:?}"),
+                })?;
+                programmed.push((dev, t, fp));
+            }
+            // `key` is dropped (zeroized) here.
+        }
+    }
+    if slot == Slot::Active {
+        // RX everywhere before TX.
+        for want in [KDir::Rx, KDir::Tx] {
+            for (dev, t, _) in programmed.iter().filter(|(_, t, _)| t.direction == want) {
+                let ack = send(*dev, zeroize::Zeroizing::new(keyprog::ualink_go(*t)))?;
+                keyprog::expect_gostop_ack(&ack, *t).map_err(|e| TsmError::Device {
+                    device: device_subject(*dev),
+                    check: "key-enable",
+                    reason: format!("{e:?}"),
+                })?;
+            }
+        }
+    }
+    Ok(programmed)
+}
+
+/// Sends a vendor-defined (key programming, TDISP) request in `dev`'s secured session `req`.
+fn vendor_in(
+    pod: &SimPod,
+    dev: u16,
+    req: &mut Requester,
+    payload: zeroize::Zeroizing<Vec<u8>>,
+) -> Result<Vec<u8>> {
+    let mut io = Mailbox::new(pod, accel(dev)?);
+    match request(req, &mut io, AppRequest::Vendor(payload)) {
+        Ok(Some(AppResponse::Vendor(v))) => Ok(v),
+        Ok(other) => Err(TsmError::Device {
+            device: device_subject(dev),
+            check: "spdm-session",
+            reason: format!("unexpected answer {other:?}"),
+        }),
+        Err(e) => Err(TsmError::Device {
+            device: device_subject(dev),
+            check: "spdm-session",
+            reason: e.to_string(),
+        }),
+    }
 }
 
 /// A decided attestation, its record not yet durable.
