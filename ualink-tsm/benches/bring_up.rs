@@ -1,7 +1,8 @@
 //! Bring-up of a simulated pod (issue #5 §7): every accelerator attested over SPDM (P-384:
 //! VCA, digests, chunked certificate, CHALLENGE, signed measurements, KEY_EXCHANGE/FINISH),
 //! appraised by policy and audited; then vPods of 8 accelerators formed (127 for 1,023) and every link
-//! of each keyed inside the SPDM sessions (RX before TX, audited). Compared, in the same run,
+//! of each keyed inside the SPDM sessions (RX before TX, audited; all vPods in one
+//! `provision_keys_many` call; that every link is live is checked untimed). Compared, in the same run,
 //! with its crypto floor: the public-key operations that bring-up performs, timed alone with
 //! ring on as many threads as the TSM uses (every core), i.e. divided by the cores used:
 //!
@@ -95,17 +96,37 @@ fn bring_up(f: &mut Fresh) -> Run {
         let members: Vec<u16> = (k * VPOD + 1..=(k + 1) * VPOD).collect();
         f.tsm.vpod_create(tenant, &members).expect("vpod");
     }
+    // Every vPod keyed in one call, as a provider bringing up a pod does.
+    let tenants: Vec<u32> = (0..n / VPOD).map(|k| u32::from(k) + 1).collect();
     let t1 = Instant::now();
-    for k in 0..n / VPOD {
-        f.tsm.provision_keys(u32::from(k) + 1).expect("keys");
-    }
+    let slots = f.tsm.provision_keys_many(&tenants).expect("keys");
     let keys = t1.elapsed();
+    // Not timed: every link of every vPod is keyed (4 slots per pair and plane), and live.
+    let mut want = 0;
+    for k in 0..n / VPOD {
+        for a in k * VPOD + 1..=(k + 1) * VPOD {
+            for b in a + 1..=(k + 1) * VPOD {
+                assert!(f.tsm.link_keys_live(a, b).expect("live"), "{a}-{b}");
+                want += 4 * f
+                    .tsm
+                    .pod()
+                    .planes(accel(a), accel(b))
+                    .expect("planes")
+                    .len();
+            }
+        }
+    }
+    assert_eq!(slots.len(), want);
     Run {
         attest,
         keys,
         attested: r.attested.len(),
         records: f.tsm.audit().size(),
     }
+}
+
+fn accel(id: u16) -> ualink_sim::AccelId {
+    ualink_sim::AccelId::new(id).expect("accelerator ID")
 }
 
 /// The public-key operations of one device's attestation, alone.
