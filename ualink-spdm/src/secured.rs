@@ -304,12 +304,16 @@ impl SecuredSession {
         let app_len = u16::try_from(app_data.len()).map_err(|_| Malformed::LengthOverflow {
             what: "ApplicationDataLength",
         })?;
+        // One draw for the padding length and the padding bytes (one system call per record,
+        // not two): byte 0 picks the length, the next `pad_len` bytes are the padding.
+        let mut random = [0u8; 256];
         let pad_len = if self.params.max_random_padding == 0 {
             0
         } else {
-            let mut r = [0u8; 1];
-            rng.fill(&mut r)?;
-            usize::from(r[0] % self.params.max_random_padding) + 1
+            let max = usize::from(self.params.max_random_padding);
+            let draw = random.get_mut(..=max).unwrap_or(&mut []);
+            rng.fill(draw)?;
+            usize::from(draw.first().copied().unwrap_or(0) % self.params.max_random_padding) + 1
         };
         let pt_len = 2 + app_data.len() + pad_len;
         let length = pt_len
@@ -332,9 +336,7 @@ impl SecuredSession {
         out.extend_from_slice(&app_len.to_le_bytes());
         out.extend_from_slice(app_data);
         if pad_len > 0 {
-            let start = out.len();
-            out.resize(start + pad_len, 0);
-            rng.fill(out.get_mut(start..).unwrap_or(&mut []))?;
+            out.extend_from_slice(random.get(1..=pad_len).unwrap_or(&[]));
         }
 
         let (header, body) = out.split_at_mut(hdr_len);
