@@ -40,8 +40,13 @@ pub fn fixed_info(epoch: u32, stream: StreamId) -> [u8; 5] {
 /// Derives the 256-bit stream key for `stream` under `master` at `epoch` (see the module doc for
 /// the exact KMAC inputs).
 pub fn derive_stream_key(master: &[u8; 32], epoch: u32, stream: StreamId) -> Zeroizing<[u8; 32]> {
-    let salt = [0u8; DEFAULT_SALT_LEN];
-    let mut kmac = Kmac::v256(&salt, KDF_CUSTOMIZATION);
+    // KMAC256 keyed with the (public, fixed) default salt and S = "KDF": the state after
+    // absorbing them is the same for every derivation, so it is built once and cloned
+    // (three of the four Keccak permutations of a derivation).
+    static KEYED: std::sync::OnceLock<Kmac> = std::sync::OnceLock::new();
+    let mut kmac = KEYED
+        .get_or_init(|| Kmac::v256(&[0u8; DEFAULT_SALT_LEN], KDF_CUSTOMIZATION))
+        .clone();
     kmac.update(&COUNTER_ONE);
     kmac.update(master);
     kmac.update(&fixed_info(epoch, stream));
