@@ -769,8 +769,9 @@ impl Tsm {
         Ok(failed)
     }
 
-    /// Runs SPDM with each device over its mailbox, `parallelism` at a time.
-    fn attest_many(&self, ids: &[u16]) -> Vec<(u16, AttestOutcome)> {
+    /// Runs SPDM with each device over its mailbox, `parallelism` at a time; each worker
+    /// also appraises and judges what it attested (the verdicts' records are not durable yet).
+    fn attest_many(&self, ids: &[u16]) -> Vec<(u16, Result<Verdict>)> {
         let pod = self.driver.fabric();
         let anchors = &self.anchors;
         let external: BTreeMap<u16, (String, Arc<TrustAnchors>)> = ids
@@ -792,6 +793,7 @@ impl Tsm {
         let views = &views;
         let engine = &self.engine;
         let digest = self.bundle_digest;
+        let policy_digest = &self.policy_digest;
         let next = AtomicUsize::new(0);
         let results = Mutex::new(Vec::with_capacity(ids.len()));
         let workers = self.parallelism.min(ids.len()).max(1);
@@ -804,22 +806,28 @@ impl Tsm {
                         Some((addr, roots)) => attest_external(addr, roots),
                         None => attest_device(pod, id, anchors),
                     };
-                    let outcome = attested.and_then(|b| {
-                        let (req, att) = *b;
-                        let view = views
-                            .get(&id)
-                            .ok_or(("inventory", "unknown device".to_string()))?;
-                        let at = UnixTime::now();
-                        let appraisal = Self::appraise(engine, digest, view, &att, at);
-                        Ok(Box::new(Attested {
-                            req,
-                            att,
-                            appraisal,
-                            at,
-                        }))
-                    });
+                    let verdict = match views.get(&id) {
+                        Some(view) => {
+                            let outcome = attested.map(|b| {
+                                let (req, att) = *b;
+                                let at = UnixTime::now();
+                                let appraisal = Self::appraise(engine, digest, view, &att, at);
+                                Box::new(Attested {
+                                    req,
+                                    att,
+                                    appraisal,
+                                    at,
+                                })
+                            });
+                            judge(id, view, policy_digest, outcome)
+                        }
+                        None => Err(TsmError::NotFound {
+                            what: "device",
+                            id: device_subject(id),
+                        }),
+                    };
                     if let Ok(mut r) = results.lock() {
-                        r.push((id, outcome));
+                        r.push((id, verdict));
                     }
                 });
             }
@@ -829,132 +837,39 @@ impl Tsm {
         v
     }
 
-    /// Appraises one attestation outcome, audits it, and updates the device.
-    fn conclude(&mut self, id: u16, outcome: AttestOutcome) -> Result<DeviceStatus> {
-        let v = self.judge(id, outcome)?;
+    /// Audits one verdict, then updates the device.
+    fn conclude(&mut self, id: u16, verdict: Result<Verdict>) -> Result<DeviceStatus> {
+        let Verdict { record, effect } = verdict?;
         // Durable before anything changes.
-        self.audit.record(&v.record)?;
+        self.audit.record(&record)?;
         let mut epochs = Vec::new();
-        let status = self.apply(id, v, &mut epochs)?;
+        let status = self.apply(id, effect, &mut epochs)?;
         self.store.put_json_many(Table::Epochs, &epochs)?;
         Ok(status)
     }
 
-    /// [`Self::conclude`] for many outcomes with one group commit: every verdict is decided,
-    /// all records are made durable together, then the devices are updated.
+    /// [`Self::conclude`] for many verdicts with one group commit: all records are made
+    /// durable together, then the devices are updated. Nothing is recorded if any verdict
+    /// could not be decided.
     fn conclude_all(
         &mut self,
-        outcomes: Vec<(u16, AttestOutcome)>,
+        verdicts: Vec<(u16, Result<Verdict>)>,
     ) -> Result<Vec<(u16, DeviceStatus)>> {
-        let mut verdicts = Vec::with_capacity(outcomes.len());
-        for (id, o) in outcomes {
-            verdicts.push((id, self.judge(id, o)?));
+        let mut records = Vec::with_capacity(verdicts.len());
+        let mut effects = Vec::with_capacity(verdicts.len());
+        for (id, v) in verdicts {
+            let Verdict { record, effect } = v?;
+            records.push(record);
+            effects.push((id, effect));
         }
-        let records: Vec<AuditRecord> = verdicts.iter().map(|(_, v)| v.record.clone()).collect();
         self.audit.record_all(&records)?;
         let mut epochs = Vec::new();
-        let mut out = Vec::with_capacity(verdicts.len());
-        for (id, v) in verdicts {
-            out.push((id, self.apply(id, v, &mut epochs)?));
+        let mut out = Vec::with_capacity(effects.len());
+        for (id, e) in effects {
+            out.push((id, self.apply(id, e, &mut epochs)?));
         }
         self.store.put_json_many(Table::Epochs, &epochs)?;
         Ok(out)
-    }
-
-    /// Decides one attestation outcome (policy appraisal) and builds its audit record.
-    fn judge(&self, id: u16, outcome: AttestOutcome) -> Result<Verdict> {
-        // The decision time is the appraisal's (the record must carry the policy input's).
-        let now = match &outcome {
-            Ok(done) => done.at,
-            Err(_) => UnixTime::now(),
-        };
-        let subject = device_subject(id);
-        let view = self.device(id)?;
-        let deny = |check: &str, reason: &str| -> Result<AuditRecord> {
-            AuditRecord::new(now, DecisionKind::DeviceAppraisal, &subject, Outcome::Deny)
-                .and_then(|r| r.with_rule(&format!("check.{check}")))
-                .and_then(|r| r.with_reason(&truncate(reason)))
-                .map_err(audit_build)
-        };
-        let q_event = |cause: &str, evidence: Option<Vec<u8>>| AuditEvent::DeviceQuarantined {
-            device_id: subject.clone(),
-            accelerator_id: id,
-            cause: truncate(cause),
-            evidence: evidence.map(Bytes),
-        };
-        let (status, record, evidence, session) = match outcome {
-            Err((check, reason)) => {
-                let rec =
-                    deny(check, &reason)?.with_event(q_event(&format!("{check}: {reason}"), None));
-                (quarantined(check, reason), rec, None, None)
-            }
-            Ok(done) => {
-                let Attested {
-                    req,
-                    att,
-                    appraisal,
-                    ..
-                } = *done;
-                match DeviceEvidenceBundle::from_attestation(&att, now).and_then(|b| b.encode()) {
-                    Err(e) => {
-                        let reason = format!("device evidence bundle: {e}");
-                        let rec = deny("evidence", &reason)?.with_event(q_event(&reason, None));
-                        (quarantined("evidence", reason), rec, None, None)
-                    }
-                    Ok(bundle) => {
-                        let (decision, input_json) = appraisal?;
-                        let outcome = if decision.allow {
-                            Outcome::Allow
-                        } else {
-                            Outcome::Deny
-                        };
-                        let rec =
-                            AuditRecord::new(now, DecisionKind::DeviceAppraisal, &subject, outcome)
-                                .and_then(|r| r.with_input("spdm-evidence", Digest384::of(&bundle)))
-                                .and_then(|r| {
-                                    r.with_input(
-                                        "policy-input",
-                                        Digest384::of(input_json.as_bytes()),
-                                    )
-                                })
-                                .and_then(|r| {
-                                    r.with_policy_input(
-                                        ualink_policy::DecisionKind::DeviceAppraisal,
-                                        &input_json,
-                                    )
-                                })
-                                .map_err(audit_build)?;
-                        let rec = with_decision(rec, &decision, &self.policy_digest)?;
-                        if decision.allow {
-                            let nonce = att
-                                .measurements
-                                .as_ref()
-                                .map(|m| m.requester_nonce.to_vec())
-                                .unwrap_or_default();
-                            let rec = rec.with_event(AuditEvent::DeviceAttested {
-                                device_id: subject.clone(),
-                                accelerator_id: id,
-                                epoch: view.epoch.saturating_add(1),
-                                nonce: Bytes(nonce),
-                                evidence: Bytes(bundle.clone()),
-                            });
-                            (DeviceStatus::Attested, rec, Some(bundle), Some(req))
-                        } else {
-                            let reason = decision.reasons.join("; ");
-                            let rec = rec.with_event(q_event(&reason, Some(bundle)));
-                            (quarantined("policy", reason), rec, None, None)
-                        }
-                    }
-                }
-            }
-        };
-        Ok(Verdict {
-            status,
-            record,
-            evidence,
-            session,
-            now,
-        })
     }
 
     /// Applies a verdict whose record is durable: epoch (into `epochs`, stored by the caller),
@@ -962,19 +877,18 @@ impl Tsm {
     fn apply(
         &mut self,
         id: u16,
-        v: Verdict,
+        effect: Effect,
         epochs: &mut Vec<(String, u64)>,
     ) -> Result<DeviceStatus> {
-        let Verdict {
+        let Effect {
             status,
-            record,
+            rules,
             evidence,
             session,
             now,
-        } = v;
+        } = effect;
         let subject = device_subject(id);
         let view = self.device(id)?;
-        let rules = record.rules().to_vec();
         let prior_epoch = view.epoch;
         let attested = status == DeviceStatus::Attested;
         let epoch = if attested {
@@ -1497,8 +1411,11 @@ impl Tsm {
 
     /// Makes the records of programmed pairs durable as one group, then stores their slot
     /// metadata and pair epochs (one transaction each).
-    fn commit_keys(&mut self, staged: Vec<StagedKeys>) -> Result<Vec<SlotRecord>> {
-        let audits: Vec<AuditRecord> = staged.iter().flat_map(|s| s.audits.clone()).collect();
+    fn commit_keys(&mut self, mut staged: Vec<StagedKeys>) -> Result<Vec<SlotRecord>> {
+        let audits: Vec<AuditRecord> = staged
+            .iter_mut()
+            .flat_map(|s| std::mem::take(&mut s.audits))
+            .collect();
         self.audit.record_all(&audits)?;
         let mut slots = Vec::new();
         let mut epochs = Vec::new();
@@ -1506,8 +1423,7 @@ impl Tsm {
             epochs.push((pair_key(s.pair.0, s.pair.1), s.epoch));
             slots.extend(s.records);
         }
-        let entries: Vec<(String, SlotRecord)> =
-            slots.iter().map(|r| (r.key(), r.clone())).collect();
+        let entries: Vec<(String, &SlotRecord)> = slots.iter().map(|r| (r.key(), r)).collect();
         self.store.put_json_many(Table::KeySlots, &entries)?;
         self.store.put_json_many(Table::Epochs, &epochs)?;
         Ok(slots)
@@ -3269,11 +3185,119 @@ fn vendor_in(
 
 /// A decided attestation, its record not yet durable.
 struct Verdict {
-    status: DeviceStatus,
     record: AuditRecord,
+    effect: Effect,
+}
+
+/// What a verdict changes once its record is durable.
+struct Effect {
+    status: DeviceStatus,
+    /// The deciding rules (the record's).
+    rules: Vec<String>,
     evidence: Option<Vec<u8>>,
     session: Option<Requester>,
     now: UnixTime,
+}
+
+/// Decides one attestation outcome of device `id` (whose view before it is `view`) and builds
+/// its audit record under `policy_digest`. Pure: nothing is recorded or changed.
+fn judge(
+    id: u16,
+    view: &DeviceView,
+    policy_digest: &Digest384,
+    outcome: AttestOutcome,
+) -> Result<Verdict> {
+    // The decision time is the appraisal's (the record must carry the policy input's).
+    let now = match &outcome {
+        Ok(done) => done.at,
+        Err(_) => UnixTime::now(),
+    };
+    let subject = device_subject(id);
+    let deny = |check: &str, reason: &str| -> Result<AuditRecord> {
+        AuditRecord::new(now, DecisionKind::DeviceAppraisal, &subject, Outcome::Deny)
+            .and_then(|r| r.with_rule(&format!("check.{check}")))
+            .and_then(|r| r.with_reason(&truncate(reason)))
+            .map_err(audit_build)
+    };
+    let q_event = |cause: &str, evidence: Option<Vec<u8>>| AuditEvent::DeviceQuarantined {
+        device_id: subject.clone(),
+        accelerator_id: id,
+        cause: truncate(cause),
+        evidence: evidence.map(Bytes),
+    };
+    let (status, record, evidence, session) = match outcome {
+        Err((check, reason)) => {
+            let rec =
+                deny(check, &reason)?.with_event(q_event(&format!("{check}: {reason}"), None));
+            (quarantined(check, reason), rec, None, None)
+        }
+        Ok(done) => {
+            let Attested {
+                req,
+                att,
+                appraisal,
+                ..
+            } = *done;
+            match DeviceEvidenceBundle::from_attestation(&att, now).and_then(|b| b.encode()) {
+                Err(e) => {
+                    let reason = format!("device evidence bundle: {e}");
+                    let rec = deny("evidence", &reason)?.with_event(q_event(&reason, None));
+                    (quarantined("evidence", reason), rec, None, None)
+                }
+                Ok(bundle) => {
+                    let (decision, input_json) = appraisal?;
+                    let outcome = if decision.allow {
+                        Outcome::Allow
+                    } else {
+                        Outcome::Deny
+                    };
+                    let rec =
+                        AuditRecord::new(now, DecisionKind::DeviceAppraisal, &subject, outcome)
+                            .and_then(|r| r.with_input("spdm-evidence", Digest384::of(&bundle)))
+                            .and_then(|r| {
+                                r.with_input("policy-input", Digest384::of(input_json.as_bytes()))
+                            })
+                            .and_then(|r| {
+                                r.with_policy_input(
+                                    ualink_policy::DecisionKind::DeviceAppraisal,
+                                    &input_json,
+                                )
+                            })
+                            .map_err(audit_build)?;
+                    let rec = with_decision(rec, &decision, policy_digest)?;
+                    if decision.allow {
+                        let nonce = att
+                            .measurements
+                            .as_ref()
+                            .map(|m| m.requester_nonce.to_vec())
+                            .unwrap_or_default();
+                        let rec = rec.with_event(AuditEvent::DeviceAttested {
+                            device_id: subject.clone(),
+                            accelerator_id: id,
+                            epoch: view.epoch.saturating_add(1),
+                            nonce: Bytes(nonce),
+                            evidence: Bytes(bundle.clone()),
+                        });
+                        (DeviceStatus::Attested, rec, Some(bundle), Some(req))
+                    } else {
+                        let reason = decision.reasons.join("; ");
+                        let rec = rec.with_event(q_event(&reason, Some(bundle)));
+                        (quarantined("policy", reason), rec, None, None)
+                    }
+                }
+            }
+        }
+    };
+    Ok(Verdict {
+        effect: Effect {
+            status,
+            rules: record.rules().to_vec(),
+            evidence,
+            session,
+            now,
+        },
+        record,
+    })
 }
 
 /// The LOCK_INTERFACE_REQUEST the TSM sends for `tdi`: flag NO_FW_UPDATE set, so the device
