@@ -192,6 +192,99 @@ fn a_10000_record_log_verifies_and_detects_every_tampering() {
     assert_eq!(first_bad(verify_log(&assemble(&g), &key, &[])).0, 4000);
 }
 
+/// Checkpoints far apart (the verifier then folds whole runs of entries into the tree as
+/// subtrees hashed in parallel): checkpoints on and off those runs' boundaries, trusted
+/// checkpoints inside and on them, and tampering inside a run are all handled exactly.
+#[test]
+fn sparse_checkpoints_verify_and_detect_tampering_inside_long_runs() {
+    let dir = TempDir::new();
+    let (signer, _) = CheckpointSigner::generate().unwrap();
+    let key = signer.verifier();
+    let path = dir.0.join("sparse.log");
+    let mut w = AuditLogWriter::create(&path).unwrap();
+    let mut cps = Vec::new();
+    for i in 0..9_000u64 {
+        w.append(&record(i, "main")).unwrap();
+        // Sizes 2048 and 7168 are run boundaries, 4100 is not.
+        if [2048, 4100, 7168].contains(&(i + 1)) {
+            cps.push(
+                w.checkpoint(&signer, UnixTime::from_secs(1_764_000_000))
+                    .unwrap(),
+            );
+        }
+    }
+    w.sync().unwrap();
+    drop(w);
+    let bytes = std::fs::read(&path).unwrap();
+    let v = verify_log(&bytes, &key, &cps).unwrap();
+    assert_eq!(v.size(), 9_000);
+    assert_eq!(v.checkpoints.len(), 3);
+    assert_eq!(v.root(), merkle::root_of(&v.leaf_hashes));
+    for (cp, size) in v.checkpoints.iter().zip([2048u64, 4100, 7168]) {
+        assert_eq!(cp.tree_size, size);
+        assert_eq!(cp.root, merkle::root_of(&v.leaf_hashes[..size as usize]));
+    }
+    let f = frames(&bytes);
+    // Changed inside a whole run (5000..6144 holds no checkpoint): caught at the record.
+    for seq in [5_000u64, 5_500, 6_143, 7_000] {
+        let mut g = f.clone();
+        let i = entry_index(&g, seq);
+        let last = g[i].1.len() - 1;
+        g[i].1[last] ^= 0x01;
+        assert_eq!(
+            first_bad(verify_log(&assemble(&g), &key, &[])).0,
+            seq,
+            "seq {seq}"
+        );
+    }
+    // A consistent rewrite of a whole run (every later prev re-chained, CRCs fixed): only
+    // the checkpoint at 7168 can catch it, and does.
+    let mut g = f.clone();
+    let mut prev = [0u8; 48];
+    for (t, p) in g.iter_mut() {
+        if *t != file::FRAME_ENTRY {
+            continue;
+        }
+        let seq = u64::from_be_bytes(p[..8].try_into().unwrap());
+        p[8..56].copy_from_slice(&prev);
+        if seq == 5_200 {
+            let mut forged = p[..56].to_vec();
+            forged.extend_from_slice(&record(5_200, "forged").to_cbor().unwrap());
+            *p = forged;
+        }
+        prev = merkle::leaf_hash(p);
+    }
+    let (seq, reason) = first_bad(verify_log(&assemble(&g), &key, &[]));
+    assert_eq!(seq, 4_100, "{reason}");
+    // Trusted checkpoints from another log that diverges at 3000: one inside a run (3500)
+    // and one on a boundary (3072) both expose the fork.
+    let other = dir.0.join("other.log");
+    let mut w = AuditLogWriter::create(&other).unwrap();
+    let mut trusted = Vec::new();
+    for i in 0..4_000u64 {
+        w.append(&record(i, if i >= 3_000 { "b" } else { "main" }))
+            .unwrap();
+        if [2048, 3072, 3500].contains(&(i + 1)) {
+            trusted.push(
+                w.checkpoint(&signer, UnixTime::from_secs(1_764_000_000))
+                    .unwrap(),
+            );
+        }
+    }
+    drop(w);
+    assert_eq!(first_bad(verify_log(&bytes, &key, &trusted[..2])).0, 2048);
+    assert_eq!(
+        first_bad(verify_log(
+            &bytes,
+            &key,
+            &[trusted[0].clone(), trusted[2].clone()]
+        ))
+        .0,
+        2048
+    );
+    assert!(verify_log(&bytes, &key, &trusted[..1]).is_ok());
+}
+
 #[test]
 fn consistent_rewrites_are_caught_by_the_checkpoints() {
     let (_dir, signer, bytes, _) = setup();

@@ -73,6 +73,33 @@ impl CompactTree {
         self.size = self.size.saturating_add(1);
     }
 
+    /// Appends a complete subtree of `leaves` leaves (a power of two) whose root is `root`.
+    /// Only valid where such a subtree starts, i.e. when the size is a multiple of `leaves`;
+    /// otherwise returns `false` and changes nothing. Equivalent to pushing its leaves one
+    /// by one, without their node hashes.
+    pub fn push_subtree(&mut self, root: Hash, leaves: u64) -> bool {
+        if !leaves.is_power_of_two() || self.size % leaves != 0 {
+            return false;
+        }
+        let Some(size) = self.size.checked_add(leaves) else {
+            return false;
+        };
+        // The stack holds no subtree smaller than `leaves` (the size is a multiple of it):
+        // merge with one complete subtree per trailing one bit of `size / leaves`.
+        let mut h = root;
+        let mut s = self.size / leaves;
+        while s & 1 == 1 {
+            match self.stack.pop() {
+                Some(left) => h = node_hash(&left, &h),
+                None => break,
+            }
+            s >>= 1;
+        }
+        self.stack.push(h);
+        self.size = size;
+        true
+    }
+
     /// The RFC 9162 root of the current tree.
     pub fn root(&self) -> Hash {
         let mut it = self.stack.iter().rev();
@@ -299,6 +326,36 @@ mod tests {
             t.push(*h);
             assert_eq!(t.root(), root_of(&l[..=i]), "size {}", i + 1);
         }
+    }
+
+    #[test]
+    fn a_pushed_subtree_equals_its_leaves_pushed_one_by_one() {
+        let l = leaves(200);
+        for unit in [1usize, 2, 8, 32] {
+            let mut by_leaf = CompactTree::new();
+            let mut by_unit = CompactTree::new();
+            for (k, chunk) in l.chunks(unit).enumerate() {
+                for h in chunk {
+                    by_leaf.push(*h);
+                }
+                if chunk.len() == unit {
+                    assert!(by_unit.push_subtree(root_of(chunk), unit as u64));
+                } else {
+                    for h in chunk {
+                        by_unit.push(*h);
+                    }
+                }
+                assert_eq!(by_unit.size(), by_leaf.size(), "unit {unit} chunk {k}");
+                assert_eq!(by_unit.root(), by_leaf.root(), "unit {unit} chunk {k}");
+            }
+        }
+        // Not where a subtree of that size starts, or not a power of two: refused, unchanged.
+        let mut t = CompactTree::new();
+        t.push(l[0]);
+        let before = t.clone();
+        assert!(!t.push_subtree(root_of(&l[1..9]), 8));
+        assert!(!t.push_subtree(root_of(&l[1..4]), 3));
+        assert_eq!((t.size(), t.root()), (before.size(), before.root()));
     }
 
     #[test]

@@ -102,45 +102,115 @@ fn tampered(seq: u64, reason: impl Into<String>) -> Error {
 }
 
 /// Below this many entries, hashing on one thread beats starting others.
-const PARALLEL_LEAVES_MIN: usize = 4096;
+const PARALLEL_MIN_ENTRIES: usize = 4096;
 
-/// Entries hashed per unit of work handed to a thread: small enough that a core slowed by
-/// other load takes fewer units instead of holding the others up.
-const LEAVES_PER_UNIT: usize = 1024;
+/// Entries per unit of work handed to a thread (a power of two: a full unit is a complete
+/// subtree of the log's Merkle tree). Small enough that a core slowed by other load takes
+/// fewer units instead of holding the others up.
+const UNIT: usize = 1024;
 
-/// The leaf hash of each entry payload, in order, computed on every core: threads (this
-/// one included) take units of [`LEAVES_PER_UNIT`] entries until none are left, so a thread
-/// that cannot be started or runs slowly only shifts work to the others.
-fn leaf_hashes_parallel(entries: &[&[u8]]) -> Vec<Hash> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let mut out = vec![[0u8; 48]; entries.len()];
-    if threads < 2 || entries.len() < PARALLEL_LEAVES_MIN {
-        for (o, e) in out.iter_mut().zip(entries) {
-            *o = merkle::leaf_hash(e);
+/// What the parallel pass of [`verify_log`] computed.
+struct Hashed {
+    /// Each entry's leaf hash, by sequence number.
+    leaves: Vec<Hash>,
+    /// For each unit of [`UNIT`] entries (`k * UNIT ..`), the root of its subtree if it is
+    /// full (`None` for a trailing partial unit).
+    unit_roots: Vec<Option<Hash>>,
+    /// Each checkpoint frame's signature verification, in file order.
+    checkpoints: Vec<Result<Checkpoint>>,
+}
+
+/// One piece of the parallel pass.
+enum Job<'a> {
+    /// Leaf hashes of a unit of entries, and its subtree root if the unit is full.
+    Unit {
+        entries: &'a [&'a [u8]],
+        leaves: &'a mut [Hash],
+        root: &'a mut Option<Hash>,
+    },
+    /// A checkpoint's signature.
+    Checkpoint {
+        payload: &'a [u8],
+        out: &'a mut Option<Result<Checkpoint>>,
+    },
+}
+
+impl Job<'_> {
+    fn run(self, key: &CheckpointVerifier) {
+        match self {
+            Job::Unit {
+                entries,
+                leaves,
+                root,
+            } => {
+                for (l, e) in leaves.iter_mut().zip(entries) {
+                    *l = merkle::leaf_hash(e);
+                }
+                if leaves.len() == UNIT {
+                    *root = Some(merkle::root_of(leaves));
+                }
+            }
+            Job::Checkpoint { payload, out } => *out = Some(key.verify(payload)),
         }
-        return out;
     }
-    let units = Mutex::new(
-        entries
-            .chunks(LEAVES_PER_UNIT)
-            .zip(out.chunks_mut(LEAVES_PER_UNIT)),
-    );
-    let work = || loop {
-        // Take the next unit; hash it without the lock.
-        let unit = units.lock().unwrap_or_else(PoisonError::into_inner).next();
-        let Some((ins, outs)) = unit else { break };
-        for (o, e) in outs.iter_mut().zip(ins) {
-            *o = merkle::leaf_hash(e);
-        }
-    };
-    std::thread::scope(|s| {
-        for _ in 1..threads {
-            // A thread that cannot be started leaves its share to the others.
-            let _ = std::thread::Builder::new().spawn_scoped(s, work);
-        }
-        work();
-    });
-    out
+}
+
+/// The independent work of a verification — every leaf hash, the subtree root of every
+/// full unit of entries, every checkpoint signature — on every core: threads (this one
+/// included) take jobs until none are left, so a thread that cannot be started or runs
+/// slowly only shifts work to the others.
+fn hash_in_parallel(entries: &[&[u8]], checkpoints: &[&[u8]], key: &CheckpointVerifier) -> Hashed {
+    let mut leaves = vec![[0u8; 48]; entries.len()];
+    let mut unit_roots = vec![None; entries.len().div_ceil(UNIT)];
+    let mut cps: Vec<Option<Result<Checkpoint>>> = checkpoints.iter().map(|_| None).collect();
+    {
+        let mut jobs: Vec<Job<'_>> = checkpoints
+            .iter()
+            .zip(cps.iter_mut())
+            .map(|(payload, out)| Job::Checkpoint { payload, out })
+            .collect();
+        jobs.extend(
+            entries
+                .chunks(UNIT)
+                .zip(leaves.chunks_mut(UNIT))
+                .zip(unit_roots.iter_mut())
+                .map(|((entries, leaves), root)| Job::Unit {
+                    entries,
+                    leaves,
+                    root,
+                }),
+        );
+        let jobs = Mutex::new(jobs.into_iter());
+        let work = || loop {
+            // Take the next job; run it without the lock.
+            let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).next();
+            let Some(job) = job else { break };
+            job.run(key);
+        };
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        std::thread::scope(|s| {
+            if entries.len() >= PARALLEL_MIN_ENTRIES {
+                for _ in 1..threads {
+                    // A thread that cannot be started leaves its share to the others.
+                    let _ = std::thread::Builder::new().spawn_scoped(s, work);
+                }
+            }
+            work();
+        });
+    }
+    Hashed {
+        leaves,
+        unit_roots,
+        checkpoints: cps
+            .into_iter()
+            .map(|c| {
+                // Every job ran before the scope ended, so every slot is filled.
+                c.unwrap_or(Err(Error::ApiMisuse {
+                    reason: "checkpoint not verified",
+                }))
+            })
+            .collect(),
+    }
 }
 
 /// Verifies a whole log held in `bytes` with the TSM's checkpoint key, plus `trusted`
@@ -166,7 +236,6 @@ pub fn verify_log(
     let mut last_trusted_match = 0u64;
 
     let mut tree = CompactTree::new();
-    let mut leaf_hashes = Vec::new();
     let mut record_ranges = Vec::new();
     let mut checkpoints: Vec<Checkpoint> = Vec::new();
     let mut prev = [0u8; 48];
@@ -212,16 +281,38 @@ pub fn verify_log(
             Err(e) => break Err(e),
         }
     };
-    // Pass 2: every entry's leaf hash, on every core (leaves are independent).
-    let entries: Vec<&[u8]> = frames
-        .iter()
-        .filter(|f| f.frame_type == file::FRAME_ENTRY)
-        .map(|f| bytes.get(f.payload.clone()).unwrap_or_default())
-        .collect();
-    let mut leaves = leaf_hashes_parallel(&entries).into_iter();
+    // Pass 2, on every core: what does not depend on order (leaf hashes, the subtree root
+    // of every full unit of entries, checkpoint signatures).
+    let mut entries = Vec::new();
+    let mut cp_payloads = Vec::new();
+    // A unit is "split" when a checkpoint in the file or a trusted one ends inside it: its
+    // leaves then go into the tree one by one, so the root at that size can be compared.
+    let mut split = vec![false; frames.len().div_ceil(UNIT)];
+    let mut mark_split = |size: u64| {
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        if size % UNIT != 0 {
+            if let Some(s) = split.get_mut(size / UNIT) {
+                *s = true;
+            }
+        }
+    };
+    for f in &frames {
+        let payload = bytes.get(f.payload.clone()).unwrap_or_default();
+        if f.frame_type == file::FRAME_ENTRY {
+            entries.push(payload);
+        } else {
+            mark_split(entries.len() as u64);
+            cp_payloads.push(payload);
+        }
+    }
+    for tc in &trusted_cps {
+        mark_split(tc.tree_size);
+    }
+    let hashed = hash_in_parallel(&entries, &cp_payloads, key);
+    let mut cp_results = hashed.checkpoints.into_iter();
     // Pass 3: the chain, the tree and the checkpoints, in file order.
+    let mut seq = 0u64;
     for frame in &frames {
-        let seq = tree.size();
         let payload = bytes.get(frame.payload.clone()).unwrap_or_default();
         if frame.frame_type == file::FRAME_ENTRY {
             let (Some(seq_bytes), Some(prev_field)) = (payload.get(..8), payload.get(8..56)) else {
@@ -247,16 +338,39 @@ pub fn verify_log(
                     ),
                 ));
             }
-            // One leaf per entry frame, in order (pass 2), so this is always `Some`.
-            let leaf = leaves.next().unwrap_or_else(|| merkle::leaf_hash(payload));
-            tree.push(leaf);
-            leaf_hashes.push(leaf);
+            let i = usize::try_from(seq).unwrap_or(usize::MAX);
+            // One leaf per entry, in order (pass 2), so this is always `Some`.
+            let leaf = hashed
+                .leaves
+                .get(i)
+                .copied()
+                .unwrap_or_else(|| merkle::leaf_hash(payload));
+            let unit = i / UNIT;
+            let whole = match hashed.unit_roots.get(unit) {
+                Some(Some(root)) if !split.get(unit).copied().unwrap_or(true) => Some(*root),
+                _ => None,
+            };
+            match whole {
+                // A whole unit enters the tree as one subtree with its last entry (no
+                // checkpoint, trusted or in the file, ends inside it).
+                Some(root) => {
+                    if i % UNIT == UNIT - 1 && !tree.push_subtree(root, UNIT as u64) {
+                        let first = i + 1 - UNIT;
+                        for l in hashed.leaves.get(first..=i).unwrap_or_default() {
+                            tree.push(*l);
+                        }
+                    }
+                }
+                None => tree.push(leaf),
+            }
             record_ranges.push(frame.payload.start + file::ENTRY_PREFIX..frame.payload.end);
             prev = leaf;
+            seq = seq.saturating_add(1);
             check_trusted(&tree, &mut next_trusted, &mut last_trusted_match)?;
         } else {
-            let cp = key
-                .verify(payload)
+            let cp = cp_results
+                .next()
+                .unwrap_or_else(|| key.verify(payload))
                 .map_err(|e| tampered(sealed, format!("checkpoint after seq {seq}: {e}")))?;
             if cp.tree_size != seq {
                 return Err(tampered(
@@ -284,7 +398,8 @@ pub fn verify_log(
             checkpoints.push(cp);
         }
     }
-    let tail = end.map_err(|e| tampered(tree.size(), e.to_string()))?;
+    let tail = end.map_err(|e| tampered(seq, e.to_string()))?;
+    let leaf_hashes = hashed.leaves;
     if let Some(tc) = next_trusted.next() {
         return Err(tampered(
             tree.size(),
