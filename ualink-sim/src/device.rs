@@ -115,6 +115,10 @@ pub struct SimKeySink {
     max_port: u8,
     st: Arc<Mutex<PodState>>,
     sessions: BTreeMap<KeyPair, u32>,
+    /// Whether any of the accelerator's slots was live when the last operation released the
+    /// pod state (read in the same lock hold, so the TDI needs no second lock to learn it);
+    /// `None` until an operation runs.
+    live_after: core::cell::Cell<Option<bool>>,
 }
 
 fn slot_ref(
@@ -163,7 +167,9 @@ impl SimKeySink {
             .st
             .lock()
             .map_err(|_| KeyProgStatus::UnspecifiedFailure)?;
-        f(&mut st).map_err(|e| status_of(&e))
+        let r = f(&mut st).map_err(|e| status_of(&e));
+        self.live_after.set(Some(st.any_live_slot(self.accel)));
+        r
     }
 
     fn slot(&self, t: KeyTarget) -> Result<SlotRef, KeyProgStatus> {
@@ -392,6 +398,7 @@ impl SimDevice {
                 max_port: ports.saturating_sub(1),
                 st,
                 sessions: BTreeMap::new(),
+                live_after: core::cell::Cell::new(None),
             }),
             rng: Rng::new(),
             bad_signature: false,
@@ -534,11 +541,16 @@ impl Device for SimDevice {
             VendorProtocol::Tdisp => Ok(self.tdisp.respond_in_session(payload, session)),
             VendorProtocol::KeyProgramming => {
                 // Zeroes `payload` in every case: no plaintext key copy is left here.
+                self.keys.sink().live_after.set(None);
                 let r = self
                     .keys
                     .respond_in_session(payload, session)
                     .map_err(ualink_spdm::Error::from);
-                let live = self.any_key_live();
+                // As the last slot operation left the pod (or as it is now, if none ran).
+                let live = match self.keys.sink().live_after.take() {
+                    Some(live) => live,
+                    None => self.any_key_live(),
+                };
                 let tdi = self.tdisp.device_mut();
                 tdi.keys_live = live;
                 if r.is_ok() && live {
