@@ -1527,8 +1527,12 @@ impl Tsm {
             self.driver.fabric(),
             &sessions,
             plans,
-            slot,
-            rng,
+            PairJob {
+                slot,
+                rng,
+                trigger,
+                source,
+            },
             self.parallelism,
         );
         for (id, s) in sessions {
@@ -1541,8 +1545,9 @@ impl Tsm {
             failed: Vec::new(),
         };
         for d in done {
-            let checked = d.programmed.and_then(|programmed| {
-                self.stage_programmed(d.pair, d.epoch, slot, trigger, source, &programmed)
+            let checked = d.programmed.and_then(|(programmed, staged)| {
+                self.check_programmed(d.epoch, slot, &programmed)?;
+                Ok(staged)
             });
             match checked {
                 Ok(s) => staging.staged.push(s),
@@ -1585,20 +1590,14 @@ impl Tsm {
         })
     }
 
-    /// Checks the slots one pair programmed against the driver's mirror and builds the
-    /// pair's slot records and audit records (one time for all of them).
-    fn stage_programmed(
+    /// Checks the slots one pair programmed against the driver's mirror (each is queried,
+    /// which also refreshes the mirror): every one must hold the key just programmed.
+    fn check_programmed(
         &mut self,
-        (a, b): (u16, u16),
         epoch: u32,
         slot: Slot,
-        trigger: &str,
-        source: &str,
-        programmed: &[(u16, KeyTarget, [u8; 48])],
-    ) -> Result<StagedKeys> {
-        // One time for the whole pair: the slot metadata and the records carry the same.
-        let now = UnixTime::now();
-        let mut records = Vec::new();
+        programmed: &[ProgrammedSlot],
+    ) -> Result<()> {
         for (dev, t, fp) in programmed {
             let slot_ref = KeySlotRef {
                 accel: accel(*dev)?.to_kdrv(),
@@ -1625,76 +1624,8 @@ impl Tsm {
                     reason: "the slot does not hold the key just programmed".into(),
                 });
             }
-            let rec = SlotRecord {
-                accel: *dev,
-                port: t.port,
-                dir: keys::dir_name(t.direction).into(),
-                peer: t.peer.get(),
-                epoch,
-                fingerprint: hex::encode(fp),
-                programmed_at: u64::try_from(now.secs()).unwrap_or(0),
-            };
-            records.push(rec);
         }
-        // One record per direction and plane: the TX end, the RX end, the epoch and the
-        // key's fingerprint (entries were pushed TX then RX for each key).
-        let mut audits = Vec::with_capacity(programmed.len() / 2);
-        for pair in programmed.chunks(2) {
-            let [(tx_dev, tx_t, fp), (rx_dev, rx_t, _)] = pair else {
-                continue;
-            };
-            let tx = LinkEnd {
-                accelerator_id: *tx_dev,
-                port: u16::from(tx_t.port),
-            };
-            let rx = LinkEnd {
-                accelerator_id: *rx_dev,
-                port: u16::from(rx_t.port),
-            };
-            let key_fingerprint = Digest384::of(fp);
-            let event = if slot == Slot::Active {
-                AuditEvent::KeysProgrammed {
-                    tx,
-                    rx,
-                    epoch: u64::from(epoch),
-                    key_fingerprint,
-                }
-            } else {
-                AuditEvent::KeysRotated {
-                    tx,
-                    rx,
-                    previous_epoch: u64::from(epoch.saturating_sub(1)),
-                    epoch: u64::from(epoch),
-                    key_fingerprint,
-                }
-            };
-            let rec = AuditRecord::new(
-                now,
-                DecisionKind::KeyRotation,
-                &format!("{}->{}", device_subject(*tx_dev), device_subject(*rx_dev)),
-                Outcome::Info,
-            )
-            .and_then(|r| {
-                r.with_reason(&format!(
-                    "trigger={trigger} source={source} slot={slot:?} epoch={epoch}"
-                ))
-            })
-            .and_then(|r| {
-                r.with_key_fingerprint(
-                    &format!("{}->{}", device_subject(*tx_dev), device_subject(*rx_dev)),
-                    key_fingerprint,
-                )
-            })
-            .map_err(audit_build)?
-            .with_event(event);
-            audits.push(rec);
-        }
-        Ok(StagedKeys {
-            pair: (a, b),
-            epoch,
-            records,
-            audits,
-        })
+        Ok(())
     }
 
     /// Rotates the keys between `a` and `b` on demand, gated on fresh attestation of both
@@ -2984,12 +2915,26 @@ struct PairPlan {
     keys: Option<Vec<keyprog::MasterKey>>,
 }
 
+/// One slot programmed: (device, target, key fingerprint).
+type ProgrammedSlot = (u16, KeyTarget, [u8; 48]);
+
 /// What programming one pair did: every slot (device, target, key fingerprint), TX end then
 /// RX end for each key, or why it failed.
 struct Programmed {
     pair: (u16, u16),
     epoch: u32,
-    programmed: Result<Vec<(u16, KeyTarget, [u8; 48])>>,
+    /// The slots, and the records built for them (not yet checked against the driver).
+    programmed: Result<(Vec<ProgrammedSlot>, StagedKeys)>,
+}
+
+/// What every pair of one [`program_pairs`] call gets: the slot (active or alternate), where
+/// fresh keys come from (`None`: the plans carry the lead agent's), and what its records say.
+#[derive(Clone, Copy)]
+struct PairJob<'a> {
+    slot: Slot,
+    rng: Option<&'a ring::rand::SystemRandom>,
+    trigger: &'a str,
+    source: &'a str,
 }
 
 /// The work list of [`program_pairs`]: pairs not yet started (in order), the devices whose
@@ -2998,6 +2943,8 @@ struct KeyBoard {
     plans: Vec<Option<PairPlan>>,
     pending: std::collections::VecDeque<usize>,
     busy: Vec<u16>,
+    /// Workers waiting for a pair whose devices are free.
+    waiting: usize,
     stop: bool,
     done: Vec<(usize, Programmed)>,
 }
@@ -3027,8 +2974,7 @@ fn program_pairs(
     pod: &SimPod,
     sessions: &BTreeMap<u16, Mutex<Requester>>,
     plans: Vec<PairPlan>,
-    slot: Slot,
-    rng: Option<&ring::rand::SystemRandom>,
+    job: PairJob<'_>,
     parallelism: usize,
 ) -> Vec<Programmed> {
     let workers = parallelism.min(plans.len()).max(1);
@@ -3036,6 +2982,7 @@ fn program_pairs(
         pending: (0..plans.len()).collect(),
         plans: plans.into_iter().map(Some).collect(),
         busy: Vec::with_capacity(2 * workers),
+        waiting: 0,
         stop: false,
         done: Vec::new(),
     });
@@ -3051,11 +2998,16 @@ fn program_pairs(
                 if let Some(next) = b.take_free() {
                     break next;
                 }
+                b.waiting += 1;
                 b = freed.wait(b).unwrap_or_else(PoisonError::into_inner);
+                b.waiting -= 1;
             }
         };
         let (pair, epoch) = (plan.pair, plan.epoch);
-        let programmed = program_pair(pod, sessions, plan, slot, rng);
+        let programmed = program_pair(pod, sessions, plan, job.slot, job.rng).and_then(|p| {
+            let staged = pair_records(pair, epoch, job.slot, job.trigger, job.source, &p)?;
+            Ok((p, staged))
+        });
         let mut b = lock();
         b.busy.retain(|d| *d != pair.0 && *d != pair.1);
         b.stop |= programmed.is_err();
@@ -3067,7 +3019,9 @@ fn program_pairs(
                 programmed,
             },
         ));
-        freed.notify_all();
+        if b.waiting > 0 {
+            freed.notify_all();
+        }
     };
     std::thread::scope(|s| {
         for _ in 1..workers {
@@ -3093,7 +3047,7 @@ fn program_pair(
     plan: PairPlan,
     slot: Slot,
     rng: Option<&ring::rand::SystemRandom>,
-) -> Result<Vec<(u16, KeyTarget, [u8; 48])>> {
+) -> Result<Vec<ProgrammedSlot>> {
     let PairPlan {
         pair: (a, b),
         planes,
@@ -3115,7 +3069,7 @@ fn program_pair(
     };
     let mut given = keys.map(Vec::into_iter);
     // (device, target, fingerprint) for every slot programmed.
-    let mut programmed: Vec<(u16, KeyTarget, [u8; 48])> = Vec::with_capacity(planes.len() * 4);
+    let mut programmed: Vec<ProgrammedSlot> = Vec::with_capacity(planes.len() * 4);
     for (pa, pb) in planes {
         for (x, px, y, py) in [(a, pa, b, pb), (b, pb, a, pa)] {
             let key = match (&mut given, rng) {
@@ -3158,6 +3112,91 @@ fn program_pair(
         }
     }
     Ok(programmed)
+}
+
+/// Builds the slot records and the audit records (one per direction and plane) of a pair
+/// just programmed in `slot` at `epoch`, all carrying one time (taken now).
+fn pair_records(
+    (a, b): (u16, u16),
+    epoch: u32,
+    slot: Slot,
+    trigger: &str,
+    source: &str,
+    programmed: &[ProgrammedSlot],
+) -> Result<StagedKeys> {
+    // One time for the whole pair: the slot metadata and the records carry the same.
+    let now = UnixTime::now();
+    let mut records = Vec::with_capacity(programmed.len());
+    for (dev, t, fp) in programmed {
+        records.push(SlotRecord {
+            accel: *dev,
+            port: t.port,
+            dir: keys::dir_name(t.direction).into(),
+            peer: t.peer.get(),
+            epoch,
+            fingerprint: hex::encode(fp),
+            programmed_at: u64::try_from(now.secs()).unwrap_or(0),
+        });
+    }
+    // One record per direction and plane: the TX end, the RX end, the epoch and the
+    // key's fingerprint (entries were pushed TX then RX for each key).
+    let mut audits = Vec::with_capacity(programmed.len() / 2);
+    for pair in programmed.chunks(2) {
+        let [(tx_dev, tx_t, fp), (rx_dev, rx_t, _)] = pair else {
+            continue;
+        };
+        let tx = LinkEnd {
+            accelerator_id: *tx_dev,
+            port: u16::from(tx_t.port),
+        };
+        let rx = LinkEnd {
+            accelerator_id: *rx_dev,
+            port: u16::from(rx_t.port),
+        };
+        let key_fingerprint = Digest384::of(fp);
+        let event = if slot == Slot::Active {
+            AuditEvent::KeysProgrammed {
+                tx,
+                rx,
+                epoch: u64::from(epoch),
+                key_fingerprint,
+            }
+        } else {
+            AuditEvent::KeysRotated {
+                tx,
+                rx,
+                previous_epoch: u64::from(epoch.saturating_sub(1)),
+                epoch: u64::from(epoch),
+                key_fingerprint,
+            }
+        };
+        let rec = AuditRecord::new(
+            now,
+            DecisionKind::KeyRotation,
+            &format!("{}->{}", device_subject(*tx_dev), device_subject(*rx_dev)),
+            Outcome::Info,
+        )
+        .and_then(|r| {
+            r.with_reason(&format!(
+                "trigger={trigger} source={source} slot={slot:?} epoch={epoch}"
+            ))
+        })
+        .and_then(|r| {
+            r.with_key_fingerprint(
+                &format!("{}->{}", device_subject(*tx_dev), device_subject(*rx_dev)),
+                key_fingerprint,
+            )
+        })
+        .map_err(audit_build)?
+        .with_event(event);
+        audits.push(rec);
+    }
+    Ok(StagedKeys {
+        pair: (a, b),
+        epoch,
+        records,
+        audits,
+    })
 }
 
 /// Sends a vendor-defined (key programming, TDISP) request in `dev`'s secured session `req`.
