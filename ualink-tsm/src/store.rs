@@ -79,6 +79,30 @@ pub trait StateStore: Send + Sync {
         }
         Ok(())
     }
+    /// Stores every (key, value) of every table in `writes`, durably when it returns (a
+    /// backend with transactions writes them all as one; the default is one
+    /// [`Self::put_many`] per table, in order).
+    fn put_many_tables(&self, writes: &[(Table, Rows)]) -> Result<()> {
+        for (table, entries) in writes {
+            self.put_many(*table, entries)?;
+        }
+        Ok(())
+    }
+}
+
+/// Encoded (key, value) rows of one table.
+pub type Rows = Vec<(String, Vec<u8>)>;
+
+/// Every (key, value) of `entries` with its value encoded as JSON, for [`StateStore::put_many`].
+pub fn encode_json_many<T: Serialize>(table: Table, entries: &[(String, T)]) -> Result<Rows> {
+    entries
+        .iter()
+        .map(|(k, v)| {
+            serde_json::to_vec(v)
+                .map(|b| (k.clone(), b))
+                .map_err(|e| TsmError::Store(format!("encoding {} record: {e}", table.name())))
+        })
+        .collect()
 }
 
 /// Typed helpers over any [`StateStore`] (JSON records).
@@ -92,15 +116,7 @@ pub trait StateStoreExt: StateStore {
 
     /// Stores every (key, value) as JSON in one [`StateStore::put_many`].
     fn put_json_many<T: Serialize>(&self, table: Table, entries: &[(String, T)]) -> Result<()> {
-        let enc = entries
-            .iter()
-            .map(|(k, v)| {
-                serde_json::to_vec(v)
-                    .map(|b| (k.clone(), b))
-                    .map_err(|e| TsmError::Store(format!("encoding {} record: {e}", table.name())))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        self.put_many(table, &enc)
+        self.put_many(table, &encode_json_many(table, entries)?)
     }
 
     /// Reads a JSON record.
@@ -239,6 +255,19 @@ impl StateStore for RedbStore {
         txn.commit().map_err(|x| e(x.into()))
     }
 
+    fn put_many_tables(&self, writes: &[(Table, Rows)]) -> Result<()> {
+        let e = store_err("writing state");
+        let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
+        for (table, entries) in writes {
+            let mut t = txn.open_table(def(*table)).map_err(|x| e(x.into()))?;
+            for (k, v) in entries {
+                t.insert(k.as_str(), v.as_slice())
+                    .map_err(|x| e(x.into()))?;
+            }
+        }
+        txn.commit().map_err(|x| e(x.into()))
+    }
+
     fn delete(&self, table: Table, key: &str) -> Result<bool> {
         let e = store_err("deleting state");
         let txn = self.db.begin_write().map_err(|x| e(x.into()))?;
@@ -285,6 +314,20 @@ mod tests {
             &[("x".into(), b"1".to_vec()), ("y".into(), b"2".to_vec())],
         )
         .unwrap();
+        assert_eq!(s.list(Table::Grants).unwrap().len(), 2);
+        s.put_many_tables(&[
+            (
+                Table::KeySlots,
+                vec![("k1".into(), b"s1".to_vec()), ("k2".into(), b"s2".to_vec())],
+            ),
+            (Table::Epochs, vec![("x".into(), b"3".to_vec())]),
+            (Table::Grants, vec![("x".into(), b"9".to_vec())]),
+        ])
+        .unwrap();
+        assert_eq!(s.list(Table::KeySlots).unwrap().len(), 2);
+        assert_eq!(s.get(Table::Epochs, "x").unwrap().unwrap(), b"3");
+        // Replaced in place; the other grant stays.
+        assert_eq!(s.get(Table::Grants, "x").unwrap().unwrap(), b"9");
         assert_eq!(s.list(Table::Grants).unwrap().len(), 2);
         assert!(s.delete(Table::Tenants, "a").unwrap());
         assert!(!s.delete(Table::Tenants, "a").unwrap());

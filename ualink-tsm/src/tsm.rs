@@ -46,7 +46,7 @@ use crate::grant::{GrantSigner, GrantSpec};
 use crate::identity::TsmIdentity;
 use crate::keys::{self, SlotRecord};
 use crate::mailbox::Mailbox;
-use crate::store::{RedbStore, StateStore, StateStoreExt, Table};
+use crate::store::{encode_json_many, RedbStore, StateStore, StateStoreExt, Table};
 
 /// The driver core as the TSM runs it on the embedded pod.
 pub type PodDriver = Driver<SimPod, RingCrypto, FaultTap, NullSink>;
@@ -1410,7 +1410,7 @@ impl Tsm {
     }
 
     /// Makes the records of programmed pairs durable as one group, then stores their slot
-    /// metadata and pair epochs (one transaction each).
+    /// metadata and pair epochs (one transaction).
     fn commit_keys(&mut self, mut staged: Vec<StagedKeys>) -> Result<Vec<SlotRecord>> {
         let audits: Vec<AuditRecord> = staged
             .iter_mut()
@@ -1424,8 +1424,14 @@ impl Tsm {
             slots.extend(s.records);
         }
         let entries: Vec<(String, &SlotRecord)> = slots.iter().map(|r| (r.key(), r)).collect();
-        self.store.put_json_many(Table::KeySlots, &entries)?;
-        self.store.put_json_many(Table::Epochs, &epochs)?;
+        // Slot metadata and pair epochs in one transaction.
+        self.store.put_many_tables(&[
+            (
+                Table::KeySlots,
+                encode_json_many(Table::KeySlots, &entries)?,
+            ),
+            (Table::Epochs, encode_json_many(Table::Epochs, &epochs)?),
+        ])?;
         Ok(slots)
     }
 
@@ -1438,7 +1444,9 @@ impl Tsm {
             .iter()
             .map(|f| (pair_key(f.pair.0, f.pair.1), f.epoch))
             .collect();
-        self.store.put_json_many(Table::Epochs, &used)?;
+        if !used.is_empty() {
+            self.store.put_json_many(Table::Epochs, &used)?;
+        }
         match failed.into_iter().next() {
             Some(f) => Err(f.error),
             None => Ok(slots),
