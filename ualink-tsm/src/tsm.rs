@@ -2392,9 +2392,10 @@ impl Tsm {
             .map(|s| s.report.as_slice())
     }
 
-    /// The tenant's agent accepted the TDI report: START the TDI (LOCKED → RUN) and mirror it.
-    /// Audited as a TDI-acceptance record citing the report digest.
-    pub fn tdi_accept(&mut self, tenant: u32, id: u16) -> Result<()> {
+    /// The tenant's agent in CVM `cvm_id` accepted the TDI report: START the TDI (LOCKED →
+    /// RUN) and mirror it. Audited as a TDI-acceptance record citing the report digest and
+    /// naming the CVM (the service passes the id of the agent's attested session).
+    pub fn tdi_accept(&mut self, tenant: u32, id: u16, cvm_id: &str) -> Result<()> {
         self.audit.ensure_writable()?;
         self.tdi_owner_check(tenant, id)?;
         let (msg, report) = {
@@ -2422,7 +2423,7 @@ impl Tsm {
         .with_event(AuditEvent::TdiAccepted {
             tdi_id: tdi_id(id),
             tenant_id: self.tenant(tenant)?.name,
-            cvm_id: "unknown".into(),
+            cvm_id: cvm_id.into(),
         });
         self.audit.record(&rec)?;
         let rsp = self.tdisp(id, msg)?;

@@ -341,6 +341,26 @@ async fn the_lead_keys_the_vpod_over_the_mesh_then_agents_accept_their_tdis() {
         own.accelerators[0].report_digest,
         lead.status().unwrap().accepted.get(&2).cloned()
     );
+    // Each acceptance is audited with the CVM whose agent accepted (its attested session):
+    // the peer's CVM accepted TDI 2, the lead's TDI 1.
+    let (state, _d) = h.stop().await;
+    let accepted: Vec<(String, String)> = records(&state)
+        .iter()
+        .filter_map(|r| match r.event() {
+            Some(ualink_attest::audit::AuditEvent::TdiAccepted { tdi_id, cvm_id, .. }) => {
+                Some((tdi_id.clone(), cvm_id.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(accepted.len(), 2, "{accepted:?}");
+    assert!(
+        accepted
+            .iter()
+            .all(|(_, c)| c.starts_with("cvm-") && c.len() == "cvm-".len() + 16),
+        "{accepted:?}"
+    );
+    assert_ne!(accepted[0].1, accepted[1].1, "{accepted:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -33,7 +33,8 @@ fn shared(dir: &std::path::Path) -> Tsm {
     t.key_link(1, 3).unwrap();
     for (tenant, a) in [(1, 1), (2, 3)] {
         t.tdi_lock(tenant, a).unwrap();
-        t.tdi_accept(tenant, a).unwrap();
+        t.tdi_accept(tenant, a, &format!("cvm-test-{tenant}"))
+            .unwrap();
     }
     let w = t.window_create(1, 1, 0x1_0000, 0x1_0000).unwrap();
     let fa = FileCtx::tenant(TenantId(1), OsInstanceId(10));

@@ -344,7 +344,7 @@ fn tdisp_lock_needs_keys_then_report_verifies_and_accept_starts_the_tdi() {
     assert_eq!(v.content.tenant_id, "tenant-a");
     assert_eq!(v.content.epoch, 1);
     // Accept → START → RUN, mirrored into the driver.
-    t.tdi_accept(1, 1).unwrap();
+    t.tdi_accept(1, 1, "cvm-a").unwrap();
     assert_eq!(
         t.pod().tdi_state(a1).unwrap(),
         Some(ualink_spdm::tdisp::TdiState::Run)
@@ -352,7 +352,7 @@ fn tdisp_lock_needs_keys_then_report_verifies_and_accept_starts_the_tdi() {
     assert_eq!(t.driver().tdi(a1.to_kdrv()).unwrap().0, TdiState::Run);
     // Another tenant cannot accept or stop it.
     t.tenant_add(2, "tenant-b").unwrap();
-    assert!(t.tdi_accept(2, 1).is_err());
+    assert!(t.tdi_accept(2, 1, "cvm-b").is_err());
     t.tdi_stop(1, 1).unwrap();
     assert_eq!(
         t.driver().tdi(a1.to_kdrv()).unwrap().0,

@@ -160,7 +160,8 @@ pub fn two_tenants_on(n: u16, dir: &Path) -> (Tsm, BufferHandle) {
     t.key_link(1, 3).unwrap();
     for (tenant, a) in [(TA, 1), (TB, 3)] {
         t.tdi_lock(tenant, a).unwrap();
-        t.tdi_accept(tenant, a).unwrap();
+        t.tdi_accept(tenant, a, &format!("cvm-test-{tenant}"))
+            .unwrap();
     }
     let w = t.window_create(TA, 1, 0x1_0000, 0x1_0000).unwrap();
     let fa = FileCtx::tenant(TenantId(TA), OsInstanceId(OS_A));

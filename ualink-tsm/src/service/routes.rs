@@ -825,11 +825,12 @@ async fn agent_route(
         ["tdis", accel, "accept"] if m == Method::POST => {
             let a: u16 = num(accel, "accelerator id")?;
             let r: api::TdiAccept = parse(body)?;
+            let (_, _, claims) = session_claims(shared, role, headers)?;
             shared
                 .core(move |c| {
                     let (bundle, _) = current_report(c, t.id, a)?;
                     check_digest(&bundle, &r.report_digest)?;
-                    Ok(c.tdi_accept(t.id, a)?)
+                    Ok(c.tdi_accept(t.id, a, &claims.cvm_id)?)
                 })
                 .await?;
             ok(&api::TdiStateView {
