@@ -688,6 +688,17 @@ impl Tsm {
     /// appraises each under policy, audits each verdict, and resumes stored vPods whose
     /// members all attested.
     pub fn bring_up(&mut self) -> Result<BringUpReport> {
+        self.bring_up_with_progress(&|_| {})
+    }
+
+    /// [`Self::bring_up`], calling `progress` with each device's id as soon as its
+    /// attestation and appraisal end (from the attestation workers, so it must be cheap and
+    /// thread-safe; a progress bar, for instance). The verdicts are audited and applied
+    /// after every device has been attested, as in [`Self::bring_up`].
+    pub fn bring_up_with_progress(
+        &mut self,
+        progress: &(dyn Fn(u16) + Sync),
+    ) -> Result<BringUpReport> {
         self.audit.ensure_writable()?;
         let ids: Vec<u16> = self
             .devices
@@ -696,7 +707,7 @@ impl Tsm {
             .map(|(id, _)| *id)
             .collect();
         let mut report = BringUpReport::default();
-        let outcomes = self.attest_many(&ids);
+        let outcomes = self.attest_many(&ids, progress);
         for (id, status) in self.conclude_all(outcomes)? {
             match status {
                 DeviceStatus::Attested => report.attested.push(id),
@@ -740,7 +751,7 @@ impl Tsm {
             });
         }
         let outcome = self
-            .attest_many(&[id])
+            .attest_many(&[id], &|_| {})
             .pop()
             .map(|(_, o)| o)
             .ok_or_else(|| TsmError::Fabric("attestation produced no result".into()))?;
@@ -760,7 +771,7 @@ impl Tsm {
             .map(|(id, _)| *id)
             .collect();
         let mut failed = Vec::new();
-        let outcomes = self.attest_many(&ids);
+        let outcomes = self.attest_many(&ids, &|_| {});
         for (id, status) in self.conclude_all(outcomes)? {
             if status != DeviceStatus::Attested {
                 failed.push(id);
@@ -771,7 +782,11 @@ impl Tsm {
 
     /// Runs SPDM with each device over its mailbox, `parallelism` at a time; each worker
     /// also appraises and judges what it attested (the verdicts' records are not durable yet).
-    fn attest_many(&self, ids: &[u16]) -> Vec<(u16, Result<Verdict>)> {
+    fn attest_many(
+        &self,
+        ids: &[u16],
+        progress: &(dyn Fn(u16) + Sync),
+    ) -> Vec<(u16, Result<Verdict>)> {
         let pod = self.driver.fabric();
         let anchors = &self.anchors;
         let external: BTreeMap<u16, (String, Arc<TrustAnchors>)> = ids
@@ -829,6 +844,7 @@ impl Tsm {
                     if let Ok(mut r) = results.lock() {
                         r.push((id, verdict));
                     }
+                    progress(id);
                 });
             }
         });
@@ -3013,6 +3029,12 @@ fn program_pairs(
             }
         };
         let (pair, epoch) = (plan.pair, plan.epoch);
+        // A worker that panics stops the others instead of leaving them waiting for its
+        // devices (the panic then surfaces when the scope joins).
+        let guard = StopOnPanic {
+            board: &board,
+            freed: &freed,
+        };
         let programmed = program_pair(pod, sessions, plan, job.slot, job.rng).and_then(|p| {
             let staged = pair_records(pair, epoch, job.slot, job.trigger, job.source, &p)?;
             Ok((p, staged))
@@ -3031,6 +3053,8 @@ fn program_pairs(
         if b.waiting > 0 {
             freed.notify_all();
         }
+        drop(b);
+        drop(guard);
     };
     std::thread::scope(|s| {
         for _ in 1..workers {
@@ -3044,6 +3068,22 @@ fn program_pairs(
         .done;
     done.sort_by_key(|(i, _)| *i);
     done.into_iter().map(|(_, d)| d).collect()
+}
+
+/// Stops a [`program_pairs`] board if dropped while its worker unwinds from a panic.
+struct StopOnPanic<'a> {
+    board: &'a Mutex<KeyBoard>,
+    freed: &'a Condvar,
+}
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut b = self.board.lock().unwrap_or_else(PoisonError::into_inner);
+            b.stop = true;
+            self.freed.notify_all();
+        }
+    }
 }
 
 /// Programs one pair inside its two devices' secured sessions: KEY_PROG of every key into
