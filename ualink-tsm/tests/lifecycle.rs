@@ -13,7 +13,14 @@ use ualink_tsm::{DeviceStatus, TsmError};
 fn bring_up_attests_all_eight_devices_and_audits_each() {
     let dir = tempfile::tempdir().unwrap();
     let mut t = tsm(8, dir.path());
-    let r = t.bring_up().unwrap();
+    // Progress is reported once per device as its attestation ends.
+    let seen = std::sync::Mutex::new(Vec::new());
+    let r = t
+        .bring_up_with_progress(&|id| seen.lock().unwrap().push(id))
+        .unwrap();
+    let mut seen = seen.into_inner().unwrap();
+    seen.sort_unstable();
+    assert_eq!(seen, (1..=8).collect::<Vec<u16>>());
     assert_eq!(r.attested, (1..=8).collect::<Vec<u16>>(), "{r:?}");
     assert!(r.quarantined.is_empty());
     for d in t.devices() {
