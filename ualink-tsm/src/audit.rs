@@ -71,6 +71,8 @@ pub struct AuditLog {
     signer: CheckpointSigner,
     checkpoint_every: u64,
     since_checkpoint: u64,
+    /// Checkpoints signed through this handle.
+    signed: u64,
     failed: Option<String>,
 }
 
@@ -112,6 +114,7 @@ impl AuditLog {
             signer,
             checkpoint_every: checkpoint_every.max(1),
             since_checkpoint: 0,
+            signed: 0,
             failed: None,
         }
     }
@@ -132,6 +135,11 @@ impl AuditLog {
     /// Records in the log.
     pub fn size(&self) -> u64 {
         self.backend.size()
+    }
+
+    /// Checkpoints signed through this handle since it was opened.
+    pub fn checkpoints_signed(&self) -> u64 {
+        self.signed
     }
 
     /// Appends `record` durably and returns its sequence number; signs a checkpoint when the
@@ -176,6 +184,7 @@ impl AuditLog {
         match self.backend.checkpoint(&self.signer, UnixTime::now()) {
             Ok(cp) => {
                 self.since_checkpoint = 0;
+                self.signed = self.signed.saturating_add(1);
                 Ok(cp)
             }
             Err(e) => Err(self.fail(format!("signing a checkpoint: {e}"))),
