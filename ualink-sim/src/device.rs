@@ -204,16 +204,8 @@ impl KeySink for SimKeySink {
         let mk = MasterKey::from_ref(key.as_bytes(), epoch);
         // The stream keys are derived before the pod state is locked, so devices programming
         // keys at once only serialize on installing them.
-        let prepared = PreparedKey::new(role, mk).map_err(|reason| {
-            status_of(&SimError::Key {
-                port: crate::ids::PortRef {
-                    accel: slot.accel,
-                    port: slot.port,
-                },
-                peer: slot.peer,
-                reason,
-            })
-        })?;
+        let prepared =
+            PreparedKey::new(role, mk).map_err(|reason| status_of(&slot.key_error(reason)))?;
         self.with(|st| st.program_prepared(slot, prepared))
     }
 
@@ -227,14 +219,7 @@ impl KeySink for SimKeySink {
                 if info.alternate.is_some() {
                     Ok(())
                 } else {
-                    Err(SimError::Key {
-                        port: crate::ids::PortRef {
-                            accel: slot.accel,
-                            port: slot.port,
-                        },
-                        peer: slot.peer,
-                        reason: KeyError::NoFreshAlternate,
-                    })
+                    Err(slot.key_error(KeyError::NoFreshAlternate))
                 }
             }),
         }
@@ -261,14 +246,7 @@ impl KeySink for SimKeySink {
             match slot.dir {
                 Direction::Tx => {
                     if info.alternate.map(|(e, _)| e) != Some(expected_epoch) {
-                        return Err(SimError::Key {
-                            port: crate::ids::PortRef {
-                                accel: slot.accel,
-                                port: slot.port,
-                            },
-                            peer: slot.peer,
-                            reason: KeyError::RollEpochMismatch,
-                        });
+                        return Err(slot.key_error(KeyError::RollEpochMismatch));
                     }
                     // In-band: the KeyRollMSG makes the peer's RX swap, its acknowledgement ours.
                     st.key_roll(slot)?;
@@ -280,14 +258,7 @@ impl KeySink for SimKeySink {
                         let now = st.now_ns;
                         st.slot_mut(slot)?
                             .swap(expected_epoch, now)
-                            .map_err(|reason| SimError::Key {
-                                port: crate::ids::PortRef {
-                                    accel: slot.accel,
-                                    port: slot.port,
-                                },
-                                peer: slot.peer,
-                                reason,
-                            })?;
+                            .map_err(|reason| slot.key_error(reason))?;
                     }
                 }
             }

@@ -340,6 +340,20 @@ pub struct SlotRef {
     pub peer: AccelId,
 }
 
+impl SlotRef {
+    /// The error for a key operation on this slot that failed with `reason`.
+    pub fn key_error(self, reason: KeyError) -> SimError {
+        SimError::Key {
+            port: PortRef {
+                accel: self.accel,
+                port: self.port,
+            },
+            peer: self.peer,
+            reason,
+        }
+    }
+}
+
 /// A read or a write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op<'a> {
@@ -1328,14 +1342,7 @@ impl PodState {
         }
         self.slot_mut(slot)?
             .program(role, key)
-            .map_err(|reason| SimError::Key {
-                port: PortRef {
-                    accel: slot.accel,
-                    port: slot.port,
-                },
-                peer: slot.peer,
-                reason,
-            })
+            .map_err(|reason| slot.key_error(reason))
     }
 
     /// [`Self::program_key`] with a key prepared (streams derived) outside the state lock.
@@ -1349,14 +1356,7 @@ impl PodState {
         }
         self.slot_mut(slot)?
             .program_prepared(key)
-            .map_err(|reason| SimError::Key {
-                port: PortRef {
-                    accel: slot.accel,
-                    port: slot.port,
-                },
-                peer: slot.peer,
-                reason,
-            })
+            .map_err(|reason| slot.key_error(reason))
     }
 
     /// The peer's port on the same switch as `slot`'s port (the other end of the key pair).

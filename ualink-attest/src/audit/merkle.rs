@@ -59,18 +59,22 @@ impl CompactTree {
 
     /// Appends a leaf hash.
     pub fn push(&mut self, leaf: Hash) {
-        let mut h = leaf;
-        // Each trailing one bit of the old size is a complete subtree to merge with.
-        let mut s = self.size;
-        while s & 1 == 1 {
+        self.merge(leaf, self.size);
+        self.size = self.size.saturating_add(1);
+    }
+
+    /// Pushes the root `h` of a complete subtree and merges it with the complete subtrees
+    /// to its left: one per trailing one bit of `units`, the tree's size counted in
+    /// subtrees of `h`'s size.
+    fn merge(&mut self, mut h: Hash, mut units: u64) {
+        while units & 1 == 1 {
             match self.stack.pop() {
                 Some(left) => h = node_hash(&left, &h),
                 None => break,
             }
-            s >>= 1;
+            units >>= 1;
         }
         self.stack.push(h);
-        self.size = self.size.saturating_add(1);
     }
 
     /// Appends a complete subtree of `leaves` leaves (a power of two) whose root is `root`.
@@ -84,18 +88,8 @@ impl CompactTree {
         let Some(size) = self.size.checked_add(leaves) else {
             return false;
         };
-        // The stack holds no subtree smaller than `leaves` (the size is a multiple of it):
-        // merge with one complete subtree per trailing one bit of `size / leaves`.
-        let mut h = root;
-        let mut s = self.size / leaves;
-        while s & 1 == 1 {
-            match self.stack.pop() {
-                Some(left) => h = node_hash(&left, &h),
-                None => break,
-            }
-            s >>= 1;
-        }
-        self.stack.push(h);
+        // The stack holds no subtree smaller than `leaves` (the size is a multiple of it).
+        self.merge(root, self.size / leaves);
         self.size = size;
         true
     }
