@@ -41,6 +41,8 @@ pub struct VerifiedLog {
     pub torn_tail_bytes: usize,
     /// Byte offset where the good frames end (where a writer truncates).
     pub good_len: usize,
+    /// The tree over every record, as verification built it (a writer continues it).
+    tree: CompactTree,
 }
 
 impl VerifiedLog {
@@ -57,7 +59,7 @@ impl VerifiedLog {
 
     /// The RFC 9162 root over all records.
     pub fn root(&self) -> Hash {
-        merkle::root_of(&self.leaf_hashes)
+        self.tree.root()
     }
 
     /// Decodes record `seq` from the same bytes that were verified.
@@ -420,6 +422,7 @@ pub fn verify_log(
         checkpoints,
         torn_tail_bytes,
         good_len,
+        tree,
     })
 }
 

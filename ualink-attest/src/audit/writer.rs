@@ -420,17 +420,13 @@ impl AuditLogWriter {
         }
         file.seek(SeekFrom::End(0))
             .map_err(|e| Error::io("seeking the audit log", &e))?;
-        let mut tree = CompactTree::new();
-        for h in &v.leaf_hashes {
-            tree.push(*h);
-        }
         let report = OpenReport {
             records: v.size(),
             truncated_bytes: v.torn_tail_bytes,
         };
         let writer = Self::start(
             file,
-            tree,
+            v.tree.clone(),
             v.leaf_hashes.last().copied().unwrap_or([0; 48]),
             v.checkpoints.last().map_or(i64::MIN, |c| c.time),
         )?;
@@ -839,13 +835,9 @@ mod tests {
         let acknowledged = std::fs::read(&path).unwrap();
         // Reopen through a read-only handle: every write the sealing thread makes fails.
         let v = verify_log(&acknowledged, &key, &[]).unwrap();
-        let mut tree = CompactTree::new();
-        for h in &v.leaf_hashes {
-            tree.push(*h);
-        }
         let mut w = AuditLogWriter::start(
             File::open(&path).unwrap(),
-            tree,
+            v.tree.clone(),
             *v.leaf_hashes.last().unwrap(),
             i64::MIN,
         )
