@@ -1337,12 +1337,7 @@ impl PodState {
         role: KeyRole,
         key: MasterKey,
     ) -> Result<(), SimError> {
-        if slot.peer == slot.accel {
-            return Err(SimError::BadTransfer);
-        }
-        self.slot_mut(slot)?
-            .program(role, key)
-            .map_err(|reason| slot.key_error(reason))
+        self.program_slot(slot, |s| s.program(role, key))
     }
 
     /// [`Self::program_key`] with a key prepared (streams derived) outside the state lock.
@@ -1351,12 +1346,19 @@ impl PodState {
         slot: SlotRef,
         key: PreparedKey,
     ) -> Result<(), SimError> {
+        self.program_slot(slot, |s| s.program_prepared(key))
+    }
+
+    /// Runs `program` on `slot` (never a slot towards its own accelerator).
+    fn program_slot(
+        &mut self,
+        slot: SlotRef,
+        program: impl FnOnce(&mut KeySlot) -> Result<(), KeyError>,
+    ) -> Result<(), SimError> {
         if slot.peer == slot.accel {
             return Err(SimError::BadTransfer);
         }
-        self.slot_mut(slot)?
-            .program_prepared(key)
-            .map_err(|reason| slot.key_error(reason))
+        program(self.slot_mut(slot)?).map_err(|reason| slot.key_error(reason))
     }
 
     /// The peer's port on the same switch as `slot`'s port (the other end of the key pair).

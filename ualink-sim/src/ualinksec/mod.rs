@@ -213,11 +213,6 @@ impl PreparedKey {
         };
         Ok(Self { epoch, kind })
     }
-
-    /// The key's epoch.
-    pub fn epoch(&self) -> u32 {
-        self.epoch
-    }
 }
 
 #[derive(Debug)]
