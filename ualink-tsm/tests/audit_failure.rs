@@ -3,44 +3,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod full_disk;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use common::*;
-use ualink_attest::audit::{AuditLogWriter, AuditRecord, CheckpointSigner};
-use ualink_attest::UnixTime;
+use full_disk::FullDisk;
+use ualink_attest::audit::AuditLogWriter;
 use ualink_policy::PolicyBundle;
 use ualink_sim::SimPod;
-use ualink_tsm::audit::{AuditBackend, AuditLog};
+use ualink_tsm::audit::AuditLog;
 use ualink_tsm::store::MemoryStore;
 use ualink_tsm::{DeviceStatus, Tsm, TsmConfig, TsmError};
-
-/// A real log file whose disk "fills up" after `budget` appends: every later write fails
-/// with the error a full disk gives.
-struct FullDisk {
-    inner: AuditLogWriter,
-    budget: Arc<AtomicU64>,
-}
-
-impl AuditBackend for FullDisk {
-    fn append_durable(&mut self, r: &AuditRecord) -> ualink_attest::Result<u64> {
-        if self.budget.load(Ordering::SeqCst) == 0 {
-            return Err(ualink_attest::Error::Io {
-                op: "appending to the audit log",
-                detail: "No space left on device (os error 28)".into(),
-            });
-        }
-        self.budget.fetch_sub(1, Ordering::SeqCst);
-        self.inner.append_durable(r)
-    }
-    fn checkpoint(&mut self, s: &CheckpointSigner, t: UnixTime) -> ualink_attest::Result<Vec<u8>> {
-        self.inner.checkpoint(s, t)
-    }
-    fn size(&self) -> u64 {
-        AuditBackend::size(&self.inner)
-    }
-}
 
 #[test]
 fn a_log_that_cannot_be_written_refuses_decisions_and_changes_nothing() {

@@ -3,49 +3,22 @@
 //! tenant appraisal alike (no resource is released unlogged) — and status says so.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod full_disk;
 mod service_support;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use full_disk::FullDisk;
 use hyper::StatusCode;
 use serde_json::json;
 use service_support::*;
-use ualink_attest::audit::{AuditLogWriter, AuditRecord, CheckpointSigner};
-use ualink_attest::UnixTime;
+use ualink_attest::audit::AuditLogWriter;
 use ualink_guest_agent::evidence::sim::SimProvider;
-use ualink_policy::PolicyBundle;
-use ualink_sim::pod::{GenParams, PodSpec};
-use ualink_sim::SimPod;
-use ualink_tsm::audit::{AuditBackend, AuditLog};
+use ualink_tsm::audit::AuditLog;
 use ualink_tsm::service::{serve, ServiceConfig};
 use ualink_tsm::store::MemoryStore;
 use ualink_tsm::{Tsm, TsmConfig};
-
-/// A log whose disk fills up when `budget` reaches zero.
-struct FullDisk {
-    inner: AuditLogWriter,
-    budget: Arc<AtomicU64>,
-}
-
-impl AuditBackend for FullDisk {
-    fn append_durable(&mut self, r: &AuditRecord) -> ualink_attest::Result<u64> {
-        if self.budget.load(Ordering::SeqCst) == 0 {
-            return Err(ualink_attest::Error::Io {
-                op: "appending to the audit log",
-                detail: "No space left on device (os error 28)".into(),
-            });
-        }
-        self.budget.fetch_sub(1, Ordering::SeqCst);
-        self.inner.append_durable(r)
-    }
-    fn checkpoint(&mut self, s: &CheckpointSigner, t: UnixTime) -> ualink_attest::Result<Vec<u8>> {
-        self.inner.checkpoint(s, t)
-    }
-    fn size(&self) -> u64 {
-        AuditBackend::size(&self.inner)
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_audit_disk_refuses_every_decision_with_a_clear_error() {
@@ -56,18 +29,7 @@ async fn a_full_audit_disk_refuses_every_decision_with_a_clear_error() {
     let b2 = budget.clone();
     let st = state.clone();
     let t = tokio::task::spawn_blocking(move || {
-        let spec = PodSpec::generate(&GenParams {
-            accelerators: 4,
-            switches: 1,
-            memory_bytes: 1 << 20,
-            spare_ports: 1,
-        })
-        .unwrap();
-        let pod = SimPod::new(&spec).unwrap();
-        let bundle = PolicyBundle::defaults()
-            .unwrap()
-            .with_data(overlay(&pod, &spec))
-            .unwrap();
+        let (pod, bundle) = pod_and_policy();
         let path = st.join("audit.log");
         std::fs::create_dir_all(&st).unwrap();
         let mut t = Tsm::open_with_audit(

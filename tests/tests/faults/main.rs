@@ -6,12 +6,13 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+#[path = "../../../ualink-tsm/tests/full_disk/mod.rs"]
+mod full_disk;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ualink_attest::audit::{AuditLogWriter, AuditRecord, CheckpointSigner, DecisionKind};
-use ualink_attest::UnixTime;
+use ualink_attest::audit::{AuditLogWriter, DecisionKind};
 use ualink_kdrv::ids::{AttachmentId, OsInstanceId, TenantId};
 use ualink_kdrv::ops::FaultReport;
 use ualink_kdrv::{Errno, FileCtx};
@@ -19,12 +20,13 @@ use ualink_sim::{PortIndex, SimError, SimPod};
 use ualink_spdm::requester::driver::{attest, SpdmIo};
 use ualink_spdm::requester::{Requester, RequesterConfig};
 use ualink_spdm::transport::MessageKind;
-use ualink_tsm::audit::{AuditBackend, AuditLog};
+use ualink_tsm::audit::AuditLog;
 use ualink_tsm::mailbox::Mailbox;
 use ualink_tsm::store::MemoryStore;
 use ualink_tsm::{Tsm, TsmConfig, TsmError};
 
 use common::*;
+use full_disk::FullDisk;
 
 fn tsm_ctx() -> FileCtx {
     FileCtx::tsm(OsInstanceId(0))
@@ -265,31 +267,6 @@ fn port_migration_rekeys_both_ends_before_traffic() {
     assert_eq!(t.pod().local_read(id(2), 0x10, 8).unwrap(), b"new port");
     assert!(t.pod().read(id(3), id(1), BUF_ADDR, 4).is_err());
     assert_no_leaks(t.pod());
-}
-
-/// A real log file whose disk fills up once `budget` appends were made.
-struct FullDisk {
-    inner: AuditLogWriter,
-    budget: Arc<AtomicU64>,
-}
-
-impl AuditBackend for FullDisk {
-    fn append_durable(&mut self, r: &AuditRecord) -> ualink_attest::Result<u64> {
-        if self.budget.load(Ordering::SeqCst) == 0 {
-            return Err(ualink_attest::Error::Io {
-                op: "appending to the audit log",
-                detail: "No space left on device (os error 28)".into(),
-            });
-        }
-        self.budget.fetch_sub(1, Ordering::SeqCst);
-        self.inner.append_durable(r)
-    }
-    fn checkpoint(&mut self, s: &CheckpointSigner, t: UnixTime) -> ualink_attest::Result<Vec<u8>> {
-        self.inner.checkpoint(s, t)
-    }
-    fn size(&self) -> u64 {
-        AuditBackend::size(&self.inner)
-    }
 }
 
 /// The disk under the audit log fills up just before a share decision: the share is refused

@@ -49,8 +49,8 @@ pub fn overlay(pod: &SimPod, spec: &PodSpec) -> Value {
     v
 }
 
-/// A brought-up TSM over a 4-accelerator pod in `state`.
-pub fn tsm(state: &Path) -> Tsm {
+/// A 4-accelerator sim pod and the default policies with its [`overlay`].
+pub fn pod_and_policy() -> (SimPod, PolicyBundle) {
     let spec = PodSpec::generate(&GenParams {
         accelerators: 4,
         switches: 1,
@@ -63,6 +63,12 @@ pub fn tsm(state: &Path) -> Tsm {
         .unwrap()
         .with_data(overlay(&pod, &spec))
         .unwrap();
+    (pod, bundle)
+}
+
+/// A brought-up TSM over a 4-accelerator pod in `state`.
+pub fn tsm(state: &Path) -> Tsm {
+    let (pod, bundle) = pod_and_policy();
     let mut t = Tsm::open(TsmConfig::new(state, bundle), pod).unwrap();
     t.bring_up().unwrap();
     t
